@@ -1,0 +1,528 @@
+"""`Agent`: trains a compiled Keras model to play a `Game` by deep Q-learning."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from qlearning4k._learner import _make_learner
+from qlearning4k.games.game import Game
+from qlearning4k.history import History
+from qlearning4k.memory import ExperienceReplay, Memory, _check_batch_size
+from qlearning4k.render import save_gif
+
+_WIN_WINDOW = 100  # games in the win rate that progress and logs show
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_positive_int(name: str, value) -> int:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int. Received: {name}={value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive. Received: {name}={value}")
+    return int(value)
+
+
+def _check_unit(name: str, value) -> float:
+    """Checks a number in [0, 1]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number in [0, 1]. Received: {name}={value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]. Received: {name}={value}")
+    return float(value)
+
+
+def _check_epsilon(epsilon) -> tuple[float, float]:
+    """Returns `(start, end)` of the exploration schedule."""
+    if isinstance(epsilon, (list, tuple, np.ndarray)):
+        if len(epsilon) != 2:
+            raise ValueError(
+                "epsilon must be a number or a pair [start, end]. "
+                f"Received: epsilon={epsilon!r} (of length {len(epsilon)})"
+            )
+        return _check_unit("epsilon[0]", epsilon[0]), _check_unit("epsilon[1]", epsilon[1])
+    value = _check_unit("epsilon", epsilon)
+    return value, value
+
+
+def _check_score(game: Game, score) -> float:
+    if isinstance(score, (bool, np.bool_)) or not isinstance(score, (numbers.Real, np.number)):
+        raise TypeError(
+            f"{type(game).__name__}.get_score() must return a finite number. "
+            f"Received: {score!r} (of type {type(score).__name__})"
+        )
+    value = float(score)
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{type(game).__name__}.get_score() must return a finite number. Received: {score!r}"
+        )
+    return value
+
+
+def _model_signature(model) -> tuple[tuple, int]:
+    """Checks `model` and returns `(input_shape, nb_actions)`."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Agent expects a keras.Model. Received: {model!r} (of type {type(model).__name__})"
+        )
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError(
+            "Agent expects a compiled model: call model.compile(optimizer, loss) first. "
+            f"Received: an uncompiled model {model.name!r}"
+        )
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except AttributeError:
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise ValueError(
+            "Agent expects a model with a known input, built from keras.Input (a Sequential "
+            f"starting with keras.Input, or a functional model). Received: {model.name!r}"
+        )
+    if len(inputs) != 1:
+        raise ValueError(f"Agent expects a model with one input. Received: {len(inputs)} inputs")
+    if len(outputs) != 1 or len(outputs[0].shape) != 2 or outputs[0].shape[-1] is None:
+        shapes = [tuple(o.shape) for o in outputs]
+        raise ValueError(
+            "Agent expects a model with one output of shape (batch, nb_actions). "
+            f"Received: output shapes {shapes}"
+        )
+    input_shape = tuple(inputs[0].shape[1:])
+    if len(input_shape) < 2 or None in input_shape:
+        raise ValueError(
+            "Agent expects a model input of shape (batch, nb_frames) + frame_shape, fully "
+            f"known. Received: input shape {tuple(inputs[0].shape)}"
+        )
+    return input_shape, int(outputs[0].shape[-1])
+
+
+class Agent:
+    """Trains a compiled Keras model to play a `Game` by deep Q-learning.
+
+    The model maps a stack of the last `nb_frames` frames of a game to one
+    Q-value per action: input `(batch, nb_frames) + frame_shape`, output
+    `(batch, nb_actions)`. The agent plays the game, remembers transitions in
+    a replay `Memory`, and after each step fits the model towards
+    `r + gamma * max Q(s')` on a batch sampled from memory, all in one
+    compiled call of the Keras backend in use.
+
+    Args:
+        model: A compiled `keras.Model` with one input and one output, as
+            above. Its compiled loss and optimizer are used as they are.
+        memory: A `Memory`, or `None` for `ExperienceReplay(memory_size)`.
+            Defaults to `None`.
+        memory_size: Size of the default memory; `-1` for no limit. Ignored
+            when `memory` is given. Defaults to 1000.
+        nb_frames: Number of stacked frames, or `None` to read it from the
+            model's input shape. Defaults to `None`.
+        seed: Seed of the agent's random generator (exploration, and the
+            default memory's sampling). Defaults to `None`.
+
+    Raises:
+        TypeError: If `model` is not a Keras model or `memory` not a `Memory`.
+        ValueError: If the model is not compiled, has several inputs or
+            outputs, shapes that do not fit, or `nb_frames` disagrees with it.
+
+    Example:
+
+    ```python
+    model = keras.Sequential([
+        keras.Input((1, 10, 10)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(100, activation="relu"),
+        keras.layers.Dense(3),
+    ])
+    model.compile(keras.optimizers.SGD(learning_rate=0.2), "mse")
+    agent = Agent(model, seed=0)
+    agent.train(Catch(seed=0), nb_epoch=300)
+    agent.play(Catch(seed=1), visualize=False)
+    ```
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        memory: Memory | None = None,
+        memory_size: int = 1000,
+        nb_frames: int | None = None,
+        seed: int | None = None,
+    ):
+        input_shape, self.nb_actions = _model_signature(model)
+        if nb_frames is not None:
+            nb_frames = _check_positive_int("nb_frames", nb_frames)
+            if nb_frames != input_shape[0]:
+                raise ValueError(
+                    "nb_frames must match the model's input (batch, nb_frames) + frame_shape. "
+                    f"Received: nb_frames={nb_frames} (model input has {input_shape[0]})"
+                )
+        self.model = model
+        self.nb_frames = input_shape[0]
+        self.frame_shape = input_shape[1:]
+        agent_seed, memory_seed = np.random.SeedSequence(seed).spawn(2)
+        self.rng = np.random.default_rng(agent_seed)
+        if memory is None:
+            memory = ExperienceReplay(memory_size, seed=memory_seed)
+        elif not isinstance(memory, Memory):
+            raise TypeError(
+                "memory must be a qlearning4k Memory or None. "
+                f"Received: {memory!r} (of type {type(memory).__name__})"
+            )
+        self.memory = memory
+        self._learners = {}
+
+    # -- memory -------------------------------------------------------------
+
+    @property
+    def memory_size(self) -> int:
+        """Size of the replay memory, `-1` for no limit (settable)."""
+        return self.memory.memory_size
+
+    @memory_size.setter
+    def memory_size(self, value: int) -> None:
+        self.memory.memory_size = value
+
+    def reset_memory(self) -> None:
+        """Forgets every transition in the replay memory."""
+        self.memory.reset_memory()
+
+    # -- helpers ------------------------------------------------------------
+
+    def _learner(self, gamma: float):
+        if gamma not in self._learners:
+            self._learners[gamma] = _make_learner(self.model, gamma)
+        return self._learners[gamma]
+
+    def _check_game(self, game) -> None:
+        if not isinstance(game, Game):
+            raise TypeError(
+                f"Expected a qlearning4k Game. Received: {game!r} (of type {type(game).__name__})"
+            )
+        if game.nb_actions != self.nb_actions:
+            raise ValueError(
+                f"The model has {self.nb_actions} outputs but {type(game).__name__} has "
+                f"nb_actions={game.nb_actions}. Received: game {game.name!r}"
+            )
+        game.reset()
+        self._check_frame(game, game.get_frame())
+
+    def _check_frame(self, game, frame) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.shape != self.frame_shape:
+            raise ValueError(
+                f"The model takes frames of shape {self.frame_shape} (its input is "
+                f"(batch, {self.nb_frames}) + {self.frame_shape}), but "
+                f"{type(game).__name__}.get_frame() returned shape {frame.shape}."
+            )
+        return frame
+
+    def _first_state(self, game) -> np.ndarray:
+        """`(1, nb_frames) + frame_shape`: the first frame, repeated."""
+        frame = self._check_frame(game, game.get_frame())
+        return np.repeat(frame[None, None], self.nb_frames, axis=1)
+
+    def _next_state(self, game, state) -> np.ndarray:
+        frame = self._check_frame(game, game.get_frame())
+        next_state = np.empty_like(state, dtype=np.result_type(state, frame))
+        next_state[0, :-1] = state[0, 1:]
+        next_state[0, -1] = frame
+        return next_state
+
+    def _choose(self, game, q, explore: bool) -> int:
+        """An action among the game's possible ones: random, or greedy on `q`."""
+        possible = game.get_possible_actions()
+        if len(possible) == 0:
+            raise ValueError(f"{type(game).__name__}.get_possible_actions() returned no action.")
+        if explore:
+            return int(possible[self.rng.integers(len(possible))])
+        if len(possible) == self.nb_actions:
+            return int(np.argmax(q[0]))
+        possible = np.asarray(possible)
+        return int(possible[np.argmax(q[0][possible])])
+
+    # -- training -----------------------------------------------------------
+
+    def train(
+        self,
+        game: Game,
+        nb_epoch: int = 1000,
+        batch_size: int = 50,
+        gamma: float = 0.9,
+        epsilon: float | Sequence[float] = (1.0, 0.1),
+        epsilon_rate: float = 0.5,
+        reset_memory: bool = False,
+        observe: int = 0,
+        checkpoint: int | None = None,
+        checkpoint_path: str = "qlearning4k.weights.h5",
+        verbose: int = 1,
+        callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    ) -> History:
+        """Trains the model on `nb_epoch` games.
+
+        Each step: choose an action (random with probability epsilon, else
+        greedy), play it, remember the transition, then fit the model on a
+        batch sampled from memory. An epoch is one game, from `reset()` to
+        `is_over()`.
+
+        Args:
+            game: The `Game` to learn.
+            nb_epoch: Number of games. Defaults to 1000.
+            batch_size: Transitions per gradient step. Defaults to 50.
+            gamma: Discount factor of future rewards, in [0, 1].
+                Defaults to 0.9.
+            epsilon: Exploration probability in [0, 1]: a number, or a pair
+                `(start, end)` that goes linearly from start to end over the
+                first `epsilon_rate` fraction of the epochs after `observe`.
+                Defaults to `(1.0, 0.1)`.
+            epsilon_rate: Fraction of the epochs over which epsilon decays,
+                in [0, 1]. Defaults to 0.5.
+            reset_memory: Forget the memory at the start of every epoch.
+                Defaults to `False`.
+            observe: Number of first epochs that act randomly and do not
+                learn (they fill the memory). Defaults to 0.
+            checkpoint: Save the model's weights every `checkpoint` epochs
+                and at the end, or `None` for never. Defaults to `None`.
+            checkpoint_path: Weights file for `checkpoint`; must end in
+                `.weights.h5`. Written atomically. Defaults to
+                `"qlearning4k.weights.h5"`.
+            verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
+                Defaults to 1.
+            callbacks: `keras.callbacks.Callback` instances, driven with
+                epoch logs `loss`, `epsilon`, `win`, `win_rate`, `score`,
+                `steps`. Defaults to `None`.
+
+        Returns:
+            A `History` with one entry per epoch.
+
+        Raises:
+            TypeError, ValueError: If an argument or the game does not fit,
+                before any training step.
+        """
+        nb_epoch = _check_positive_int("nb_epoch", nb_epoch)
+        batch_size = _check_batch_size(batch_size)
+        gamma = _check_unit("gamma", gamma)
+        eps_start, eps_end = _check_epsilon(epsilon)
+        epsilon_rate = _check_unit("epsilon_rate", epsilon_rate)
+        if not _is_int(observe) or observe < 0:
+            raise ValueError(f"observe must be an int >= 0. Received: observe={observe!r}")
+        if checkpoint is not None:
+            checkpoint = _check_positive_int("checkpoint", checkpoint)
+            if not str(checkpoint_path).endswith(".weights.h5"):
+                raise ValueError(
+                    "checkpoint_path must end in .weights.h5. "
+                    f"Received: checkpoint_path={checkpoint_path!r}"
+                )
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
+        callbacks = list(callbacks or [])
+        for callback in callbacks:
+            if not isinstance(callback, keras.callbacks.Callback):
+                raise TypeError(
+                    "callbacks must be keras.callbacks.Callback instances. "
+                    f"Received: {callback!r} (of type {type(callback).__name__})"
+                )
+        self._check_game(game)
+
+        decay_epochs = nb_epoch * epsilon_rate
+        fast = type(self.memory).sample is not Memory.sample
+        learner = self._learner(gamma)
+        history = History()
+        callback_list = keras.callbacks.CallbackList(
+            callbacks + [history], model=self.model, epochs=nb_epoch, verbose=0
+        )
+        sync_callbacks = bool(callbacks) and keras.backend.backend() == "jax"
+        progbar = keras.utils.Progbar(nb_epoch, unit_name="game") if verbose == 1 else None
+        floats = np.empty((batch_size, 4), dtype=np.float32)  # action, reward, over, weight
+        floats[:, 3] = 1.0
+        wins = np.zeros(_WIN_WINDOW)
+        self.model.stop_training = False
+        start = time.perf_counter()
+        total_steps = 0
+
+        if fast:
+            learner.begin()
+        callback_list.on_train_begin()
+        try:
+            state = self._first_state(game)
+            q = None
+            for epoch in range(nb_epoch):
+                callback_list.on_epoch_begin(epoch)
+                learning = epoch >= observe
+                if learning and decay_epochs > 0:
+                    progress = min(1.0, (epoch - observe) / decay_epochs)
+                    eps = eps_start + (eps_end - eps_start) * progress
+                else:
+                    eps = eps_end if learning else 1.0
+                if reset_memory:
+                    self.memory.reset_memory()
+                loss_sum, nb_updates, score, steps = 0.0, 0, 0.0, 0
+                over = False
+                while not over:
+                    explore = not learning or self.rng.random() < eps
+                    if not explore and q is None:
+                        q = learner.q_values(state)
+                    action = self._choose(game, q, explore)
+                    game.play(action)
+                    reward = _check_score(game, game.get_score())
+                    over = bool(game.is_over())
+                    next_state = self._next_state(game, state)
+                    self.memory.remember(state, action, reward, next_state, over)
+                    score += reward
+                    steps += 1
+                    if over:
+                        won = bool(game.is_won())
+                        if epoch + 1 < nb_epoch:
+                            # The next game starts now, so that this step's
+                            # call also gives the Q-values of its first state.
+                            game.reset()
+                            next_state = self._first_state(game)
+                    q = None
+                    if learning:
+                        if fast:
+                            batch = self.memory.sample(batch_size)
+                            floats[:, 0] = batch.actions
+                            floats[:, 1] = batch.rewards
+                            floats[:, 2] = batch.game_over
+                            frames = np.concatenate([batch.states, batch.next_states, next_state])
+                            loss, q = learner.step(frames, floats)
+                        else:
+                            inputs, targets = self.memory.get_batch(self.model, batch_size, gamma)
+                            loss = self.model.train_on_batch(inputs, targets)
+                        loss_sum += float(loss)
+                        nb_updates += 1
+                    state = next_state
+                total_steps += steps
+                wins[epoch % _WIN_WINDOW] = won
+                logs = {
+                    "loss": loss_sum / nb_updates if nb_updates else float("nan"),
+                    "epsilon": eps,
+                    "win": float(won),
+                    "win_rate": float(wins.sum() / min(epoch + 1, _WIN_WINDOW)),
+                    "score": score,
+                    "steps": steps,
+                    "time": time.perf_counter() - start,
+                }
+                if checkpoint and ((epoch + 1) % checkpoint == 0 or epoch + 1 == nb_epoch):
+                    if fast:
+                        learner.end()
+                        learner.begin()
+                    self._save_weights_atomic(checkpoint_path)
+                if sync_callbacks and fast:
+                    learner.end()
+                callback_list.on_epoch_end(epoch, logs)
+                if sync_callbacks and fast:
+                    learner.begin()
+                self._report(verbose, progbar, epoch, nb_epoch, logs, total_steps)
+                if self.model.stop_training:
+                    break
+        finally:
+            if fast:
+                learner.end()
+        callback_list.on_train_end()
+        if progbar is not None and self.model.stop_training:
+            sys.stdout.write("\n")
+        return history
+
+    def _report(self, verbose, progbar, epoch, nb_epoch, logs, total_steps) -> None:
+        if verbose == 1:
+            speed = total_steps / max(logs["time"], 1e-9)
+            progbar.update(
+                epoch + 1,
+                values=[
+                    ("loss", logs["loss"]),
+                    ("epsilon", logs["epsilon"]),
+                    ("win_rate", logs["win_rate"]),
+                    ("steps/s", speed),
+                ],
+                finalize=epoch + 1 == nb_epoch,
+            )
+        elif verbose == 2:
+            width = len(str(nb_epoch))
+            wins = round(logs["win_rate"] * min(epoch + 1, _WIN_WINDOW))
+            print(
+                f"Epoch {epoch + 1:0{max(3, width)}d}/{nb_epoch:0{max(3, width)}d} | "
+                f"Loss {logs['loss']:.4f} | Epsilon {logs['epsilon']:.2f} | "
+                f"Win count {wins} (last {min(epoch + 1, _WIN_WINDOW)})"
+            )
+
+    def _save_weights_atomic(self, path: str) -> None:
+        """Writes the weights to a temporary file, then renames it."""
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        temporary = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+        self.model.save_weights(temporary)
+        os.replace(temporary, path)
+
+    # -- playing ------------------------------------------------------------
+
+    def play(
+        self,
+        game: Game,
+        nb_epoch: int = 10,
+        epsilon: float = 0.0,
+        visualize: bool = True,
+        path: str | None = None,
+        fps: float = 10,
+        verbose: int = 1,
+    ) -> float:
+        """Plays `nb_epoch` games greedily and returns the win rate.
+
+        Actions are the possible action (`game.get_possible_actions()`) of
+        highest Q-value, or a random possible action with probability
+        `epsilon`.
+
+        Args:
+            game: The `Game` to play.
+            nb_epoch: Number of games. Defaults to 10.
+            epsilon: Probability of a random action, in [0, 1]. Defaults to 0.
+            visualize: Save the games played as one animated GIF (from
+                `game.draw()`). Defaults to `True`.
+            path: The GIF file, or `None` for `"<game name>.gif"` in the
+                current folder. Defaults to `None`.
+            fps: Pictures per second of the GIF. Defaults to 10.
+            verbose: 0 silent, 1 prints the win rate. Defaults to 1.
+
+        Returns:
+            The fraction of games won, in [0, 1].
+
+        Raises:
+            TypeError, ValueError: If an argument or the game does not fit.
+        """
+        nb_epoch = _check_positive_int("nb_epoch", nb_epoch)
+        eps, _ = _check_epsilon(epsilon)
+        if verbose not in (0, 1):
+            raise ValueError(f"verbose must be 0 or 1. Received: verbose={verbose!r}")
+        self._check_game(game)
+        learner = self._learner(0.0)
+        pictures = []
+        wins = 0
+        for _ in range(nb_epoch):
+            game.reset()
+            state = self._first_state(game)
+            if visualize:
+                pictures.append(game.draw())
+            while not game.is_over():
+                explore = eps > 0 and self.rng.random() < eps
+                q = None if explore else learner.q_values(state)
+                game.play(self._choose(game, q, explore))
+                _check_score(game, game.get_score())
+                state = self._next_state(game, state)
+                if visualize:
+                    pictures.append(game.draw())
+            wins += bool(game.is_won())
+        win_rate = wins / nb_epoch
+        if visualize:
+            path = path if path is not None else f"{game.name.lower()}.gif"
+            save_gif(pictures, path, fps=fps)
+        if verbose:
+            print(f"Win rate: {win_rate:.2%} ({wins}/{nb_epoch} games)")
+        return win_rate

@@ -1,0 +1,189 @@
+"""The `Game` contract that every qlearning4k game follows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Grey levels used by the default `draw()`: frame values are scaled to 0..255.
+_DEFAULT_BACKGROUND = np.array([20, 20, 30], dtype=np.uint8)
+
+
+class Game:
+    """Base class of the games an `Agent` learns to play.
+
+    A game is a small, self-contained simulation that the agent drives one
+    action at a time. One *epoch* of training is one game, from `reset()` to
+    `is_over()`.
+
+    ALL subclasses must implement:
+
+    - `nb_actions` (property): the number of discrete actions; actions are
+      the integers `0 .. nb_actions - 1`.
+    - `reset()`: start a new game.
+    - `play(action)`: apply one action and advance the game by one step.
+    - `get_state()`: the current observation as a NumPy array of a fixed
+      shape and dtype.
+    - `get_score()`: the reward earned by the last `play()`, a finite number.
+    - `is_over()`: whether the game has ended.
+    - `is_won()`: whether the game ended in a win (used for win rates).
+
+    SOME subclasses may override:
+
+    - `name` (property): a short name, used for file names. Defaults to the
+      class name.
+    - `get_frame()`: what the model sees of one step. Defaults to
+      `get_state()`. The agent stacks the last `nb_frames` frames as the
+      model input, so a model for this game takes inputs of shape
+      `(batch, nb_frames) + get_frame().shape`.
+    - `draw()`: an RGB picture of the game for animations, a `uint8` array of
+      shape `(height, width, 3)`. Defaults to a grey-level picture of
+      `get_frame()`.
+    - `get_possible_actions()`: the actions allowed now. Defaults to all of
+      `range(nb_actions)`.
+
+    Games that use randomness take a `seed` and draw from their own
+    generator (`self.rng`), never from the global `np.random` state, so that
+    the same seed always plays the same games.
+
+    Args:
+        seed: Seed of the game's own random generator, or `None` for a fresh,
+            unpredictable one. Defaults to `None`.
+
+    Example:
+
+    ```python
+    class Coin(Game):
+        '''Guess heads (0) or tails (1); one guess per game.'''
+
+        nb_actions = 2
+
+        def reset(self):
+            self.coin = int(self.rng.integers(2))
+            self.guess = None
+
+        def play(self, action):
+            self.guess = action
+
+        def get_state(self):
+            return np.zeros((1,), dtype=np.float32)
+
+        def get_score(self):
+            return 0.0 if self.guess is None else float(self.is_won()) * 2 - 1
+
+        def is_over(self):
+            return self.guess is not None
+
+        def is_won(self):
+            return self.guess == self.coin
+    ```
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def name(self) -> str:
+        """A short name of the game, used for file names."""
+        return type(self).__name__
+
+    @property
+    def nb_actions(self) -> int:
+        """The number of discrete actions, `0 .. nb_actions - 1`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define `nb_actions`, the number of "
+            "discrete actions (a property or a class attribute holding an int)."
+        )
+
+    def reset(self) -> None:
+        """Starts a new game."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `reset()`, which starts a new game."
+        )
+
+    def play(self, action: int) -> None:
+        """Applies `action` and advances the game by one step.
+
+        Args:
+            action: An integer in `range(nb_actions)`.
+
+        Raises:
+            ValueError: If `action` is not a valid action (built-in games).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `play(action)`, which "
+            "applies one action and advances the game by one step."
+        )
+
+    def get_state(self) -> np.ndarray:
+        """Returns the current observation as an array of fixed shape."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `get_state()`, which "
+            "returns the current observation as a NumPy array."
+        )
+
+    def get_score(self) -> float:
+        """Returns the reward earned by the last `play()`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `get_score()`, which "
+            "returns the reward of the last step as a finite number."
+        )
+
+    def is_over(self) -> bool:
+        """Returns whether the game has ended."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `is_over()`, which "
+            "returns whether the game has ended."
+        )
+
+    def is_won(self) -> bool:
+        """Returns whether the game ended in a win."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `is_won()`, which "
+            "returns whether the game ended in a win."
+        )
+
+    def get_frame(self) -> np.ndarray:
+        """Returns what the model sees of the current step.
+
+        Returns:
+            `get_state()` unless a subclass overrides it.
+        """
+        return self.get_state()
+
+    def draw(self) -> np.ndarray:
+        """Returns an RGB picture of the game.
+
+        Returns:
+            A `uint8` array of shape `(height, width, 3)`. The default draws
+            `get_frame()` (squeezed to 2-D) in grey levels, its largest value
+            white.
+        """
+        frame = np.asarray(self.get_frame(), dtype=np.float32)
+        frame = frame.reshape(frame.shape[:2] if frame.ndim > 1 else (1, -1))
+        top = float(frame.max()) if frame.size else 0.0
+        grey = frame / top if top > 0 else frame
+        rgb = _DEFAULT_BACKGROUND + (255 - _DEFAULT_BACKGROUND) * grey[..., None]
+        return rgb.astype(np.uint8)
+
+    def get_possible_actions(self) -> list[int]:
+        """Returns the actions allowed in the current state.
+
+        Returns:
+            A list of integers in `range(nb_actions)`; all of them unless a
+            subclass restricts it.
+        """
+        return list(range(self.nb_actions))
+
+    def _check_action(self, action) -> int:
+        """Validates `action` for `play()` and returns it as an int."""
+        if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+            raise TypeError(
+                f"{self.name}.play() expects an integer action. "
+                f"Received: action={action!r} (of type {type(action).__name__})"
+            )
+        if not 0 <= action < self.nb_actions:
+            raise ValueError(
+                f"{self.name}.play() expects an action in "
+                f"range({self.nb_actions}). Received: action={action}"
+            )
+        return int(action)

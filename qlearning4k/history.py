@@ -1,0 +1,72 @@
+"""`History`: what happened in each epoch of `Agent.train()`."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+class History(keras.callbacks.History):
+    """Per-epoch record of a training run, returned by `Agent.train()`.
+
+    A `keras.callbacks.History`, so it works wherever Keras expects one:
+    `history.history` maps each log name to one value per epoch (game),
+    `history.epoch` lists the epoch numbers.
+
+    Logged per epoch: `loss` (mean loss of the epoch's gradient steps, NaN
+    when it had none), `epsilon`, `win` (1.0 or 0.0), `win_rate` (over the
+    last 100 games), `score` (sum of the game's rewards), `steps` (game
+    steps) and `time` (seconds since training began).
+
+    Example:
+
+    ```python
+    history = agent.train(game, nb_epoch=100, verbose=0)
+    print(history.history["win_rate"][-1])
+    history.plot("training.png")
+    ```
+    """
+
+    def plot(self, path: str | None = None, window: int = 100):
+        """Draws the win rate (moving average) and the loss per epoch.
+
+        Works without a display (the figure is not shown, only returned).
+
+        Args:
+            path: Where to save the figure as PNG, or `None` not to save it.
+                Defaults to `None`.
+            window: Number of games of the win-rate moving average.
+                Defaults to 100.
+
+        Returns:
+            The `matplotlib.figure.Figure`.
+
+        Raises:
+            ValueError: If nothing was recorded or `window` is not positive.
+        """
+        from matplotlib.figure import Figure
+
+        if not self.epoch:
+            raise ValueError("History.plot() needs at least one recorded epoch. Received: 0")
+        if window < 1:
+            raise ValueError(f"window must be positive. Received: window={window}")
+        wins = np.asarray(self.history["win"], dtype=float)
+        cumulative = np.concatenate([[0.0], np.cumsum(wins)])
+        ends = np.arange(1, len(wins) + 1)
+        starts = np.maximum(0, ends - window)
+        win_rate = (cumulative[ends] - cumulative[starts]) / (ends - starts)
+        epochs = np.asarray(self.epoch) + 1
+
+        figure = Figure(figsize=(8, 4.5), layout="constrained")
+        top, bottom = figure.subplots(2, 1, sharex=True)
+        top.plot(epochs, win_rate, color="tab:green")
+        top.set_ylabel(f"win rate ({window} games)")
+        top.set_ylim(-0.02, 1.02)
+        top.grid(alpha=0.3)
+        bottom.plot(epochs, self.history["loss"], color="tab:blue", linewidth=0.8)
+        bottom.set_ylabel("loss")
+        bottom.set_xlabel("epoch (game)")
+        bottom.grid(alpha=0.3)
+        if path is not None:
+            figure.savefig(path, dpi=100)
+        return figure

@@ -1,0 +1,40 @@
+"""Installs qlearning4k: `pip install .`, or `pip install -e ".[test]"` to develop."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+version = re.search(
+    r'^__version__ = "([^"]+)"', (here / "qlearning4k" / "__init__.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="qlearning4k",
+    version=version,
+    description="Q-learning for Keras: train any compiled Keras model to play a game.",
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["qlearning4k", "qlearning4k.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "keras>=3.15",
+        "tensorflow-cpu>=2.21",
+        "numpy>=1.26",
+        "matplotlib>=3.8",
+        "pillow>=10",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.6"],
+        # The other Keras backends. torch is pinned to the CPU build.
+        "jax": ["jax>=0.10"],
+        "torch": ["torch==2.13.0"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,24 @@
+"""Each example script runs end to end at its smoke budget."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_smoke_run(script, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "Win rate" in result.stdout
+    assert list(tmp_path.glob("*.gif")), os.listdir(tmp_path)

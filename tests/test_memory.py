@@ -1,0 +1,205 @@
+"""ExperienceReplay: ring buffer, frame sharing, sampling and vectorized targets."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import make_model
+
+from qlearning4k import Batch, ExperienceReplay, Memory
+
+
+def _episode(nb_frames, length, frame_shape=(3, 4), start=0, dtype=np.uint8):
+    """States of one stacked-frame episode: the first frame repeated, then shifted."""
+    frames = [np.full(frame_shape, start + i, dtype=dtype) for i in range(length + 1)]
+    stack = [frames[0]] * nb_frames
+    states = []
+    for frame in frames[1:]:
+        next_stack = stack[1:] + [frame]
+        states.append((np.stack(stack)[None], np.stack(next_stack)[None]))
+        stack = next_stack
+    return states
+
+
+def _all_transitions(memory):
+    """Every stored transition, oldest first, through sample()'s reconstruction."""
+    order = memory._chronological()
+    states = memory._states[order]
+    nexts = np.concatenate([states[:, 1:], memory._next_frames[order][:, None]], axis=1)
+    if memory._next_full is not None:
+        whole = memory._is_full[order]
+        nexts[whole] = memory._next_full[order][whole]
+    return states, memory._actions[order], memory._rewards[order], nexts
+
+
+def test_ring_buffer_overwrites_the_oldest():
+    memory = ExperienceReplay(memory_size=3, seed=0)
+    for i, (s, s2) in enumerate(_episode(2, 5)):
+        memory.remember(s, i % 3, float(i), s2, i == 4)
+    assert len(memory) == 3 and memory.capacity == 3
+    states, actions, rewards, _ = _all_transitions(memory)
+    assert rewards.tolist() == [2.0, 3.0, 4.0]
+    assert actions.tolist() == [2, 0, 1]
+    assert states[0, -1, 0, 0] == 2
+
+
+def test_unbounded_memory_grows_and_keeps_everything():
+    memory = ExperienceReplay(memory_size=-1, seed=0)
+    total = 0
+    for episode in range(300):
+        for s, s2 in _episode(1, 9, start=episode % 100):
+            memory.remember(s, 1, float(total), s2, False)
+            total += 1
+    assert len(memory) == total == 2700
+    assert memory.capacity >= total
+    assert _all_transitions(memory)[2].tolist() == list(map(float, range(total)))
+
+
+def test_batched_remember_equals_one_by_one():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, (7, 2, 3, 3)).astype(np.uint8)
+    s2 = np.concatenate([s[:, 1:], rng.integers(0, 5, (7, 1, 3, 3)).astype(np.uint8)], axis=1)
+    s2[3] = 9  # one s_prime that is not s shifted
+    a, r, over = rng.integers(0, 4, 7), rng.normal(size=7), rng.random(7) < 0.3
+    one, many = ExperienceReplay(5, seed=0), ExperienceReplay(5, seed=0)
+    for i in range(7):
+        one.remember(s[i : i + 1], a[i], r[i], s2[i : i + 1], over[i])
+    many.remember(s, a, r, s2, over)
+    for x, y in zip(_all_transitions(one), _all_transitions(many), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("nb_frames", [1, 2, 4])
+def test_stacked_states_come_back_exactly(nb_frames):
+    memory = ExperienceReplay(memory_size=-1, seed=0)
+    expected = []
+    for episode in range(4):
+        for s, s2 in _episode(nb_frames, 6, start=10 * episode):
+            memory.remember(s, 0, 0.0, s2, False)
+            expected.append((s[0], s2[0]))
+    # A user's own s_prime that does not continue s is kept whole.
+    odd = np.full((1, nb_frames, 3, 4), 200, dtype=np.uint8)
+    memory.remember(odd - 1, 0, 0.0, odd, True)
+    expected.append((odd[0] - 1, odd[0]))
+    states, _, _, nexts = _all_transitions(memory)
+    np.testing.assert_array_equal(states, np.stack([e[0] for e in expected]))
+    np.testing.assert_array_equal(nexts, np.stack([e[1] for e in expected]))
+    if nb_frames > 1:
+        assert memory._next_full is not None and memory._is_full.sum() == 1
+
+
+def test_sample_is_seeded_and_uniform_over_stored():
+    def draw(seed):
+        memory = ExperienceReplay(50, seed=seed)
+        for i, (s, s2) in enumerate(_episode(1, 40)):
+            memory.remember(s, 0, float(i), s2, False)
+        return memory.sample(4000)
+
+    batch = draw(1)
+    assert isinstance(batch, Batch)
+    np.testing.assert_array_equal(batch.rewards, draw(1).rewards)
+    counts = np.bincount(batch.rewards.astype(int), minlength=40)
+    assert counts.min() > 50 and counts.max() < 160
+    assert batch.states.dtype == np.uint8 and batch.states.shape == (4000, 1, 3, 4)
+    np.testing.assert_array_equal(batch.next_states[:, 0, 0, 0], batch.states[:, 0, 0, 0] + 1)
+
+
+def test_snake_transition_fits_in_800_bytes():
+    memory = ExperienceReplay(memory_size=1000, seed=0)
+    for s, s2 in _episode(4, 3, frame_shape=(10, 10)):
+        memory.remember(s, 4, 1.0, s2, False)
+    per_transition = memory.nbytes / memory.capacity
+    assert per_transition <= 800
+    assert per_transition < 6400 / 8
+
+
+def test_memory_size_setter_keeps_the_newest_and_reset_frees():
+    memory = ExperienceReplay(10, seed=0)
+    for i, (s, s2) in enumerate(_episode(1, 8)):
+        memory.remember(s, 0, float(i), s2, False)
+    memory.memory_size = 4
+    assert len(memory) == 4 and _all_transitions(memory)[2].tolist() == [4.0, 5.0, 6.0, 7.0]
+    memory.memory_size = -1
+    s, s2 = _episode(1, 1, start=50)[0]
+    memory.remember(s, 0, 9.0, s2, True)
+    assert len(memory) == 5
+    memory.reset_memory()
+    assert len(memory) == 0 and memory.nbytes == 0
+    s = np.zeros((1, 2, 5), dtype=np.float32)  # another shape after a reset is fine
+    memory.remember(s, 0, 0.0, s, True)
+    assert len(memory) == 1
+
+
+def _reference_targets(model, batch, gamma):
+    """Slow per-sample Q-targets, written the plain way."""
+    targets = []
+    for s, a, r, s2, over in zip(*batch, strict=True):
+        q = keras.ops.convert_to_numpy(model(s[None].astype("float32")))[0]
+        q_next = keras.ops.convert_to_numpy(model(s2[None].astype("float32")))[0]
+        q[a] = r if over else r + gamma * q_next.max()
+        targets.append(q)
+    return np.stack(targets)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.9, 1.0])
+def test_get_batch_targets_match_a_per_sample_reference(gamma):
+    model = make_model(nb_frames=2, frame_shape=(3, 4), nb_actions=4)
+    memory = ExperienceReplay(100, seed=3)
+    rng = np.random.default_rng(0)
+    for start in range(0, 60, 6):
+        for s, s2 in _episode(2, 6, start=start):
+            memory.remember(s, rng.integers(4), rng.normal(), s2, rng.random() < 0.3)
+    inputs, targets = memory.get_batch(model, batch_size=16, gamma=gamma)
+    memory.rng = np.random.default_rng(3)  # the same draw again
+    batch = memory.sample(16)
+    assert inputs.dtype == np.float32 and inputs.shape == (16, 2, 3, 4)
+    np.testing.assert_array_equal(inputs, batch.states.astype(np.float32))
+    np.testing.assert_allclose(targets, _reference_targets(model, batch, gamma), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: ExperienceReplay(0), ValueError, "memory_size"),
+        (lambda: ExperienceReplay(-2), ValueError, "memory_size"),
+        (lambda: ExperienceReplay(1.5), TypeError, "memory_size"),
+        (lambda: ExperienceReplay().sample(4), ValueError, "empty"),
+        (lambda: _filled().sample(0), ValueError, "batch_size"),
+        (
+            lambda: _filled().remember(np.zeros((1, 1, 2, 2)), 0, 0.0, np.zeros((1, 1, 2, 2)), 0),
+            ValueError,
+            "shape",
+        ),
+        (
+            lambda: _filled().remember(
+                np.zeros((1, 1, 3, 4)), 0, np.nan, np.zeros((1, 1, 3, 4)), 0
+            ),
+            ValueError,
+            "finite",
+        ),
+        (
+            lambda: _filled().remember(np.zeros((1, 3, 4)), 0, 0.0, np.zeros((1, 2, 4)), 0),
+            ValueError,
+            "shape",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def _filled():
+    memory = ExperienceReplay(10, seed=0)
+    s, s2 = _episode(1, 1)[0]
+    memory.remember(s, 0, 0.0, s2, False)
+    return memory
+
+
+def test_memory_contract_says_what_to_implement():
+    class Empty(Memory):
+        pass
+
+    with pytest.raises(NotImplementedError, match="remember"):
+        Empty().remember(None, 0, 0, None, False)
+    with pytest.raises(NotImplementedError, match="get_batch"):
+        Empty().get_batch(None, 1)
