@@ -1,20 +1,28 @@
 """Compiled Q-learning steps, one implementation per Keras backend.
 
 A call into a compiled function costs hundreds of microseconds here however
-little it computes, so one training step of the agent is exactly one call:
-it computes the Q-targets of a sampled batch, applies one gradient step with
-the model's own compiled loss and optimizer, and returns the Q-values of the
-states the agent acts on next, under the updated weights.
+little it computes, so the agent makes as few calls as it can: one call runs
+`count` gradient steps in a row (each on its own sampled batch, with the
+model's own compiled loss and optimizer) and then returns the Q-values of the
+states the agent acts on next, under the updated weights. `count` may be 0
+(acting only).
 
-Every step takes two arrays, whatever the batch holds (argument passing is a
-large part of a call's cost):
+Every call takes two arrays and returns one, whatever the batches hold
+(passing arrays in and out is a large part of a call's cost):
 
-- `frames`: `(2 * batch + n_act,) + state_shape` in the game's dtype: the
-  batch's states, its next states, then the states to act on.
-- `floats`: `(batch, 4)` `float32`: action, reward, game over, sample weight.
+- `frames`: `(max_steps * 2 * batch + n_act,) + state_shape` in the game's
+  dtype: for each gradient step its states then its next states, then the
+  states to act on. Rows of unused steps are ignored.
+- `floats`: `(max_steps * batch + 1, 4)` `float32`: action, reward, game over
+  and sample weight of each transition; the last row holds the number of
+  gradient steps to run in its first column.
+- returned: `(max_steps + n_act * nb_actions,)`: the loss of each gradient
+  step (0 for those not run), then the Q-values of the acting states.
 """
 
 from __future__ import annotations
+
+import time
 
 import keras
 import numpy as np
@@ -32,16 +40,26 @@ def _targets(q, q_next, floats, gamma, nb_actions):
 
 
 class _Learner:
-    """Holds the compiled step and action choice of one model and gamma."""
+    """The compiled steps of one model, discount factor and batch layout."""
 
-    def __init__(self, model: keras.Model, gamma: float):
+    def __init__(self, model: keras.Model, gamma: float, batch_size: int, max_steps: int):
         self.model = model
         self.gamma = float(gamma)
+        self.batch_size = batch_size
+        self.max_steps = max_steps
         self.nb_actions = int(model.outputs[0].shape[-1])
         self.dtype = model.inputs[0].dtype
         self.jit = bool(model.jit_compile)
+        self.first_call_seconds = None
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
+
+    def _split(self, x, i):
+        """States and next states of gradient step `i` in the cast frames."""
+        start = i * 2 * self.batch_size
+        return x[start : start + self.batch_size], x[
+            start + self.batch_size : start + 2 * self.batch_size
+        ]
 
     def begin(self) -> None:
         """Called before a run of steps; reads the model's state if needed."""
@@ -53,14 +71,24 @@ class _Learner:
         """Returns `Q(states)` as a NumPy array `(n, nb_actions)`."""
         raise NotImplementedError
 
-    def step(self, frames: np.ndarray, floats: np.ndarray):
-        """One gradient step; returns `(loss, q_act)` as NumPy values."""
+    def step(self, frames: np.ndarray, floats: np.ndarray, count: int):
+        """Runs `count` gradient steps; returns `(losses (max_steps,), q_act)`."""
+        floats[-1, 0] = count
+        if self.first_call_seconds is None:
+            start = time.perf_counter()
+            out = self._step(frames, floats)
+            self.first_call_seconds = time.perf_counter() - start  # tracing and compiling
+        else:
+            out = self._step(frames, floats)
+        return out[: self.max_steps], out[self.max_steps :].reshape(-1, self.nb_actions)
+
+    def _step(self, frames: np.ndarray, floats: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
 class _TensorFlowLearner(_Learner):
-    def __init__(self, model, gamma):
-        super().__init__(model, gamma)
+    def __init__(self, *args):
+        super().__init__(*args)
         import tensorflow as tf
 
         self._tf = tf
@@ -71,32 +99,54 @@ class _TensorFlowLearner(_Learner):
         tf, model = self._tf, self.model
         variables = model.trainable_variables
         optimizer = model.optimizer
-        batch = floats.shape[0]
+        batch, max_steps = self.batch_size, self.max_steps
+        state_shape = tuple(frames.shape[1:])
 
-        def step(frames, floats):
-            x = tf.cast(frames, self.dtype)
-            states, next_states, act_states = x[:batch], x[batch : 2 * batch], x[2 * batch :]
+        def gradient_step(pairs, floats, i):
+            states, next_states = pairs[i, :batch], pairs[i, batch:]
+            batch_floats = floats[i]
             q_next = model(next_states, training=False)
             with tf.GradientTape() as tape:
                 q = model(states, training=True)
-                y = _targets(q, q_next, floats, self.gamma, self.nb_actions)
+                y = _targets(q, q_next, batch_floats, self.gamma, self.nb_actions)
                 loss = model.compute_loss(
-                    x=states, y=y, y_pred=q, sample_weight=floats[:, 3], training=True
+                    x=states, y=y, y_pred=q, sample_weight=batch_floats[:, 3], training=True
                 )
             optimizer.apply(tape.gradient(loss, variables), variables)
-            return loss, model(act_states, training=False)
+            return loss
 
-        specs = (tf.TensorSpec(frames.shape, frames.dtype), tf.TensorSpec(floats.shape, tf.float32))
+        def step(frames, floats):
+            x = tf.cast(frames, self.dtype)
+            count = tf.cast(floats[-1, 0], tf.int32)
+            # Static shapes per gradient step, which XLA needs inside the loop.
+            pairs = tf.reshape(x[: max_steps * 2 * batch], (max_steps, 2 * batch) + state_shape)
+            floats = tf.reshape(floats[:-1], (max_steps, batch, 4))
+
+            def body(i, losses):
+                loss = gradient_step(pairs, floats, i)
+                return i + 1, tf.tensor_scatter_nd_update(losses, [[i]], [loss])
+
+            _, losses = tf.while_loop(
+                lambda i, _: i < count,
+                body,
+                (tf.constant(0), tf.zeros((max_steps,), tf.float32)),
+                maximum_iterations=max_steps,
+            )
+            q = model(x[max_steps * 2 * batch :], training=False)
+            return tf.concat([losses, tf.reshape(tf.cast(q, tf.float32), [-1])], axis=0)
+
+        specs = (
+            tf.TensorSpec(frames.shape, frames.dtype),
+            tf.TensorSpec(floats.shape, tf.float32),
+        )
         return tf.function(step, jit_compile=self.jit).get_concrete_function(*specs)
 
-    def step(self, frames, floats):
-        key = (frames.shape, frames.dtype, floats.shape)
+    def _step(self, frames, floats):
+        key = (frames.shape, frames.dtype)
         fn = self._steps.get(key)
         if fn is None:
             fn = self._steps[key] = self._build_step(frames, floats)
-        tf = self._tf
-        loss, q = fn(tf.constant(frames), tf.constant(floats))
-        return loss.numpy(), q.numpy()
+        return fn(self._tf.constant(frames), self._tf.constant(floats)).numpy()
 
     def q_values(self, states):
         key = (states.shape, states.dtype)
@@ -108,28 +158,29 @@ class _TensorFlowLearner(_Learner):
                 return model(tf.cast(states, self.dtype), training=False)
 
             spec = tf.TensorSpec(states.shape, states.dtype)
-            fn = self._acts[key] = tf.function(act, jit_compile=self.jit).get_concrete_function(
-                spec
-            )
+            fn = tf.function(act, jit_compile=self.jit).get_concrete_function(spec)
+            self._acts[key] = fn
         return fn(self._tf.constant(states)).numpy()
 
 
 class _JaxLearner(_Learner):
-    def __init__(self, model, gamma):
-        super().__init__(model, gamma)
+    def __init__(self, *args):
+        super().__init__(*args)
         import jax
 
         self._jax = jax
         self._state = None
-        self._step = jax.jit(self._pure_step, donate_argnums=0)
+        self._jit_step = jax.jit(self._pure_step, donate_argnums=0)
         self._act = jax.jit(self._pure_act)
 
     def begin(self):
-        model = self.model
+        # Copies: the step donates its state's buffers, which must not be
+        # buffers that a variable (of this or another model) still holds.
+        model, copy = self.model, self._jax.numpy.array
         self._state = (
-            [v.value for v in model.trainable_variables],
-            [v.value for v in model.non_trainable_variables],
-            [v.value for v in model.optimizer.variables],
+            [copy(v.value) for v in model.trainable_variables],
+            [copy(v.value) for v in model.non_trainable_variables],
+            [copy(v.value) for v in model.optimizer.variables],
         )
 
     def end(self):
@@ -152,20 +203,21 @@ class _JaxLearner(_Learner):
         )
         return q
 
-    def _pure_step(self, state, frames, floats):
-        jax, model = self._jax, self.model
+    def _gradient_step(self, state, x, floats, i):
+        jax, model, batch = self._jax, self.model, self.batch_size
         trainable, non_trainable, optimizer_vars = state
         metrics_vars = [v.value for v in model.metrics_variables]
-        batch = floats.shape[0]
-        x = frames.astype(self.dtype)
-        states, next_states, act_states = x[:batch], x[batch : 2 * batch], x[2 * batch :]
+        start = i * 2 * batch
+        states = jax.lax.dynamic_slice_in_dim(x, start, batch)
+        next_states = jax.lax.dynamic_slice_in_dim(x, start + batch, batch)
+        batch_floats = jax.lax.dynamic_slice_in_dim(floats, i * batch, batch)
         q_next, _ = model.stateless_call(trainable, non_trainable, next_states, training=False)
 
         def loss_fn(trainable):
             q, new_non_trainable = model.stateless_call(
                 trainable, non_trainable, states, training=True
             )
-            y = _targets(q, q_next, floats, self.gamma, self.nb_actions)
+            y = _targets(q, q_next, batch_floats, self.gamma, self.nb_actions)
             loss, _ = model.stateless_compute_loss(
                 trainable,
                 new_non_trainable,
@@ -173,7 +225,7 @@ class _JaxLearner(_Learner):
                 x=states,
                 y=y,
                 y_pred=q,
-                sample_weight=floats[:, 3],
+                sample_weight=batch_floats[:, 3],
                 training=True,
             )
             return loss, new_non_trainable
@@ -182,12 +234,28 @@ class _JaxLearner(_Learner):
         trainable, optimizer_vars = model.optimizer.stateless_apply(
             optimizer_vars, grads, trainable
         )
-        q_act = self._pure_act(trainable, non_trainable, act_states)
-        return (trainable, non_trainable, optimizer_vars), loss, q_act
+        return (trainable, non_trainable, optimizer_vars), loss
 
-    def step(self, frames, floats):
-        self._state, loss, q = self._step(self._state, frames, floats)
-        return np.asarray(loss), np.asarray(q)
+    def _pure_step(self, state, frames, floats):
+        jax = self._jax
+        x = frames.astype(self.dtype)
+        count = floats[-1, 0].astype("int32")
+
+        def body(i, carry):
+            state, losses = carry
+            state, loss = self._gradient_step(state, x, floats, i)
+            return state, losses.at[i].set(loss.astype(losses.dtype))
+
+        losses = jax.numpy.zeros((self.max_steps,), "float32")
+        state, losses = jax.lax.fori_loop(0, count, body, (state, losses))
+        trainable, non_trainable, _ = state
+        act_states = x[self.max_steps * 2 * self.batch_size :]
+        q = self._pure_act(trainable, non_trainable, act_states)
+        return state, jax.numpy.concatenate([losses, q.reshape(-1).astype("float32")])
+
+    def _step(self, frames, floats):
+        self._state, out = self._jit_step(self._state, frames, floats)
+        return np.asarray(out)
 
     def q_values(self, states):
         if self._state is None:
@@ -200,23 +268,22 @@ class _JaxLearner(_Learner):
 
 
 class _TorchLearner(_Learner):
-    def __init__(self, model, gamma):
-        super().__init__(model, gamma)
+    def __init__(self, *args):
+        super().__init__(*args)
         import torch
 
         self._torch = torch
-        self._step = torch.compile(self._eager_step) if self.jit else self._eager_step
+        self._gradient_step = (
+            torch.compile(self._eager_gradient_step) if self.jit else self._eager_gradient_step
+        )
 
     def _tensor(self, array):
         from keras.src.backend.torch.core import get_device
 
         return self._torch.as_tensor(array, device=get_device())
 
-    def _eager_step(self, frames, floats):
+    def _eager_gradient_step(self, states, next_states, floats):
         torch, model = self._torch, self.model
-        batch = floats.shape[0]
-        x = frames.to(getattr(torch, self.dtype))
-        states, next_states, act_states = x[:batch], x[batch : 2 * batch], x[2 * batch :]
         with torch.no_grad():
             q_next = model(next_states, training=False)
         q = model(states, training=True)
@@ -229,12 +296,21 @@ class _TorchLearner(_Learner):
         variables = model.trainable_variables
         with torch.no_grad():
             model.optimizer.apply([v.value.grad for v in variables], variables)
-            q_act = model(act_states, training=False)
-        return loss.detach(), q_act
+        return loss.detach()
 
-    def step(self, frames, floats):
-        loss, q = self._step(self._tensor(frames), self._tensor(floats))
-        return loss.cpu().numpy(), q.cpu().numpy()
+    def _step(self, frames, floats):
+        torch, batch = self._torch, self.batch_size
+        count = int(floats[-1, 0])
+        x = self._tensor(frames).to(getattr(torch, self.dtype))
+        floats = self._tensor(floats)
+        losses = np.zeros(self.max_steps, dtype=np.float32)
+        for i in range(count):
+            states, next_states = self._split(x, i)
+            loss = self._gradient_step(states, next_states, floats[i * batch : (i + 1) * batch])
+            losses[i] = float(loss)
+        with torch.no_grad():
+            q = self.model(x[self.max_steps * 2 * batch :], training=False)
+        return np.concatenate([losses, q.cpu().numpy().reshape(-1)])
 
     def q_values(self, states):
         torch = self._torch
@@ -243,7 +319,7 @@ class _TorchLearner(_Learner):
             return self.model(x, training=False).cpu().numpy()
 
 
-def _make_learner(model: keras.Model, gamma: float) -> _Learner:
+def _make_learner(model: keras.Model, gamma: float, batch_size: int, max_steps: int) -> _Learner:
     """Returns the learner of the current Keras backend."""
     backend = keras.backend.backend()
     learners = {
@@ -256,4 +332,4 @@ def _make_learner(model: keras.Model, gamma: float) -> _Learner:
             "qlearning4k runs on the tensorflow, jax and torch Keras backends. "
             f"Received: KERAS_BACKEND={backend!r}"
         )
-    return learners[backend](model, gamma)
+    return learners[backend](model, gamma, batch_size, max_steps)

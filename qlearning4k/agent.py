@@ -2,71 +2,26 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
-import sys
-import time
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 
+from qlearning4k._checks import (
+    _check_batch_size,
+    _check_epsilon,
+    _check_positive_int,
+    _check_score,
+    _check_unit,
+    _is_int,
+)
 from qlearning4k._learner import _make_learner
+from qlearning4k._training import _TrainingRun
 from qlearning4k.games.game import Game
 from qlearning4k.history import History
-from qlearning4k.memory import ExperienceReplay, Memory, _check_batch_size
+from qlearning4k.memory import ExperienceReplay, Memory
 from qlearning4k.render import save_gif
-
-_WIN_WINDOW = 100  # games in the win rate that progress and logs show
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_positive_int(name: str, value) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int. Received: {name}={value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive. Received: {name}={value}")
-    return int(value)
-
-
-def _check_unit(name: str, value) -> float:
-    """Checks a number in [0, 1]."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name} must be a number in [0, 1]. Received: {name}={value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1]. Received: {name}={value}")
-    return float(value)
-
-
-def _check_epsilon(epsilon) -> tuple[float, float]:
-    """Returns `(start, end)` of the exploration schedule."""
-    if isinstance(epsilon, (list, tuple, np.ndarray)):
-        if len(epsilon) != 2:
-            raise ValueError(
-                "epsilon must be a number or a pair [start, end]. "
-                f"Received: epsilon={epsilon!r} (of length {len(epsilon)})"
-            )
-        return _check_unit("epsilon[0]", epsilon[0]), _check_unit("epsilon[1]", epsilon[1])
-    value = _check_unit("epsilon", epsilon)
-    return value, value
-
-
-def _check_score(game: Game, score) -> float:
-    if isinstance(score, (bool, np.bool_)) or not isinstance(score, (numbers.Real, np.number)):
-        raise TypeError(
-            f"{type(game).__name__}.get_score() must return a finite number. "
-            f"Received: {score!r} (of type {type(score).__name__})"
-        )
-    value = float(score)
-    if not math.isfinite(value):
-        raise ValueError(
-            f"{type(game).__name__}.get_score() must return a finite number. Received: {score!r}"
-        )
-    return value
 
 
 def _model_signature(model) -> tuple[tuple, int]:
@@ -197,10 +152,13 @@ class Agent:
 
     # -- helpers ------------------------------------------------------------
 
-    def _learner(self, gamma: float):
-        if gamma not in self._learners:
-            self._learners[gamma] = _make_learner(self.model, gamma)
-        return self._learners[gamma]
+    _check_score = staticmethod(_check_score)
+
+    def _learner(self, gamma: float, batch_size: int = 1, max_steps: int = 1):
+        key = (gamma, batch_size, max_steps)
+        if key not in self._learners:
+            self._learners[key] = _make_learner(self.model, gamma, batch_size, max_steps)
+        return self._learners[key]
 
     def _check_game(self, game) -> None:
         if not isinstance(game, Game):
@@ -238,16 +196,16 @@ class Agent:
         return next_state
 
     def _choose(self, game, q, explore: bool) -> int:
-        """An action among the game's possible ones: random, or greedy on `q`."""
+        """An action among the game's possible ones: random, or greedy on `q` `(nb_actions,)`."""
         possible = game.get_possible_actions()
         if len(possible) == 0:
             raise ValueError(f"{type(game).__name__}.get_possible_actions() returned no action.")
         if explore:
             return int(possible[self.rng.integers(len(possible))])
         if len(possible) == self.nb_actions:
-            return int(np.argmax(q[0]))
+            return int(np.argmax(q))
         possible = np.asarray(possible)
-        return int(possible[np.argmax(q[0][possible])])
+        return int(possible[np.argmax(q[possible])])
 
     # -- training -----------------------------------------------------------
 
@@ -265,13 +223,22 @@ class Agent:
         checkpoint_path: str = "qlearning4k.weights.h5",
         verbose: int = 1,
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
+        nb_parallel: int = 1,
+        train_freq: int = 1,
+        gradient_steps: int = 1,
     ) -> History:
         """Trains the model on `nb_epoch` games.
 
         Each step: choose an action (random with probability epsilon, else
         greedy), play it, remember the transition, then fit the model on a
         batch sampled from memory. An epoch is one game, from `reset()` to
-        `is_over()`.
+        `is_over()`. With the defaults this is the original qlearning4k
+        algorithm, one gradient step per game step.
+
+        Steps whose next action is random need no Q-values, so their gradient
+        steps wait and run together with the next one that does, in one
+        compiled call: the same batches, in the same order, on the same
+        weights, in fewer calls.
 
         Args:
             game: The `Game` to learn.
@@ -298,7 +265,14 @@ class Agent:
                 Defaults to 1.
             callbacks: `keras.callbacks.Callback` instances, driven with
                 epoch logs `loss`, `epsilon`, `win`, `win_rate`, `score`,
-                `steps`. Defaults to `None`.
+                `steps`, `time`. Defaults to `None`.
+            nb_parallel: Number of copies of `game` played side by side, each
+                with its own seed; one compiled call chooses the actions of
+                all of them. A step then plays `nb_parallel` game steps.
+                Defaults to 1.
+            train_freq: Learn every `train_freq` steps. Defaults to 1.
+            gradient_steps: Gradient steps each time it learns, each on its
+                own batch, all in one compiled call. Defaults to 1.
 
         Returns:
             A `History` with one entry per epoch.
@@ -314,6 +288,9 @@ class Agent:
         epsilon_rate = _check_unit("epsilon_rate", epsilon_rate)
         if not _is_int(observe) or observe < 0:
             raise ValueError(f"observe must be an int >= 0. Received: observe={observe!r}")
+        nb_parallel = _check_positive_int("nb_parallel", nb_parallel)
+        train_freq = _check_positive_int("train_freq", train_freq)
+        gradient_steps = _check_positive_int("gradient_steps", gradient_steps)
         if checkpoint is not None:
             checkpoint = _check_positive_int("checkpoint", checkpoint)
             if not str(checkpoint_path).endswith(".weights.h5"):
@@ -333,126 +310,29 @@ class Agent:
         self._check_game(game)
 
         decay_epochs = nb_epoch * epsilon_rate
-        fast = type(self.memory).sample is not Memory.sample
-        learner = self._learner(gamma)
-        history = History()
-        callback_list = keras.callbacks.CallbackList(
-            callbacks + [history], model=self.model, epochs=nb_epoch, verbose=0
-        )
-        sync_callbacks = bool(callbacks) and keras.backend.backend() == "jax"
-        progbar = keras.utils.Progbar(nb_epoch, unit_name="game") if verbose == 1 else None
-        floats = np.empty((batch_size, 4), dtype=np.float32)  # action, reward, over, weight
-        floats[:, 3] = 1.0
-        wins = np.zeros(_WIN_WINDOW)
-        self.model.stop_training = False
-        start = time.perf_counter()
-        total_steps = 0
 
-        if fast:
-            learner.begin()
-        callback_list.on_train_begin()
-        try:
-            state = self._first_state(game)
-            q = None
-            for epoch in range(nb_epoch):
-                callback_list.on_epoch_begin(epoch)
-                learning = epoch >= observe
-                if learning and decay_epochs > 0:
-                    progress = min(1.0, (epoch - observe) / decay_epochs)
-                    eps = eps_start + (eps_end - eps_start) * progress
-                else:
-                    eps = eps_end if learning else 1.0
-                if reset_memory:
-                    self.memory.reset_memory()
-                loss_sum, nb_updates, score, steps = 0.0, 0, 0.0, 0
-                over = False
-                while not over:
-                    explore = not learning or self.rng.random() < eps
-                    if not explore and q is None:
-                        q = learner.q_values(state)
-                    action = self._choose(game, q, explore)
-                    game.play(action)
-                    reward = _check_score(game, game.get_score())
-                    over = bool(game.is_over())
-                    next_state = self._next_state(game, state)
-                    self.memory.remember(state, action, reward, next_state, over)
-                    score += reward
-                    steps += 1
-                    if over:
-                        won = bool(game.is_won())
-                        if epoch + 1 < nb_epoch:
-                            # The next game starts now, so that this step's
-                            # call also gives the Q-values of its first state.
-                            game.reset()
-                            next_state = self._first_state(game)
-                    q = None
-                    if learning:
-                        if fast:
-                            batch = self.memory.sample(batch_size)
-                            floats[:, 0] = batch.actions
-                            floats[:, 1] = batch.rewards
-                            floats[:, 2] = batch.game_over
-                            frames = np.concatenate([batch.states, batch.next_states, next_state])
-                            loss, q = learner.step(frames, floats)
-                        else:
-                            inputs, targets = self.memory.get_batch(self.model, batch_size, gamma)
-                            loss = self.model.train_on_batch(inputs, targets)
-                        loss_sum += float(loss)
-                        nb_updates += 1
-                    state = next_state
-                total_steps += steps
-                wins[epoch % _WIN_WINDOW] = won
-                logs = {
-                    "loss": loss_sum / nb_updates if nb_updates else float("nan"),
-                    "epsilon": eps,
-                    "win": float(won),
-                    "win_rate": float(wins.sum() / min(epoch + 1, _WIN_WINDOW)),
-                    "score": score,
-                    "steps": steps,
-                    "time": time.perf_counter() - start,
-                }
-                if checkpoint and ((epoch + 1) % checkpoint == 0 or epoch + 1 == nb_epoch):
-                    if fast:
-                        learner.end()
-                        learner.begin()
-                    self._save_weights_atomic(checkpoint_path)
-                if sync_callbacks and fast:
-                    learner.end()
-                callback_list.on_epoch_end(epoch, logs)
-                if sync_callbacks and fast:
-                    learner.begin()
-                self._report(verbose, progbar, epoch, nb_epoch, logs, total_steps)
-                if self.model.stop_training:
-                    break
-        finally:
-            if fast:
-                learner.end()
-        callback_list.on_train_end()
-        if progbar is not None and self.model.stop_training:
-            sys.stdout.write("\n")
-        return history
+        def epsilon_of(epoch: int) -> float:
+            if epoch < observe:
+                return 1.0
+            if decay_epochs == 0:
+                return eps_end
+            return eps_start + (eps_end - eps_start) * min(1.0, (epoch - observe) / decay_epochs)
 
-    def _report(self, verbose, progbar, epoch, nb_epoch, logs, total_steps) -> None:
-        if verbose == 1:
-            speed = total_steps / max(logs["time"], 1e-9)
-            progbar.update(
-                epoch + 1,
-                values=[
-                    ("loss", logs["loss"]),
-                    ("epsilon", logs["epsilon"]),
-                    ("win_rate", logs["win_rate"]),
-                    ("steps/s", speed),
-                ],
-                finalize=epoch + 1 == nb_epoch,
-            )
-        elif verbose == 2:
-            width = len(str(nb_epoch))
-            wins = round(logs["win_rate"] * min(epoch + 1, _WIN_WINDOW))
-            print(
-                f"Epoch {epoch + 1:0{max(3, width)}d}/{nb_epoch:0{max(3, width)}d} | "
-                f"Loss {logs['loss']:.4f} | Epsilon {logs['epsilon']:.2f} | "
-                f"Win count {wins} (last {min(epoch + 1, _WIN_WINDOW)})"
-            )
+        settings = {
+            "nb_epoch": nb_epoch,
+            "batch_size": batch_size,
+            "gamma": gamma,
+            "epsilon_of": epsilon_of,
+            "observe": observe,
+            "checkpoint": checkpoint,
+            "checkpoint_path": checkpoint_path,
+            "verbose": verbose,
+            "user_callbacks": callbacks,
+            "nb_parallel": nb_parallel,
+            "train_freq": train_freq,
+            "gradient_steps": gradient_steps,
+        }
+        return _TrainingRun(self, game, settings).run()
 
     def _save_weights_atomic(self, path: str) -> None:
         """Writes the weights to a temporary file, then renames it."""
@@ -512,7 +392,7 @@ class Agent:
                 pictures.append(game.draw())
             while not game.is_over():
                 explore = eps > 0 and self.rng.random() < eps
-                q = None if explore else learner.q_values(state)
+                q = None if explore else learner.q_values(state)[0]
                 game.play(self._choose(game, q, explore))
                 _check_score(game, game.get_score())
                 state = self._next_state(game, state)

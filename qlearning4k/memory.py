@@ -8,6 +8,8 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from qlearning4k._checks import _check_batch_size, _check_memory_size
+
 _UNBOUNDED_START = 1024  # first capacity of an unbounded memory; it doubles
 
 
@@ -124,27 +126,6 @@ class Memory:
         raise NotImplementedError(
             f"{type(self).__name__} must implement `__len__()`, the number of transitions stored."
         )
-
-
-def _check_memory_size(memory_size) -> int:
-    if isinstance(memory_size, bool) or not isinstance(memory_size, (int, np.integer)):
-        raise TypeError(
-            f"memory_size must be an int (-1 for no limit). Received: memory_size={memory_size!r}"
-        )
-    if memory_size == 0 or memory_size < -1:
-        raise ValueError(
-            "memory_size must be a positive number of transitions, or -1 for no limit. "
-            f"Received: memory_size={memory_size}"
-        )
-    return int(memory_size)
-
-
-def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an int. Received: batch_size={batch_size!r}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive. Received: batch_size={batch_size}")
-    return int(batch_size)
 
 
 class ExperienceReplay(Memory):
@@ -297,8 +278,9 @@ class ExperienceReplay(Memory):
                 f"before. Received: s.shape={s.shape}"
             )
         n = s.shape[0]
-        if n == 1 and np.ndim(a) == 0 and np.ndim(r) == 0 and np.ndim(game_over) == 0:
-            self._remember_one(s[0], a, r, s_prime[0], game_over)
+        if n == 1 and np.size(a) == 1 and np.size(r) == 1 and np.size(game_over) == 1:
+            one = (np.ravel(x)[0] if np.ndim(x) else x for x in (a, r, game_over))
+            self._remember_one(s[0], next(one), next(one), s_prime[0], next(one))
             return
         a = np.broadcast_to(np.asarray(a, dtype=np.int32), (n,))
         r = np.broadcast_to(np.asarray(r, dtype=np.float32), (n,))
@@ -381,6 +363,27 @@ class ExperienceReplay(Memory):
         return Batch(
             states, self._actions[idx], self._rewards[idx], next_states, self._game_over[idx]
         )
+
+    def _sample_into(self, states: np.ndarray, next_states: np.ndarray, floats: np.ndarray):
+        """`sample()` written into the agent's call arrays, with no new batch arrays.
+
+        `floats` gets action, reward and game over in its first three columns.
+        """
+        if self._size == 0:
+            raise ValueError("The memory is empty: remember() at least one transition first.")
+        idx = self.rng.integers(0, self._size, size=len(states))  # (batch,)
+        if states.dtype == self._states.dtype:
+            np.take(self._states, idx, axis=0, out=states, mode="clip")
+        else:
+            states[:] = self._states[idx]
+        next_states[:, :-1] = states[:, 1:]
+        next_states[:, -1] = self._next_frames[idx]
+        if self._next_full is not None:
+            whole = self._is_full[idx]
+            next_states[whole] = self._next_full[idx[whole]]
+        floats[:, 0] = self._actions[idx]
+        floats[:, 1] = self._rewards[idx]
+        floats[:, 2] = self._game_over[idx]
 
     def get_batch(self, model: keras.Model, batch_size: int, gamma: float = 0.9):
         """Returns `(inputs, targets)` for one step of Q-learning.

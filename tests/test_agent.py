@@ -137,29 +137,38 @@ def test_epsilon_schedule_decays_linearly_after_observe():
     assert history.history["epsilon"] == [0.3, 0.3]
 
 
-def test_compiled_step_equals_train_on_batch_on_the_same_batch():
-    """The fused step fits exactly what get_batch + train_on_batch would."""
-    fused, reference = make_model(optimizer="sgd"), make_model(optimizer="sgd")
-    reference.set_weights(fused.get_weights())
+def test_compiled_steps_equal_train_on_batch_on_the_same_batches():
+    """One call of two gradient steps fits exactly what get_batch + train_on_batch would."""
+    fused, reference = make_model(optimizer="adam"), make_model(optimizer="adam")
     agent = Agent(fused, seed=0)
-    agent.train(Catch(seed=0), nb_epoch=1, epsilon=1.0, verbose=0, batch_size=4)
+    agent.train(Catch(seed=0), nb_epoch=2, epsilon=1.0, verbose=0, batch_size=4)
     reference.set_weights(fused.get_weights())
-    batch = agent.memory.sample(16)
-    learner = agent._learner(0.9)
-    floats = np.stack([batch.actions, batch.rewards, batch.game_over, np.ones(16)], axis=1).astype(
-        np.float32
-    )
+    reference.optimizer.build(reference.trainable_variables)
+    for mine, theirs in zip(fused.optimizer.variables, reference.optimizer.variables, strict=True):
+        theirs.assign(mine)
+    batches = [agent.memory.sample(16) for _ in range(2)]
+    learner = agent._learner(0.9, 16, 3)
+    frames = np.zeros((3 * 32 + 1, 1, 10, 10), dtype=np.uint8)
+    floats = np.zeros((3 * 16 + 1, 4), dtype=np.float32)
+    floats[:, 3] = 1.0
+    for slot, batch in enumerate(batches):
+        frames[slot * 32 : slot * 32 + 16] = batch.states
+        frames[slot * 32 + 16 : (slot + 1) * 32] = batch.next_states
+        rows = floats[slot * 16 : (slot + 1) * 16]
+        rows[:, 0], rows[:, 1], rows[:, 2] = batch.actions, batch.rewards, batch.game_over
     learner.begin()
-    learner.step(np.concatenate([batch.states, batch.next_states, batch.states[:1]]), floats)
+    losses, _ = learner.step(frames, floats, 2)
     learner.end()
-    inputs = batch.states.astype(np.float32)
-    q = keras.ops.convert_to_numpy(reference(inputs))
-    q_next = keras.ops.convert_to_numpy(reference(batch.next_states.astype(np.float32)))
-    targets = q.copy()
-    for i in range(16):
-        best = 0.0 if batch.game_over[i] else q_next[i].max()
-        targets[i, batch.actions[i]] = batch.rewards[i] + 0.9 * best
-    reference.train_on_batch(inputs, targets)
+    for batch, loss in zip(batches, losses[:2], strict=True):
+        inputs = batch.states.astype(np.float32)
+        q = keras.ops.convert_to_numpy(reference(inputs))
+        q_next = keras.ops.convert_to_numpy(reference(batch.next_states.astype(np.float32)))
+        targets = q.copy()
+        for i in range(16):
+            best = 0.0 if batch.game_over[i] else q_next[i].max()
+            targets[i, batch.actions[i]] = batch.rewards[i] + 0.9 * best
+        np.testing.assert_allclose(reference.train_on_batch(inputs, targets), loss, rtol=1e-5)
+    assert losses[2] == 0.0
     for w, r in zip(fused.get_weights(), reference.get_weights(), strict=True):
         np.testing.assert_allclose(w, r, rtol=1e-5, atol=1e-6)
 

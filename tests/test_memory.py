@@ -103,6 +103,27 @@ def test_sample_is_seeded_and_uniform_over_stored():
     np.testing.assert_array_equal(batch.next_states[:, 0, 0, 0], batch.states[:, 0, 0, 0] + 1)
 
 
+@pytest.mark.parametrize("nb_frames", [1, 3])
+def test_sample_into_call_arrays_equals_sample(nb_frames):
+    def filled(seed):
+        memory = ExperienceReplay(40, seed=seed)
+        for episode in range(5):
+            for s, s2 in _episode(nb_frames, 5, start=7 * episode):
+                memory.remember(s, episode % 3, float(episode), s2, episode == 4)
+        odd = np.full((1, nb_frames, 3, 4), 99, dtype=np.uint8)
+        memory.remember(odd - 1, 1, 0.5, odd, True)  # one s_prime kept whole
+        return memory
+
+    batch = filled(5).sample(64)
+    states = np.zeros((64, nb_frames, 3, 4), np.uint8)
+    next_states = np.zeros_like(states)
+    floats = np.zeros((64, 4), np.float32)
+    filled(5)._sample_into(states, next_states, floats)
+    np.testing.assert_array_equal(states, batch.states)
+    np.testing.assert_array_equal(next_states, batch.next_states)
+    np.testing.assert_array_equal(floats[:, :3].T, [batch.actions, batch.rewards, batch.game_over])
+
+
 def test_snake_transition_fits_in_800_bytes():
     memory = ExperienceReplay(memory_size=1000, seed=0)
     for s, s2 in _episode(4, 3, frame_shape=(10, 10)):

@@ -1,0 +1,222 @@
+"""Shared pieces of the benchmarks: models, seeded evaluation, the peer, output.
+
+Not part of the package: scripts in this folder import it as a sibling module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+GRID_SIZE = 10
+EVAL_GAMES = 200  # greedy games of each evaluation during training
+FINAL_GAMES = 1000  # fresh greedy games after solving
+THRESHOLD = 0.95
+EVAL_SEED = 10_000  # evaluation games use seeds EVAL_SEED, EVAL_SEED + 1, ...
+FINAL_SEED = 20_000
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def machine() -> str:
+    """One line about the machine the figures come from."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, Python {sys.version.split()[0]}"
+
+
+def emit(record: dict) -> None:
+    """Prints one JSON line."""
+    print(json.dumps(record), flush=True)
+
+
+def median_spread(values) -> tuple[float, float, float]:
+    values = list(values)
+    return statistics.median(values), min(values), max(values)
+
+
+def catch_model(hidden=100, learning_rate=1e-3, optimizer="adam", loss="mse", jit_compile="auto"):
+    """The README's Catch MLP, compiled with the given optimizer."""
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((1, GRID_SIZE, GRID_SIZE)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(3),
+        ]
+    )
+    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    model.compile(optimizers[optimizer](learning_rate=learning_rate), loss, jit_compile=jit_compile)
+    return model
+
+
+def evaluate(greedy, nb_games: int, seed: int) -> float:
+    """Win rate of `greedy(states) -> actions` on seeded Catch games played in lockstep.
+
+    Every Catch game lasts `GRID_SIZE - 1` steps, so all games step together
+    and one batched call of `greedy` per step chooses every action.
+    """
+    from qlearning4k.games import Catch
+
+    games = [Catch(GRID_SIZE, seed=seed + i) for i in range(nb_games)]
+    for _ in range(GRID_SIZE - 1):
+        states = np.stack([g.get_frame() for g in games])[:, None]  # (n, 1, grid, grid)
+        for game, action in zip(games, greedy(states), strict=True):
+            game.play(int(action))
+    return float(np.mean([g.is_won() for g in games]))
+
+
+def keras_greedy(model):
+    """Greedy actions of a Keras Q-model, one batched call."""
+    import keras
+
+    def greedy(states):
+        q = model(states.astype("float32"), training=False)
+        return np.argmax(keras.ops.convert_to_numpy(q), axis=1)
+
+    return greedy
+
+
+class Stopwatch:
+    """Wall time of a run, less the time spent in `paused()` blocks."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.paused_for = 0.0
+
+    def pause(self):
+        return _Pause(self)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start - self.paused_for
+
+
+class _Pause:
+    def __init__(self, watch):
+        self.watch = watch
+
+    def __enter__(self):
+        self.began = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.watch.paused_for += time.perf_counter() - self.began
+
+
+def run_workers(script: str, backends, with_peer: bool, extra_args) -> list[dict]:
+    """Runs `script --worker LIBRARY` once per Keras backend (and once for the peer).
+
+    Each run is its own process, so each Keras backend starts clean.
+    """
+    jobs = [("qlearning4k", backend) for backend in backends]
+    if with_peer:
+        jobs.append(("stable-baselines3", "tensorflow"))  # the peer runs on torch itself
+    records = []
+    for library, backend in jobs:
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        out = subprocess.run(
+            [sys.executable, script, "--worker", library, *extra_args],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr[-3000:])
+            raise SystemExit(f"{script} failed for {library} on {backend}")
+        for line in out.stdout.splitlines():
+            if line.startswith("{"):
+                records.append(json.loads(line))
+                print(line, flush=True)
+    return records
+
+
+def first_call_seconds(agent) -> float:
+    """Seconds of the agent's first compiled training call (tracing and compiling).
+
+    Reads a private attribute: benchmarks are the library's own tools.
+    """
+    seconds = [getattr(learner, "first_call_seconds", None) for learner in agent._learners.values()]
+    seconds = [s for s in seconds if s is not None]
+    return max(seconds) if seconds else float("nan")
+
+
+# -- the peer: Stable-Baselines3 DQN through a Gymnasium adapter ----------------
+
+
+def sb3_catch_env(seed: int):
+    """Catch as a Gymnasium env with flat float32 observations, for SB3's MlpPolicy."""
+    import gymnasium
+    from gymnasium import spaces
+
+    from qlearning4k.games import Catch
+
+    class CatchEnv(gymnasium.Env):
+        def __init__(self):
+            self.game = Catch(GRID_SIZE, seed=seed)
+            self.observation_space = spaces.Box(0.0, 1.0, (GRID_SIZE * GRID_SIZE,), np.float32)
+            self.action_space = spaces.Discrete(3)
+
+        def _obs(self):
+            return self.game.get_frame().reshape(-1).astype(np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            if seed is not None:
+                self.game.rng = np.random.default_rng(seed)
+            self.game.reset()
+            return self._obs(), {}
+
+        def step(self, action):
+            self.game.play(int(action))
+            return self._obs(), float(self.game.get_score()), self.game.is_over(), False, {}
+
+    return CatchEnv()
+
+
+def sb3_dqn(seed: int, train_freq: int, total_timesteps: int, batch_size: int = 32):
+    """The peer's DQN with the settings of the issue that set the targets."""
+    import torch
+    from stable_baselines3 import DQN
+
+    torch.set_num_threads(2)
+    return DQN(
+        "MlpPolicy",
+        sb3_catch_env(seed),
+        learning_rate=1e-3,
+        buffer_size=50_000,
+        learning_starts=500,
+        batch_size=batch_size,
+        gamma=0.9,
+        train_freq=train_freq,
+        gradient_steps=1,
+        target_update_interval=250,
+        exploration_fraction=0.2,
+        policy_kwargs={"net_arch": [100, 100]},
+        seed=seed,
+        verbose=0,
+        device="cpu",
+    )
+
+
+def sb3_greedy(model):
+    def greedy(states):
+        actions, _ = model.predict(
+            states.reshape(len(states), -1).astype(np.float32), deterministic=True
+        )
+        return actions
+
+    return greedy

@@ -1,0 +1,278 @@
+"""One run of `Agent.train()`: the loop that plays, remembers and learns."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+
+import keras
+import numpy as np
+
+from qlearning4k.history import History
+from qlearning4k.memory import ExperienceReplay, Memory
+
+WIN_WINDOW = 100  # games in the win rate that progress and logs show
+MAX_DEFERRED = 8  # gradient steps that may wait for one compiled call
+
+
+class _TrainingRun:
+    """The state of one training run: games, call buffers, counters and logs.
+
+    Each step plays one move in every running copy of the game, remembers the
+    transitions, queues the step's gradient steps, and makes at most one
+    compiled call. Queued gradient steps run when the next move of some copy
+    needs Q-values (a random move needs none), when a game ends, or when the
+    queue is full: the same batches in the same order on the same weights as
+    one call per step, in fewer calls.
+    """
+
+    def __init__(self, agent, game, settings: dict):
+        self.agent = agent
+        self.model = agent.model
+        self.memory = agent.memory
+        self.rng = agent.rng
+        for name, value in settings.items():
+            setattr(self, name, value)
+        self.fast = type(self.memory).sample is not Memory.sample
+        self.max_steps = max(self.gradient_steps, MAX_DEFERRED)
+        self.learner = agent._learner(self.gamma, self.batch_size, self.max_steps)
+
+        nb_copies = min(self.nb_parallel, self.nb_epoch)
+        self.games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
+        for clone in self.games[1:]:
+            clone.rng = np.random.default_rng(self.rng.integers(2**63))
+            clone.reset()
+        self.nb_copies = nb_copies
+        self.states = np.concatenate([agent._first_state(g) for g in self.games])
+        # A call's arrays: each gradient step's states and next states, then
+        # the acting states; each transition's action, reward, game over and
+        # weight, then the number of gradient steps.
+        batch = self.batch_size
+        self.frames = np.zeros(
+            (self.max_steps * 2 * batch + nb_copies,) + self.states.shape[1:], self.states.dtype
+        )
+        self.floats = np.zeros((self.max_steps * batch + 1, 4), dtype=np.float32)
+        self.floats[:, 3] = 1.0
+        self.pending = 0
+
+        self.epoch_of = np.arange(nb_copies)  # the epoch each copy plays; -1 once done
+        self.eps = np.array([self.epsilon_of(e) for e in self.epoch_of])  # per copy
+        self.started, self.finished, self.total_steps, self.step_count = nb_copies, 0, 0, 0
+        self.loss_sum = np.zeros(nb_copies)
+        self.nb_updates = np.zeros(nb_copies, dtype=np.int64)
+        self.scores = np.zeros(nb_copies)
+        self.steps = np.zeros(nb_copies, dtype=np.int64)
+        self.wins = np.zeros(WIN_WINDOW)
+
+        self.history = History()
+        self.callbacks = keras.callbacks.CallbackList(
+            [*self.user_callbacks, self.history], model=self.model, epochs=self.nb_epoch, verbose=0
+        )
+        # JAX keeps the weights inside the compiled step; callbacks may read them.
+        self.sync = bool(self.user_callbacks) and keras.backend.backend() == "jax"
+        self.progbar = (
+            keras.utils.Progbar(self.nb_epoch, unit_name="game") if self.verbose == 1 else None
+        )
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(self) -> History:
+        self.model.stop_training = False
+        self.start = time.perf_counter()
+        if self.fast:
+            self.learner.begin()
+        self.callbacks.on_train_begin()
+        if self.nb_copies == 1:
+            self.callbacks.on_epoch_begin(0)
+        try:
+            active = self.epoch_of >= 0
+            explore = self.rng.random(self.nb_copies) < self.eps
+            q = None
+            while self.finished < self.nb_epoch and not self.model.stop_training:
+                if q is None and not explore[active].all():
+                    q = self._q_values(self.states)
+                next_states, ended = self._play(active, explore, q)
+                self.step_count += 1
+                learning = self.finished >= self.observe
+                q = None
+                self._restart(ended, next_states)
+                if learning and self.step_count % self.train_freq == 0:
+                    q = self._learn(active, next_states)
+                # Decide the next moves now: a random one needs no Q-values,
+                # so queued gradient steps may wait for a later call.
+                going_on = self.epoch_of >= 0
+                explore = self.rng.random(self.nb_copies) < self.eps
+                if self.pending and (ended or not explore[going_on].all()):
+                    q = self._flush(active, next_states)
+                self.states = next_states
+                if ended:
+                    self._end_games(ended)
+                    if (
+                        self.nb_copies == 1
+                        and self.finished < self.nb_epoch
+                        and not self.model.stop_training
+                    ):
+                        self.callbacks.on_epoch_begin(self.finished)
+                active = going_on
+        finally:
+            if self.fast:
+                self.learner.end()
+        self.callbacks.on_train_end()
+        if self.progbar is not None and self.finished < self.nb_epoch:
+            sys.stdout.write("\n")
+        return self.history
+
+    def _play(self, active, explore, q):
+        """Plays one move in each running copy and remembers the transitions."""
+        agent, states = self.agent, self.states
+        nb_copies = self.nb_copies
+        actions = np.zeros(nb_copies, dtype=np.int32)
+        rewards = np.zeros(nb_copies, dtype=np.float32)
+        over = np.zeros(nb_copies, dtype=bool)
+        next_states = np.empty_like(states)
+        next_states[:, :-1] = states[:, 1:]
+        next_states[:, -1] = states[:, -1]
+        ended = []  # (copy, epoch, won, score, steps) of the games that ended
+        running = range(nb_copies) if active.all() else np.flatnonzero(active)
+        for k in running:
+            game = self.games[k]
+            action = agent._choose(game, None if q is None else q[k], explore[k])
+            game.play(action)
+            reward = agent._check_score(game, game.get_score())
+            actions[k], rewards[k] = action, reward
+            next_states[k, -1] = agent._check_frame(game, game.get_frame())
+            self.scores[k] += reward
+            self.steps[k] += 1
+            if game.is_over():
+                over[k] = True
+                ended.append((k, self.epoch_of[k], game.is_won(), self.scores[k], self.steps[k]))
+        if len(running) == nb_copies:
+            self.memory.remember(states, actions, rewards, next_states, over)
+        else:
+            self.memory.remember(
+                states[active], actions[active], rewards[active], next_states[active], over[active]
+            )
+        self.total_steps += len(running)
+        return next_states, ended
+
+    def _restart(self, ended, next_states) -> None:
+        """Ended games restart now (while games are left), so that this
+        step's call also gives the Q-values of their first states."""
+        for k, *_ in ended:
+            self.scores[k], self.steps[k] = 0.0, 0
+            if self.started < self.nb_epoch:
+                game = self.games[k]
+                game.reset()
+                next_states[k] = self.agent._first_state(game)[0]
+                self.epoch_of[k] = self.started
+                self.eps[k] = self.epsilon_of(self.started)
+                self.started += 1
+            else:
+                self.epoch_of[k] = -1
+                self.eps[k] = 0.0
+
+    def _learn(self, active, next_states):
+        """Queues this step's gradient steps; returns Q-values if it had to call."""
+        q = None
+        for _ in range(self.gradient_steps):
+            if not self.fast:
+                inputs, targets = self.memory.get_batch(self.model, self.batch_size, self.gamma)
+                self.loss_sum[active] += float(self.model.train_on_batch(inputs, targets))
+                self.nb_updates[active] += 1
+                continue
+            if self.pending == self.max_steps:
+                q = self._flush(active, next_states)
+            self._queue(self.pending)
+            self.pending += 1
+        return q
+
+    def _queue(self, slot: int) -> None:
+        """Samples a batch into gradient step `slot` of the call's arrays."""
+        size = self.batch_size
+        frames = self.frames[slot * 2 * size : (slot + 1) * 2 * size]
+        rows = self.floats[slot * size : (slot + 1) * size]
+        if isinstance(self.memory, ExperienceReplay):
+            self.memory._sample_into(frames[:size], frames[size:], rows)
+            return
+        batch = self.memory.sample(size)
+        frames[:size], frames[size:] = batch.states, batch.next_states
+        rows[:, 0], rows[:, 1], rows[:, 2] = batch.actions, batch.rewards, batch.game_over
+
+    def _q_values(self, states):
+        if not self.fast:
+            return self.learner.q_values(states)
+        self.frames[len(self.frames) - len(states) :] = states
+        return self.learner.step(self.frames, self.floats, 0)[1]
+
+    def _flush(self, active, act_states):
+        """Runs the queued gradient steps; returns Q-values of `act_states`."""
+        self.frames[len(self.frames) - len(act_states) :] = act_states
+        losses, q = self.learner.step(self.frames, self.floats, self.pending)
+        self.loss_sum[active] += float(losses[: self.pending].sum())
+        self.nb_updates[active] += self.pending
+        self.pending = 0
+        return q
+
+    # -- logs -----------------------------------------------------------------
+
+    def _end_games(self, ended) -> None:
+        """Logs the games that ended this step, with callbacks and checkpoints.
+
+        The compiled step's state goes back to the model once for all of
+        them, when anything may read the weights.
+        """
+        checkpoint = self.checkpoint
+        saves = checkpoint and any(
+            (self.finished + i) % checkpoint == 0 or self.finished + i == self.nb_epoch
+            for i in range(1, len(ended) + 1)
+        )
+        synced = self.fast and (saves or self.sync)
+        if synced:
+            self.learner.end()
+        for k, epoch, won, score, game_steps in ended:
+            self.finished += 1
+            finished = self.finished
+            self.wins[(finished - 1) % WIN_WINDOW] = won
+            nb_updates = self.nb_updates[k]
+            logs = {
+                "loss": self.loss_sum[k] / nb_updates if nb_updates else float("nan"),
+                "epsilon": self.epsilon_of(int(epoch)),
+                "win": float(won),
+                "win_rate": float(self.wins.sum() / min(finished, WIN_WINDOW)),
+                "score": float(score),
+                "steps": int(game_steps),
+                "time": time.perf_counter() - self.start,
+            }
+            self.loss_sum[k], self.nb_updates[k] = 0.0, 0
+            if checkpoint and (finished % checkpoint == 0 or finished == self.nb_epoch):
+                self.agent._save_weights_atomic(self.checkpoint_path)
+            if self.nb_copies > 1:  # games overlap: each begins when its log is ready
+                self.callbacks.on_epoch_begin(finished - 1)
+            self.callbacks.on_epoch_end(finished - 1, logs)
+            self._report(finished - 1, logs)
+            if self.model.stop_training or finished == self.nb_epoch:
+                break
+        if synced:
+            self.learner.begin()
+
+    def _report(self, epoch: int, logs: dict) -> None:
+        if self.verbose == 1:
+            self.progbar.update(
+                epoch + 1,
+                values=[
+                    ("loss", logs["loss"]),
+                    ("epsilon", logs["epsilon"]),
+                    ("win_rate", logs["win_rate"]),
+                    ("steps/s", self.total_steps / max(logs["time"], 1e-9)),
+                ],
+                finalize=epoch + 1 == self.nb_epoch,
+            )
+        elif self.verbose == 2:
+            width = max(3, len(str(self.nb_epoch)))
+            window = min(epoch + 1, WIN_WINDOW)
+            print(
+                f"Epoch {epoch + 1:0{width}d}/{self.nb_epoch:0{width}d} | "
+                f"Loss {logs['loss']:.4f} | Epsilon {logs['epsilon']:.2f} | "
+                f"Win count {round(logs['win_rate'] * window)} (last {window})"
+            )
