@@ -55,6 +55,7 @@ class _TrainingRun:
         self.floats = np.zeros((self.max_steps * batch + 1, 4), dtype=np.float32)
         self.floats[:, 3] = 1.0
         self.pending = 0
+        self.batch_index = 0  # compiled calls with gradient steps, for batch-level callbacks
 
         self.epoch_of = np.arange(nb_copies)  # the epoch each copy plays; -1 once done
         self.eps = np.array([self.epsilon_of(e) for e in self.epoch_of])  # per copy
@@ -178,8 +179,13 @@ class _TrainingRun:
         for _ in range(self.gradient_steps):
             if not self.fast:
                 inputs, targets = self.memory.get_batch(self.model, self.batch_size, self.gamma)
-                self.loss_sum[active] += float(self.model.train_on_batch(inputs, targets))
+                loss = float(self.model.train_on_batch(inputs, targets))
+                self.loss_sum[active] += loss
                 self.nb_updates[active] += 1
+                if self.user_callbacks:
+                    self.callbacks.on_train_batch_begin(self.batch_index)
+                    self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss})
+                    self.batch_index += 1
                 continue
             if self.pending == self.max_steps:
                 q = self._flush(active, next_states)
@@ -209,8 +215,13 @@ class _TrainingRun:
         """Runs the queued gradient steps; returns Q-values of `act_states`."""
         self.frames[len(self.frames) - len(act_states) :] = act_states
         losses, q = self.learner.step(self.frames, self.floats, self.pending)
-        self.loss_sum[active] += float(losses[: self.pending].sum())
+        loss = float(losses[: self.pending].sum())
+        self.loss_sum[active] += loss
         self.nb_updates[active] += self.pending
+        if self.user_callbacks and self.pending:  # a Keras "batch": one call's steps
+            self.callbacks.on_train_batch_begin(self.batch_index)
+            self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss / self.pending})
+            self.batch_index += 1
         self.pending = 0
         return q
 
@@ -236,7 +247,6 @@ class _TrainingRun:
             self.wins[(finished - 1) % WIN_WINDOW] = won
             nb_updates = self.nb_updates[k]
             logs = {
-                "loss": self.loss_sum[k] / nb_updates if nb_updates else float("nan"),
                 "epsilon": self.epsilon_of(int(epoch)),
                 "win": float(won),
                 "win_rate": float(self.wins.sum() / min(finished, WIN_WINDOW)),
@@ -244,6 +254,8 @@ class _TrainingRun:
                 "steps": int(game_steps),
                 "time": time.perf_counter() - self.start,
             }
+            if nb_updates:  # no loss at all in epochs without gradient steps
+                logs = {"loss": self.loss_sum[k] / nb_updates, **logs}
             self.loss_sum[k], self.nb_updates[k] = 0.0, 0
             if checkpoint and (finished % checkpoint == 0 or finished == self.nb_epoch):
                 self.agent._save_weights_atomic(self.checkpoint_path)
@@ -261,7 +273,7 @@ class _TrainingRun:
             self.progbar.update(
                 epoch + 1,
                 values=[
-                    ("loss", logs["loss"]),
+                    ("loss", logs.get("loss", float("nan"))),
                     ("epsilon", logs["epsilon"]),
                     ("win_rate", logs["win_rate"]),
                     ("steps/s", self.total_steps / max(logs["time"], 1e-9)),
@@ -273,6 +285,6 @@ class _TrainingRun:
             window = min(epoch + 1, WIN_WINDOW)
             print(
                 f"Epoch {epoch + 1:0{width}d}/{self.nb_epoch:0{width}d} | "
-                f"Loss {logs['loss']:.4f} | Epsilon {logs['epsilon']:.2f} | "
+                f"Loss {logs.get('loss', float('nan')):.4f} | Epsilon {logs['epsilon']:.2f} | "
                 f"Win count {round(logs['win_rate'] * window)} (last {window})"
             )

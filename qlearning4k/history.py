@@ -13,10 +13,11 @@ class History(keras.callbacks.History):
     `history.history` maps each log name to one value per epoch (game),
     `history.epoch` lists the epoch numbers.
 
-    Logged per epoch: `loss` (mean loss of the epoch's gradient steps, NaN
-    when it had none), `epsilon`, `win` (1.0 or 0.0), `win_rate` (over the
-    last 100 games), `score` (sum of the game's rewards), `steps` (game
-    steps) and `time` (seconds since training began).
+    Logged per epoch: `loss` (mean loss of the epoch's gradient steps; NaN
+    here, and absent from the callbacks' logs, when it had none), `epsilon`,
+    `win` (1.0 or 0.0), `win_rate` (over the last 100 games), `score` (sum of
+    the game's rewards), `steps` (game steps) and `time` (seconds since
+    training began).
 
     Example:
 
@@ -26,6 +27,10 @@ class History(keras.callbacks.History):
     history.plot("training.png")
     ```
     """
+
+    def on_epoch_end(self, epoch, logs=None):
+        # An epoch without gradient steps logs no loss; keep the lists aligned.
+        super().on_epoch_end(epoch, {"loss": float("nan"), **(logs or {})})
 
     def plot(self, path: str | None = None, window: int = 100):
         """Draws the win rate (moving average) and the loss per epoch.
