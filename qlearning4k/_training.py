@@ -258,7 +258,7 @@ class _TrainingRun:
                 logs = {"loss": self.loss_sum[k] / nb_updates, **logs}
             self.loss_sum[k], self.nb_updates[k] = 0.0, 0
             if checkpoint and (finished % checkpoint == 0 or finished == self.nb_epoch):
-                self.agent._save_weights_atomic(self.checkpoint_path)
+                self.agent._save_checkpoint(self.checkpoint_path)
             if self.nb_copies > 1:  # games overlap: each begins when its log is ready
                 self.callbacks.on_epoch_begin(finished - 1)
             self.callbacks.on_epoch_end(finished - 1, logs)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 
 import keras
@@ -22,6 +25,25 @@ from qlearning4k.games.game import Game
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
 from qlearning4k.render import save_gif
+
+_SAVE_FORMAT = 1
+_MODEL_FILE = "model.keras"
+_SETTINGS_FILE = "agent.json"
+_MEMORY_FILE = "memory.npz"
+
+
+def _replace_folder(new: str, path: str) -> None:
+    """Moves folder `new` to `path`, replacing what is there, never leaving neither."""
+    if not os.path.exists(path):
+        os.replace(new, path)
+        return
+    old = f"{path}.old-{os.getpid()}"
+    os.replace(path, old)
+    os.replace(new, path)
+    if os.path.isdir(old):
+        shutil.rmtree(old)
+    else:
+        os.remove(old)
 
 
 def _model_signature(model) -> tuple[tuple, int]:
@@ -220,7 +242,7 @@ class Agent:
         reset_memory: bool = False,
         observe: int = 0,
         checkpoint: int | None = None,
-        checkpoint_path: str = "qlearning4k.weights.h5",
+        checkpoint_path: str = "qlearning4k-checkpoint",
         verbose: int = 1,
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
         nb_parallel: int = 1,
@@ -256,11 +278,13 @@ class Agent:
                 Defaults to `False`.
             observe: Number of first epochs that act randomly and do not
                 learn (they fill the memory). Defaults to 0.
-            checkpoint: Save the model's weights every `checkpoint` epochs
-                and at the end, or `None` for never. Defaults to `None`.
-            checkpoint_path: Weights file for `checkpoint`; must end in
-                `.weights.h5`. Written atomically. Defaults to
-                `"qlearning4k.weights.h5"`.
+            checkpoint: Save every `checkpoint` epochs and at the end, or
+                `None` for never. Defaults to `None`.
+            checkpoint_path: Where `checkpoint` saves: a folder gets the
+                whole agent with its memory (`save(include_memory=True)`,
+                loadable with `Agent.load`); a path ending in `.weights.h5`
+                gets the weights only. Written atomically. Defaults to
+                `"qlearning4k-checkpoint"`.
             verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
                 Defaults to 1.
             callbacks: `keras.callbacks.Callback` instances, driven with
@@ -293,10 +317,11 @@ class Agent:
         gradient_steps = _check_positive_int("gradient_steps", gradient_steps)
         if checkpoint is not None:
             checkpoint = _check_positive_int("checkpoint", checkpoint)
-            if not str(checkpoint_path).endswith(".weights.h5"):
+            path = os.fspath(checkpoint_path)
+            if path.endswith(".h5") and not path.endswith(".weights.h5"):
                 raise ValueError(
-                    "checkpoint_path must end in .weights.h5. "
-                    f"Received: checkpoint_path={checkpoint_path!r}"
+                    "checkpoint_path must be a folder (the whole agent) or end in "
+                    f".weights.h5 (the weights only). Received: checkpoint_path={path!r}"
                 )
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
@@ -334,13 +359,122 @@ class Agent:
         }
         return _TrainingRun(self, game, settings).run()
 
-    def _save_weights_atomic(self, path: str) -> None:
-        """Writes the weights to a temporary file, then renames it."""
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        temporary = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-        self.model.save_weights(temporary)
-        os.replace(temporary, path)
+    def _save_checkpoint(self, path: str) -> None:
+        """`checkpoint=` in `train()`: the weights only, or the whole agent."""
+        if str(path).endswith(".weights.h5"):
+            folder = os.path.dirname(os.path.abspath(path))
+            os.makedirs(folder, exist_ok=True)
+            temporary = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+            self.model.save_weights(temporary)
+            os.replace(temporary, path)
+        else:
+            self.save(path, include_memory=True)
+
+    # -- saving -------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike, include_memory: bool = False) -> None:
+        """Saves the agent to the folder `path`.
+
+        The folder holds `model.keras` (the model with its optimizer state,
+        in Keras' own format), `agent.json` (the agent's settings and random
+        generators) and, with `include_memory=True` and an `ExperienceReplay`,
+        `memory.npz`. It is written next to `path` first and then moved into
+        place, so an interrupted save leaves the previous one whole.
+
+        Args:
+            path: The folder to write; replaced if it exists.
+            include_memory: Also save the replay memory's transitions.
+                Defaults to `False`.
+
+        Raises:
+            ValueError: If `include_memory` is asked for a memory that is not
+                an `ExperienceReplay`.
+
+        Example:
+
+        ```python
+        agent.save("catch_agent")
+        agent = Agent.load("catch_agent")
+        ```
+        """
+        path = os.fspath(path)
+        if include_memory and not isinstance(self.memory, ExperienceReplay):
+            raise ValueError(
+                "include_memory=True saves an ExperienceReplay. "
+                f"Received: a memory of type {type(self.memory).__name__}"
+            )
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        temporary = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+        try:
+            self.model.save(os.path.join(temporary, _MODEL_FILE))
+            memory = self.memory
+            settings = {
+                "format": _SAVE_FORMAT,
+                "nb_frames": self.nb_frames,
+                "rng": self.rng.bit_generator.state,
+                "memory": {
+                    "class": type(memory).__name__,
+                    "memory_size": memory.memory_size,
+                    "rng": memory.rng.bit_generator.state if hasattr(memory, "rng") else None,
+                },
+            }
+            with open(os.path.join(temporary, _SETTINGS_FILE), "w") as f:
+                json.dump(settings, f, indent=2, default=int)
+            if include_memory:
+                np.savez(os.path.join(temporary, _MEMORY_FILE), **memory._get_state())
+            _replace_folder(temporary, path)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, memory: Memory | None = None) -> Agent:
+        """Loads an agent saved by `save()`.
+
+        The model comes back compiled, with its optimizer state, so `play()`
+        gives the same actions and `train()` continues where it stopped.
+
+        Args:
+            path: The folder that `save()` wrote.
+            memory: A `Memory` to use instead of the saved one, or `None` for
+                the saved `ExperienceReplay` (with its transitions if they were
+                saved). Defaults to `None`.
+
+        Returns:
+            The `Agent`.
+
+        Raises:
+            FileNotFoundError: If `path` is not a saved agent.
+            ValueError: If it was saved by an unknown format version.
+        """
+        path = os.fspath(path)
+        settings_path = os.path.join(path, _SETTINGS_FILE)
+        if not os.path.isfile(settings_path):
+            raise FileNotFoundError(
+                f"Agent.load() expects a folder written by Agent.save(). Received: {path!r} "
+                f"(no {_SETTINGS_FILE} in it)"
+            )
+        with open(settings_path) as f:
+            settings = json.load(f)
+        if settings.get("format") != _SAVE_FORMAT:
+            raise ValueError(
+                f"Agent.load() reads format {_SAVE_FORMAT}. "
+                f"Received: format {settings.get('format')!r} in {settings_path}"
+            )
+        model = keras.models.load_model(os.path.join(path, _MODEL_FILE))
+        saved_memory = settings["memory"]
+        if memory is None:
+            memory = ExperienceReplay(saved_memory["memory_size"])
+            memory_file = os.path.join(path, _MEMORY_FILE)
+            if os.path.isfile(memory_file):
+                with np.load(memory_file) as arrays:
+                    memory._set_state(dict(arrays))
+            if saved_memory.get("rng"):
+                memory.rng.bit_generator.state = saved_memory["rng"]
+        agent = cls(model, memory=memory, nb_frames=settings["nb_frames"])
+        agent.rng.bit_generator.state = settings["rng"]
+        return agent
 
     # -- playing ------------------------------------------------------------
 

@@ -337,6 +337,43 @@ class ExperienceReplay(Memory):
             self._is_full[slots] = ~shifted
         self._next_full[slots[~shifted]] = s_prime[~shifted]
 
+    def _get_state(self) -> dict:
+        """The stored transitions, oldest first, as arrays for `np.savez`."""
+        if self._states is None:
+            return {"size": np.array(0)}
+        order = self._chronological()
+        state = {
+            "size": np.array(self._size),
+            "states": self._states[order],
+            "next_frames": self._next_frames[order],
+            "actions": self._actions[order],
+            "rewards": self._rewards[order],
+            "game_over": self._game_over[order],
+        }
+        if self._next_full is not None:
+            state["next_full"] = self._next_full[order]
+            state["is_full"] = self._is_full[order]
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        """Restores what `_get_state()` returned."""
+        self._free()
+        size = int(state["size"])
+        if size == 0:
+            return
+        capacity = size if self._memory_size == -1 else self._memory_size
+        capacity = max(capacity, _UNBOUNDED_START) if self._memory_size == -1 else capacity
+        keep = slice(max(0, size - capacity), size)
+        names = ("states", "next_frames", "actions", "rewards", "game_over", "next_full", "is_full")
+        for name in names:
+            if name in state:
+                array = state[name][keep]
+                buffer = np.zeros((capacity,) + array.shape[1:], dtype=array.dtype)
+                buffer[: len(array)] = array
+                setattr(self, f"_{name}", buffer)
+        self._size = keep.stop - keep.start
+        self._cursor = self._size % capacity
+
     # -- sampling -----------------------------------------------------------
 
     def sample(self, batch_size: int) -> Batch:
