@@ -29,8 +29,7 @@ SMOKE_EPOCHS = 3  # --smoke: games of training and of play
 # -----------------------------------------------------------------------------
 
 
-def main(smoke: bool = False) -> float:
-    keras.utils.set_random_seed(SEED)
+def build_agent() -> Agent:
     model = keras.Sequential(
         [
             keras.Input((NB_FRAMES, GRID_SIZE, GRID_SIZE)),
@@ -41,18 +40,27 @@ def main(smoke: bool = False) -> float:
         ]
     )
     model.compile(keras.optimizers.SGD(learning_rate=LEARNING_RATE), "mse")
+    return Agent(model, memory_size=MEMORY_SIZE, seed=SEED)
 
-    game = Catch(GRID_SIZE, seed=SEED)
-    agent = Agent(model, memory_size=MEMORY_SIZE, seed=SEED)
+
+def train(agent: Agent, smoke: bool = False):
+    """Trains `agent` on Catch; returns the `History`."""
     start = time.perf_counter()
-    agent.train(
-        game,
+    history = agent.train(
+        Catch(GRID_SIZE, seed=SEED),
         nb_epoch=SMOKE_EPOCHS if smoke else NB_EPOCH,
         batch_size=BATCH_SIZE,
         gamma=GAMMA,
         epsilon=EPSILON,
     )
     print(f"Trained in {time.perf_counter() - start:.1f} s")
+    return history
+
+
+def main(smoke: bool = False) -> float:
+    keras.utils.set_random_seed(SEED)
+    agent = build_agent()
+    train(agent, smoke)
     games = SMOKE_EPOCHS if smoke else PLAY_GAMES
     win_rate = agent.play(Catch(GRID_SIZE, seed=SEED + 1), nb_epoch=games, path=GIF_PATH)
     print(f"Saved {GIF_PATH}")

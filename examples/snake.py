@@ -18,7 +18,9 @@ NB_FRAMES = 4  # the model sees the last 4 frames, so it can tell the direction
 NB_EPOCH = 3000
 BATCH_SIZE = 64
 GAMMA = 0.8
-EPSILON = (1.0, 0.1)
+EPSILON = (1.0, 0.05)
+EPSILON_RATE = 0.5  # epsilon decays over the first half of the games
+NB_PARALLEL = 8  # games played side by side
 MEMORY_SIZE = 50_000
 LEARNING_RATE = 1e-3
 PLAY_GAMES = 10
@@ -45,18 +47,30 @@ def build_model() -> keras.Model:
     return model
 
 
-def main(smoke: bool = False) -> float:
-    keras.utils.set_random_seed(SEED)
-    agent = Agent(build_model(), memory_size=MEMORY_SIZE, seed=SEED)
+def build_agent() -> Agent:
+    return Agent(build_model(), memory_size=MEMORY_SIZE, seed=SEED)
+
+
+def train(agent: Agent, smoke: bool = False):
+    """Trains `agent` on Snake; returns the `History`."""
     start = time.perf_counter()
-    agent.train(
+    history = agent.train(
         Snake(GRID_SIZE, seed=SEED),
         nb_epoch=SMOKE_EPOCHS if smoke else NB_EPOCH,
         batch_size=BATCH_SIZE,
         gamma=GAMMA,
         epsilon=EPSILON,
+        epsilon_rate=EPSILON_RATE,
+        nb_parallel=NB_PARALLEL,
     )
     print(f"Trained in {time.perf_counter() - start:.1f} s")
+    return history
+
+
+def main(smoke: bool = False) -> float:
+    keras.utils.set_random_seed(SEED)
+    agent = build_agent()
+    train(agent, smoke)
     games = SMOKE_EPOCHS if smoke else PLAY_GAMES
     win_rate = agent.play(Snake(GRID_SIZE, seed=SEED + 1), nb_epoch=games, path=GIF_PATH)
     print(f"Saved {GIF_PATH}")

@@ -35,8 +35,8 @@ class _TrainingRun:
         for name, value in settings.items():
             setattr(self, name, value)
         self.fast = type(self.memory).sample is not Memory.sample
-        self.max_steps = max(self.gradient_steps, MAX_DEFERRED)
-        self.learner = agent._learner(self.gamma, self.batch_size, self.max_steps)
+        self.queue_size = max(self.gradient_steps, MAX_DEFERRED)
+        self.learner = agent._learner(self.gamma, self.batch_size, self.queue_size)
 
         nb_copies = min(self.nb_parallel, self.nb_epoch)
         self.games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
@@ -50,9 +50,9 @@ class _TrainingRun:
         # weight, then the number of gradient steps.
         batch = self.batch_size
         self.frames = np.zeros(
-            (self.max_steps * 2 * batch + nb_copies,) + self.states.shape[1:], self.states.dtype
+            (self.queue_size * 2 * batch + nb_copies,) + self.states.shape[1:], self.states.dtype
         )
-        self.floats = np.zeros((self.max_steps * batch + 1, 4), dtype=np.float32)
+        self.floats = np.zeros((self.queue_size * batch + 1, 4), dtype=np.float32)
         self.floats[:, 3] = 1.0
         self.pending = 0
         self.batch_index = 0  # compiled calls with gradient steps, for batch-level callbacks
@@ -148,6 +148,8 @@ class _TrainingRun:
             if game.is_over():
                 over[k] = True
                 ended.append((k, self.epoch_of[k], game.is_won(), self.scores[k], self.steps[k]))
+            elif self.steps[k] == self.max_steps:  # truncated: not a game over, not won
+                ended.append((k, self.epoch_of[k], False, self.scores[k], self.steps[k]))
         if len(running) == nb_copies:
             self.memory.remember(states, actions, rewards, next_states, over)
         else:
@@ -187,7 +189,7 @@ class _TrainingRun:
                     self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss})
                     self.batch_index += 1
                 continue
-            if self.pending == self.max_steps:
+            if self.pending == self.queue_size:
                 q = self._flush(active, next_states)
             self._queue(self.pending)
             self.pending += 1

@@ -248,6 +248,7 @@ class Agent:
         nb_parallel: int = 1,
         train_freq: int = 1,
         gradient_steps: int = 1,
+        max_steps: int | None = None,
     ) -> History:
         """Trains the model on `nb_epoch` games.
 
@@ -297,6 +298,10 @@ class Agent:
             train_freq: Learn every `train_freq` steps. Defaults to 1.
             gradient_steps: Gradient steps each time it learns, each on its
                 own batch, all in one compiled call. Defaults to 1.
+            max_steps: Stop a game after this many steps, or `None` for no
+                limit. A stopped game counts as not won, and its last
+                transition is not a game over (the future still counts).
+                Defaults to `None`.
 
         Returns:
             A `History` with one entry per epoch.
@@ -315,6 +320,8 @@ class Agent:
         nb_parallel = _check_positive_int("nb_parallel", nb_parallel)
         train_freq = _check_positive_int("train_freq", train_freq)
         gradient_steps = _check_positive_int("gradient_steps", gradient_steps)
+        if max_steps is not None:
+            max_steps = _check_positive_int("max_steps", max_steps)
         if checkpoint is not None:
             checkpoint = _check_positive_int("checkpoint", checkpoint)
             path = os.fspath(checkpoint_path)
@@ -356,6 +363,7 @@ class Agent:
             "nb_parallel": nb_parallel,
             "train_freq": train_freq,
             "gradient_steps": gradient_steps,
+            "max_steps": max_steps,
         }
         return _TrainingRun(self, game, settings).run()
 
@@ -487,6 +495,7 @@ class Agent:
         path: str | None = None,
         fps: float = 10,
         verbose: int = 1,
+        max_steps: int | None = 1000,
     ) -> float:
         """Plays `nb_epoch` games greedily and returns the win rate.
 
@@ -504,6 +513,9 @@ class Agent:
                 current folder. Defaults to `None`.
             fps: Pictures per second of the GIF. Defaults to 10.
             verbose: 0 silent, 1 prints the win rate. Defaults to 1.
+            max_steps: Stop a game after this many steps (it counts as not
+                won), so a policy that loops forever cannot hang; `None` for
+                no limit. Defaults to 1000.
 
         Returns:
             The fraction of games won, in [0, 1].
@@ -515,6 +527,8 @@ class Agent:
         eps, _ = _check_epsilon(epsilon)
         if verbose not in (0, 1):
             raise ValueError(f"verbose must be 0 or 1. Received: verbose={verbose!r}")
+        if max_steps is not None:
+            max_steps = _check_positive_int("max_steps", max_steps)
         self._check_game(game)
         learner = self._learner(0.0)
         pictures = []
@@ -524,15 +538,17 @@ class Agent:
             state = self._first_state(game)
             if visualize:
                 pictures.append(game.draw())
-            while not game.is_over():
+            steps = 0
+            while not game.is_over() and steps != max_steps:
                 explore = eps > 0 and self.rng.random() < eps
                 q = None if explore else learner.q_values(state)[0]
                 game.play(self._choose(game, q, explore))
                 _check_score(game, game.get_score())
                 state = self._next_state(game, state)
+                steps += 1
                 if visualize:
                     pictures.append(game.draw())
-            wins += bool(game.is_won())
+            wins += bool(game.is_over() and game.is_won())
         win_rate = wins / nb_epoch
         if visualize:
             path = path if path is not None else f"{game.name.lower()}.gif"

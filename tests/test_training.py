@@ -101,7 +101,15 @@ def test_train_freq_and_gradient_steps_count_updates(train_freq, gradient_steps,
     assert memory.batches == expected
 
 
-@pytest.mark.parametrize("name", ["nb_parallel", "train_freq", "gradient_steps"])
+def test_max_steps_truncates_games_without_a_game_over():
+    agent = Agent(make_model(), seed=0)
+    history = agent.train(Catch(seed=0), nb_epoch=3, batch_size=4, max_steps=4, verbose=0)
+    assert history.history["steps"] == [4, 4, 4] and history.history["win"] == [0, 0, 0]
+    assert len(agent.memory) == 12 and not agent.memory.sample(100).game_over.any()
+    assert agent.play(Catch(seed=0), nb_epoch=2, max_steps=3, visualize=False, verbose=0) == 0
+
+
+@pytest.mark.parametrize("name", ["nb_parallel", "train_freq", "gradient_steps", "max_steps"])
 @pytest.mark.parametrize(("value", "error"), [(0, ValueError), (1.5, TypeError)])
 def test_new_options_reject_bad_values(name, value, error):
     with pytest.raises(error, match=name):
