@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import math
+import signal
 import sys
+import threading
 import time
 
 import keras
@@ -55,6 +58,7 @@ class _TrainingRun:
         self.floats = np.zeros((self.queue_size * batch + 1, 4), dtype=np.float32)
         self.floats[:, 3] = 1.0
         self.pending = 0
+        self.queued_at = np.zeros(self.queue_size, dtype=np.int64)  # game step of each
         self.batch_index = 0  # compiled calls with gradient steps, for batch-level callbacks
 
         self.epoch_of = np.arange(nb_copies)  # the epoch each copy plays; -1 once done
@@ -73,7 +77,13 @@ class _TrainingRun:
         # JAX keeps the weights inside the compiled step; callbacks may read them.
         self.sync = bool(self.user_callbacks) and keras.backend.backend() == "jax"
         self.progbar = (
-            keras.utils.Progbar(self.nb_epoch, unit_name="game") if self.verbose == 1 else None
+            keras.utils.Progbar(
+                self.nb_epoch,
+                unit_name="game",
+                stateful_metrics=["loss", "epsilon", "win_rate", "steps/s"],  # shown as they are
+            )
+            if self.verbose == 1
+            else None
         )
 
     # -- the loop -------------------------------------------------------------
@@ -81,6 +91,8 @@ class _TrainingRun:
     def run(self) -> History:
         self.model.stop_training = False
         self.start = time.perf_counter()
+        self.interrupted = False
+        previous_handler = self._catch_interrupts()
         if self.fast:
             self.learner.begin()
         self.callbacks.on_train_begin()
@@ -90,7 +102,11 @@ class _TrainingRun:
             active = self.epoch_of >= 0
             explore = self.rng.random(self.nb_copies) < self.eps
             q = None
-            while self.finished < self.nb_epoch and not self.model.stop_training:
+            while (
+                self.finished < self.nb_epoch
+                and not self.model.stop_training
+                and not self.interrupted
+            ):
                 if q is None and not explore[active].all():
                     q = self._q_values(self.states)
                 next_states, ended = self._play(active, explore, q)
@@ -116,13 +132,47 @@ class _TrainingRun:
                     ):
                         self.callbacks.on_epoch_begin(self.finished)
                 active = going_on
+            if self.interrupted:
+                self._stop_after_interrupt(active)
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             if self.fast:
                 self.learner.end()
         self.callbacks.on_train_end()
         if self.progbar is not None and self.finished < self.nb_epoch:
             sys.stdout.write("\n")
         return self.history
+
+    def _catch_interrupts(self):
+        """Makes Ctrl-C stop training after the current step; returns the old handler.
+
+        A second Ctrl-C interrupts at once. Only the main thread can do this.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+
+        signal.signal(signal.SIGINT, handler)
+        return previous
+
+    def _stop_after_interrupt(self, active) -> None:
+        """After Ctrl-C: run the queued gradient steps, checkpoint, tell the user."""
+        if self.pending:
+            self._flush(active, self.states)
+        if self.checkpoint:
+            if self.fast:
+                self.learner.end()
+            self.agent._save_checkpoint(self.checkpoint_path)
+            if self.fast:
+                self.learner.begin()
+        where = f", checkpoint in {self.checkpoint_path}" if self.checkpoint else ""
+        print(f"\nInterrupted after {self.finished} games{where}.")
 
     def _play(self, active, explore, q):
         """Plays one move in each running copy and remembers the transitions."""
@@ -182,6 +232,8 @@ class _TrainingRun:
             if not self.fast:
                 inputs, targets = self.memory.get_batch(self.model, self.batch_size, self.gamma)
                 loss = float(self.model.train_on_batch(inputs, targets))
+                if not math.isfinite(loss) and self.on_nan == "raise":
+                    self._raise_non_finite(np.array([loss]))
                 self.loss_sum[active] += loss
                 self.nb_updates[active] += 1
                 if self.user_callbacks:
@@ -192,6 +244,7 @@ class _TrainingRun:
             if self.pending == self.queue_size:
                 q = self._flush(active, next_states)
             self._queue(self.pending)
+            self.queued_at[self.pending] = self.step_count
             self.pending += 1
         return q
 
@@ -218,6 +271,8 @@ class _TrainingRun:
         self.frames[len(self.frames) - len(act_states) :] = act_states
         losses, q = self.learner.step(self.frames, self.floats, self.pending)
         loss = float(losses[: self.pending].sum())
+        if not math.isfinite(loss) and self.on_nan == "raise":
+            self._raise_non_finite(losses[: self.pending])
         self.loss_sum[active] += loss
         self.nb_updates[active] += self.pending
         if self.user_callbacks and self.pending:  # a Keras "batch": one call's steps
@@ -226,6 +281,16 @@ class _TrainingRun:
             self.batch_index += 1
         self.pending = 0
         return q
+
+    def _raise_non_finite(self, losses) -> None:
+        first = int(np.flatnonzero(~np.isfinite(losses))[0])
+        step = self.queued_at[first] if self.fast else self.step_count
+        raise FloatingPointError(
+            f"Non-finite loss {losses[first]} at epoch {self.finished} (step {step} of the "
+            f"run, in the gradient step that followed it): "
+            "training stopped. Lower the learning rate, clip gradients (the optimizer's "
+            "clipnorm), or pass on_nan='continue' to keep going."
+        )
 
     # -- logs -----------------------------------------------------------------
 

@@ -249,6 +249,7 @@ class Agent:
         train_freq: int = 1,
         gradient_steps: int = 1,
         max_steps: int | None = None,
+        on_nan: str = "raise",
     ) -> History:
         """Trains the model on `nb_epoch` games.
 
@@ -302,6 +303,15 @@ class Agent:
                 limit. A stopped game counts as not won, and its last
                 transition is not a game over (the future still counts).
                 Defaults to `None`.
+            on_nan: What a non-finite loss does: `"raise"` stops training
+                with a `FloatingPointError` naming the epoch and step;
+                `"continue"` goes on (for example to let
+                `keras.callbacks.TerminateOnNaN` decide). Defaults to
+                `"raise"`.
+
+        Ctrl-C stops training after the current step (a second one at once):
+        the queued gradient steps run, a checkpoint is written if
+        `checkpoint` is set, and the `History` so far is returned.
 
         Returns:
             A `History` with one entry per epoch.
@@ -309,6 +319,7 @@ class Agent:
         Raises:
             TypeError, ValueError: If an argument or the game does not fit,
                 before any training step.
+            FloatingPointError: If a loss is not finite and `on_nan="raise"`.
         """
         nb_epoch = _check_positive_int("nb_epoch", nb_epoch)
         batch_size = _check_batch_size(batch_size)
@@ -322,6 +333,8 @@ class Agent:
         gradient_steps = _check_positive_int("gradient_steps", gradient_steps)
         if max_steps is not None:
             max_steps = _check_positive_int("max_steps", max_steps)
+        if on_nan not in ("raise", "continue"):
+            raise ValueError(f"on_nan must be 'raise' or 'continue'. Received: on_nan={on_nan!r}")
         if checkpoint is not None:
             checkpoint = _check_positive_int("checkpoint", checkpoint)
             path = os.fspath(checkpoint_path)
@@ -364,6 +377,7 @@ class Agent:
             "train_freq": train_freq,
             "gradient_steps": gradient_steps,
             "max_steps": max_steps,
+            "on_nan": on_nan,
         }
         return _TrainingRun(self, game, settings).run()
 

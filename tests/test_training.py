@@ -146,7 +146,7 @@ def test_terminate_on_nan_stops_a_diverged_run():
     model.set_weights(weights)
     agent = Agent(model, seed=0)
     agent.train(
-        Catch(seed=0), nb_epoch=5, batch_size=4, verbose=0, epsilon=0.0,
+        Catch(seed=0), nb_epoch=5, batch_size=4, verbose=0, epsilon=0.0, on_nan="continue",
         callbacks=[keras.callbacks.TerminateOnNaN()],
     )  # fmt: skip
     assert model.stop_training and len(agent.memory) == 1
@@ -204,3 +204,35 @@ def test_verbose_1_shows_a_progress_bar(capsys):
     Agent(make_model(), seed=0).train(Catch(seed=0), nb_epoch=3, batch_size=4, verbose=1)
     out = capsys.readouterr().out
     assert "3/3" in out and "win_rate" in out and "steps/s" in out
+
+
+def test_a_non_finite_loss_stops_training_with_a_clear_error():
+    model = make_model(optimizer="sgd")
+    weights = model.get_weights()
+    weights[-1][:] = np.inf
+    model.set_weights(weights)
+    with pytest.raises(
+        FloatingPointError, match=r"Non-finite loss .* at epoch 0 \(step 1 of the run"
+    ):
+        Agent(model, seed=0).train(Catch(seed=0), nb_epoch=3, batch_size=4, verbose=0)
+
+
+def test_ctrl_c_stops_after_the_step_checkpoints_and_returns_the_history(tmp_path):
+    import os
+    import signal
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    path = tmp_path / "ckpt"
+    agent = Agent(make_model(), seed=0)
+    history = agent.train(
+        Catch(seed=0), nb_epoch=50, batch_size=4, verbose=0, checkpoint=100,
+        checkpoint_path=str(path), callbacks=[CtrlC()],
+    )  # fmt: skip
+    assert 2 <= len(history.epoch) <= 3
+    assert signal.getsignal(signal.SIGINT) is before
+    assert len(Agent.load(path).memory) == len(agent.memory)
