@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import signal
 import sys
 import threading
@@ -69,6 +70,8 @@ class _TrainingRun:
         self.scores = np.zeros(nb_copies)
         self.steps = np.zeros(nb_copies, dtype=np.int64)
         self.wins = np.zeros(WIN_WINDOW)
+        self.explore = None  # the next step's random moves, drawn after each step
+        self.resumed_ended = []
 
         self.history = History()
         self.callbacks = keras.callbacks.CallbackList(
@@ -96,20 +99,23 @@ class _TrainingRun:
         if self.fast:
             self.learner.begin()
         self.callbacks.on_train_begin()
-        if self.nb_copies == 1:
-            self.callbacks.on_epoch_begin(0)
+        if self.resumed_ended:
+            self._end_games(self.resumed_ended, save=False)
+        if self.nb_copies == 1 and self.finished < self.nb_epoch:
+            self.callbacks.on_epoch_begin(self.finished)
         try:
             active = self.epoch_of >= 0
-            explore = self.rng.random(self.nb_copies) < self.eps
+            if self.explore is None:
+                self.explore = self.rng.random(self.nb_copies) < self.eps
             q = None
             while (
                 self.finished < self.nb_epoch
                 and not self.model.stop_training
                 and not self.interrupted
             ):
-                if q is None and not explore[active].all():
+                if q is None and not self.explore[active].all():
                     q = self._q_values(self.states)
-                next_states, ended = self._play(active, explore, q)
+                next_states, ended = self._play(active, self.explore, q)
                 self.step_count += 1
                 learning = self.finished >= self.observe
                 q = None
@@ -119,8 +125,8 @@ class _TrainingRun:
                 # Decide the next moves now: a random one needs no Q-values,
                 # so queued gradient steps may wait for a later call.
                 going_on = self.epoch_of >= 0
-                explore = self.rng.random(self.nb_copies) < self.eps
-                if self.pending and (ended or not explore[going_on].all()):
+                self.explore = self.rng.random(self.nb_copies) < self.eps
+                if self.pending and (ended or not self.explore[going_on].all()):
                     q = self._flush(active, next_states)
                 self.states = next_states
                 if ended:
@@ -168,7 +174,7 @@ class _TrainingRun:
         if self.checkpoint:
             if self.fast:
                 self.learner.end()
-            self.agent._save_checkpoint(self.checkpoint_path)
+            self.agent._save_checkpoint(self.checkpoint_path, self._run_state([]))
             if self.fast:
                 self.learner.begin()
         where = f", checkpoint in {self.checkpoint_path}" if self.checkpoint else ""
@@ -292,22 +298,72 @@ class _TrainingRun:
             "clipnorm), or pass on_nan='continue' to keep going."
         )
 
+    # -- resuming -------------------------------------------------------------
+
+    _RUN_FIELDS = (
+        "states", "explore", "epoch_of", "eps", "started", "finished", "total_steps",
+        "step_count", "loss_sum", "nb_updates", "scores", "steps", "wins", "batch_index",
+    )  # fmt: skip
+
+    def _run_state(self, ended) -> dict:
+        """Everything a checkpoint needs to continue this run exactly.
+
+        Taken at the end of a step whose `ended` games are not logged yet:
+        they are logged from the saved state when the run resumes.
+        """
+        state = {name: copy.copy(getattr(self, name)) for name in self._RUN_FIELDS}
+        state.update(
+            nb_copies=self.nb_copies,
+            batch_size=self.batch_size,
+            games=self.games,
+            ended=ended,
+            history=(self.history.epoch, self.history.history),
+            python_random=random.getstate(),
+            numpy_random=np.random.get_state(),
+            keras_seed=_keras_seed_state(),
+        )
+        return state
+
+    def resume(self, state: dict) -> None:
+        """Continues from a checkpoint's run state (see `_run_state`)."""
+        for name in ("nb_copies", "batch_size"):
+            if state[name] != getattr(self, name):
+                raise ValueError(
+                    f"resume=True needs the {name} of the checkpointed run. "
+                    f"Received: {name}={getattr(self, name)} (checkpoint has {state[name]})"
+                )
+        for name in self._RUN_FIELDS:
+            setattr(self, name, state[name])
+        for game, saved in zip(self.games, state["games"], strict=True):
+            game.__dict__.update(saved.__dict__)
+        self.history.epoch, self.history.history = state["history"]
+        random.setstate(state["python_random"])
+        np.random.set_state(state["numpy_random"])
+        _set_keras_seed_state(state["keras_seed"])
+        self.resumed_ended = state["ended"]
+
     # -- logs -----------------------------------------------------------------
 
-    def _end_games(self, ended) -> None:
+    def _end_games(self, ended, save: bool = True) -> None:
         """Logs the games that ended this step, with callbacks and checkpoints.
 
         The compiled step's state goes back to the model once for all of
         them, when anything may read the weights.
         """
         checkpoint = self.checkpoint
-        saves = checkpoint and any(
-            (self.finished + i) % checkpoint == 0 or self.finished + i == self.nb_epoch
-            for i in range(1, len(ended) + 1)
+        saves = (
+            save
+            and checkpoint
+            and any(
+                (self.finished + i) % checkpoint == 0 or self.finished + i == self.nb_epoch
+                for i in range(1, len(ended) + 1)
+            )
         )
         synced = self.fast and (saves or self.sync)
         if synced:
             self.learner.end()
+        if saves:  # the logs and callbacks of these games come after, as without a checkpoint
+            self.agent._save_checkpoint(self.checkpoint_path, self._run_state(ended))
         for k, epoch, won, score, game_steps in ended:
             self.finished += 1
             finished = self.finished
@@ -324,8 +380,6 @@ class _TrainingRun:
             if nb_updates:  # no loss at all in epochs without gradient steps
                 logs = {"loss": self.loss_sum[k] / nb_updates, **logs}
             self.loss_sum[k], self.nb_updates[k] = 0.0, 0
-            if checkpoint and (finished % checkpoint == 0 or finished == self.nb_epoch):
-                self.agent._save_checkpoint(self.checkpoint_path)
             if self.nb_copies > 1:  # games overlap: each begins when its log is ready
                 self.callbacks.on_epoch_begin(finished - 1)
             self.callbacks.on_epoch_end(finished - 1, logs)
@@ -355,3 +409,21 @@ class _TrainingRun:
                 f"Loss {logs.get('loss', float('nan')):.4f} | Epsilon {logs['epsilon']:.2f} | "
                 f"Win count {round(logs['win_rate'] * window)} (last {window})"
             )
+
+
+def _keras_seed_state():
+    """The state of Keras' global seed generator (unseeded `keras.random` calls)."""
+    from keras.src.random.seed_generator import global_seed_generator
+
+    try:
+        return keras.ops.convert_to_numpy(global_seed_generator().state.value)
+    except Exception:  # not created yet, or not there in this Keras
+        return None
+
+
+def _set_keras_seed_state(value) -> None:
+    if value is None:
+        return
+    from keras.src.random.seed_generator import global_seed_generator
+
+    global_seed_generator().state.assign(value)

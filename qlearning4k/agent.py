@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ _SAVE_FORMAT = 1
 _MODEL_FILE = "model.keras"
 _SETTINGS_FILE = "agent.json"
 _MEMORY_FILE = "memory.npz"
+_RUN_FILE = "run.pkl"  # a checkpointed training run, for train(resume=True)
 
 
 def _replace_folder(new: str, path: str) -> None:
@@ -250,6 +252,7 @@ class Agent:
         gradient_steps: int = 1,
         max_steps: int | None = None,
         on_nan: str = "raise",
+        resume: bool = False,
     ) -> History:
         """Trains the model on `nb_epoch` games.
 
@@ -308,6 +311,14 @@ class Agent:
                 `"continue"` goes on (for example to let
                 `keras.callbacks.TerminateOnNaN` decide). Defaults to
                 `"raise"`.
+            resume: Continue the run checkpointed in the `checkpoint_path`
+                folder, if there is one (else start afresh): weights,
+                optimizer state, memory, epsilon schedule, game counter,
+                games and every random generator come back as they were, so
+                that a run interrupted and resumed ends as an uninterrupted
+                one would (bit for bit on TensorFlow's CPU backend). Call it
+                with the same arguments as the interrupted run. Defaults to
+                `False`.
 
         Ctrl-C stops training after the current step (a second one at once):
         the queued gradient steps run, a checkpoint is written if
@@ -333,6 +344,11 @@ class Agent:
         gradient_steps = _check_positive_int("gradient_steps", gradient_steps)
         if max_steps is not None:
             max_steps = _check_positive_int("max_steps", max_steps)
+        if resume and os.fspath(checkpoint_path).endswith(".h5"):
+            raise ValueError(
+                "resume=True needs checkpoint_path to be a folder (a whole-agent checkpoint). "
+                f"Received: checkpoint_path={os.fspath(checkpoint_path)!r}"
+            )
         if on_nan not in ("raise", "continue"):
             raise ValueError(f"on_nan must be 'raise' or 'continue'. Received: on_nan={on_nan!r}")
         if checkpoint is not None:
@@ -343,7 +359,7 @@ class Agent:
                     "checkpoint_path must be a folder (the whole agent) or end in "
                     f".weights.h5 (the weights only). Received: checkpoint_path={path!r}"
                 )
-        if verbose not in (0, 1, 2):
+        if isinstance(verbose, bool) or verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
         callbacks = list(callbacks or [])
         for callback in callbacks:
@@ -379,10 +395,16 @@ class Agent:
             "max_steps": max_steps,
             "on_nan": on_nan,
         }
-        return _TrainingRun(self, game, settings).run()
+        run_state = self._restore(os.fspath(checkpoint_path)) if resume else None
+        rng_state = self.rng.bit_generator.state
+        run = _TrainingRun(self, game, settings)
+        if run_state is not None:
+            self.rng.bit_generator.state = rng_state  # as checkpointed, before the copies' seeds
+            run.resume(run_state)
+        return run.run()
 
-    def _save_checkpoint(self, path: str) -> None:
-        """`checkpoint=` in `train()`: the weights only, or the whole agent."""
+    def _save_checkpoint(self, path: str, run_state: dict | None = None) -> None:
+        """`checkpoint=` in `train()`: the weights only, or the whole agent and run."""
         if str(path).endswith(".weights.h5"):
             folder = os.path.dirname(os.path.abspath(path))
             os.makedirs(folder, exist_ok=True)
@@ -390,7 +412,8 @@ class Agent:
             self.model.save_weights(temporary)
             os.replace(temporary, path)
         else:
-            self.save(path, include_memory=True)
+            self._save(path, include_memory=isinstance(self.memory, ExperienceReplay),
+                       run_state=run_state)  # fmt: skip
 
     # -- saving -------------------------------------------------------------
 
@@ -419,12 +442,16 @@ class Agent:
         agent = Agent.load("catch_agent")
         ```
         """
-        path = os.fspath(path)
         if include_memory and not isinstance(self.memory, ExperienceReplay):
             raise ValueError(
                 "include_memory=True saves an ExperienceReplay. "
                 f"Received: a memory of type {type(self.memory).__name__}"
             )
+        self._save(path, include_memory)
+
+    def _save(self, path, include_memory: bool, run_state: dict | None = None) -> None:
+        """`save()`, plus the state of a training run for `train(resume=True)`."""
+        path = os.fspath(path)
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
         temporary = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
@@ -445,6 +472,9 @@ class Agent:
                 json.dump(settings, f, indent=2, default=int)
             if include_memory:
                 np.savez(os.path.join(temporary, _MEMORY_FILE), **memory._get_state())
+            if run_state is not None:
+                with open(os.path.join(temporary, _RUN_FILE), "wb") as f:
+                    pickle.dump(run_state, f, protocol=pickle.HIGHEST_PROTOCOL)
             _replace_folder(temporary, path)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -498,6 +528,35 @@ class Agent:
         agent.rng.bit_generator.state = settings["rng"]
         return agent
 
+    def _restore(self, path: str) -> dict | None:
+        """Loads a checkpoint into this agent; returns its run state, if any."""
+        run_file = os.path.join(path, _RUN_FILE)
+        if not os.path.isfile(run_file):
+            return None
+        saved = Agent.load(path)
+        model, optimizer = self.model, self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        pairs = [
+            (model.trainable_variables, saved.model.trainable_variables),
+            (model.non_trainable_variables, saved.model.non_trainable_variables),
+            (optimizer.variables, saved.model.optimizer.variables),
+        ]
+        for mine, theirs in pairs:
+            if len(mine) != len(theirs):
+                raise ValueError(
+                    f"resume=True needs the model of the checkpoint in {path!r}: it has "
+                    f"{len(theirs)} variables of a kind where this model has {len(mine)}."
+                )
+        for mine, theirs in pairs:
+            for variable, value in zip(mine, theirs, strict=True):
+                variable.assign(value)
+        if isinstance(self.memory, ExperienceReplay):
+            self.memory = saved.memory
+        self.rng = saved.rng
+        with open(run_file, "rb") as f:
+            return pickle.load(f)
+
     # -- playing ------------------------------------------------------------
 
     def play(
@@ -539,7 +598,7 @@ class Agent:
         """
         nb_epoch = _check_positive_int("nb_epoch", nb_epoch)
         eps, _ = _check_epsilon(epsilon)
-        if verbose not in (0, 1):
+        if isinstance(verbose, bool) or verbose not in (0, 1):
             raise ValueError(f"verbose must be 0 or 1. Received: verbose={verbose!r}")
         if max_steps is not None:
             max_steps = _check_positive_int("max_steps", max_steps)

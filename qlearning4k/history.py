@@ -51,7 +51,7 @@ class History(keras.callbacks.History):
         """
         from matplotlib.figure import Figure
 
-        if not self.epoch:
+        if not getattr(self, "epoch", None):
             raise ValueError("History.plot() needs at least one recorded epoch. Received: 0")
         if window < 1:
             raise ValueError(f"window must be positive. Received: window={window}")

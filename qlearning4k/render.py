@@ -56,11 +56,11 @@ def save_gif(
         scale = max(1, 240 // max(first.shape[:2]))
     if scale < 1:
         raise ValueError(f"scale must be a positive integer. Received: scale={scale}")
-    stack = np.stack([np.asarray(f) for f in frames])
-    if stack.shape[1:] != first.shape:
-        raise ValueError(
-            f"save_gif() expects frames of one shape. Received: {first.shape} and others"
-        )
+    arrays = [np.asarray(f) for f in frames]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"save_gif() expects frames of one shape. Received: {sorted(shapes)}")
+    stack = np.stack(arrays)
     stack = stack.astype(np.uint8).repeat(scale, axis=1).repeat(scale, axis=2)
     images = [Image.fromarray(f) for f in stack]
     folder = os.path.dirname(path)

@@ -1,0 +1,66 @@
+"""A training run for test_resume.py: checkpoints, can pause to be killed, can resume.
+
+python tests/resume_worker.py CHECKPOINT OUT.npz [--pause-after N] [--resume]
+"""
+
+import argparse
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+from qlearning4k import Agent
+from qlearning4k.games import Catch
+
+
+class _PauseAfter(keras.callbacks.Callback):
+    """Writes a marker after game `at` and waits there to be killed."""
+
+    def __init__(self, at, marker):
+        super().__init__()
+        self.at, self.marker = at, marker
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at:
+            pathlib.Path(self.marker).write_text("paused")
+            time.sleep(600)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoint")
+    parser.add_argument("out")
+    parser.add_argument("--pause-after", type=int)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((1, 8, 8)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    agent = Agent(model, memory_size=100, seed=0)
+    callbacks = []
+    if args.pause_after is not None:
+        callbacks.append(_PauseAfter(args.pause_after, args.out + ".paused"))
+    history = agent.train(
+        Catch(8, seed=0), nb_epoch=24, batch_size=8, epsilon=(1.0, 0.1), nb_parallel=2,
+        checkpoint=5, checkpoint_path=args.checkpoint, resume=args.resume, verbose=0,
+        callbacks=callbacks,
+    )  # fmt: skip
+    np.savez(
+        args.out,
+        *model.get_weights(),
+        wins=np.array(history.history["win"]),
+        steps=np.array(history.history["steps"]),
+    )
+
+
+if __name__ == "__main__":
+    main()
