@@ -18,6 +18,7 @@ from qlearning4k.memory import ExperienceReplay, Memory
 
 WIN_WINDOW = 100  # games in the win rate that progress and logs show
 MAX_DEFERRED = 8  # gradient steps that may wait for one compiled call
+_REPORT_INTERVAL = 0.05  # seconds between progress bar updates
 
 
 class _TrainingRun:
@@ -72,6 +73,7 @@ class _TrainingRun:
         self.wins = np.zeros(WIN_WINDOW)
         self.explore = None  # the next step's random moves, drawn after each step
         self.resumed_ended = []
+        self.last_report = -_REPORT_INTERVAL
 
         self.history = History()
         self.callbacks = keras.callbacks.CallbackList(
@@ -391,6 +393,11 @@ class _TrainingRun:
 
     def _report(self, epoch: int, logs: dict) -> None:
         if self.verbose == 1:
+            # At most 20 updates a second: the bar costs nothing measurable.
+            final = epoch + 1 == self.nb_epoch
+            if logs["time"] - self.last_report < _REPORT_INTERVAL and not final:
+                return
+            self.last_report = logs["time"]
             self.progbar.update(
                 epoch + 1,
                 values=[
@@ -399,7 +406,7 @@ class _TrainingRun:
                     ("win_rate", logs["win_rate"]),
                     ("steps/s", self.total_steps / max(logs["time"], 1e-9)),
                 ],
-                finalize=epoch + 1 == self.nb_epoch,
+                finalize=final,
             )
         elif self.verbose == 2:
             width = max(3, len(str(self.nb_epoch)))

@@ -34,6 +34,20 @@ _MEMORY_FILE = "memory.npz"
 _RUN_FILE = "run.pkl"  # a checkpointed training run, for train(resume=True)
 
 
+def _saved_folder(path: str) -> str:
+    """`path`, or the previous save a process killed while replacing it left beside it."""
+    if os.path.isfile(os.path.join(path, _SETTINGS_FILE)):
+        return path
+    parent, name = os.path.split(os.path.abspath(path))
+    leftovers = [
+        os.path.join(parent, entry)
+        for entry in (os.listdir(parent) if os.path.isdir(parent) else [])
+        if entry.startswith(f"{name}.old-")
+        and os.path.isfile(os.path.join(parent, entry, _SETTINGS_FILE))
+    ]
+    return max(leftovers, key=os.path.getmtime) if leftovers else path
+
+
 def _replace_folder(new: str, path: str) -> None:
     """Moves folder `new` to `path`, replacing what is there, never leaving neither."""
     if not os.path.exists(path):
@@ -424,7 +438,8 @@ class Agent:
         in Keras' own format), `agent.json` (the agent's settings and random
         generators) and, with `include_memory=True` and an `ExperienceReplay`,
         `memory.npz`. It is written next to `path` first and then moved into
-        place, so an interrupted save leaves the previous one whole.
+        place, so an interrupted save leaves the previous one whole, and
+        `Agent.load(path)` finds it.
 
         Args:
             path: The folder to write; replaced if it exists.
@@ -500,7 +515,7 @@ class Agent:
             FileNotFoundError: If `path` is not a saved agent.
             ValueError: If it was saved by an unknown format version.
         """
-        path = os.fspath(path)
+        path = _saved_folder(os.fspath(path))
         settings_path = os.path.join(path, _SETTINGS_FILE)
         if not os.path.isfile(settings_path):
             raise FileNotFoundError(
@@ -530,6 +545,7 @@ class Agent:
 
     def _restore(self, path: str) -> dict | None:
         """Loads a checkpoint into this agent; returns its run state, if any."""
+        path = _saved_folder(path)
         run_file = os.path.join(path, _RUN_FILE)
         if not os.path.isfile(run_file):
             return None

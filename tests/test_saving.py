@@ -106,3 +106,13 @@ def test_include_memory_needs_an_experience_replay(tmp_path):
     with pytest.raises(ValueError, match="ExperienceReplay"):
         agent.save(tmp_path / "a", include_memory=True)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_save_killed_between_its_two_renames_leaves_the_previous_one_loadable(tmp_path, trained):
+    path = tmp_path / "agent"
+    trained.save(path, include_memory=True)
+    # save() moves the old folder aside, then the new one into place: a kill
+    # between the two leaves only the old one, beside the path.
+    os.replace(path, tmp_path / "agent.old-12345")
+    loaded = Agent.load(path)
+    assert len(loaded.memory) == len(trained.memory)
