@@ -13,6 +13,7 @@ import time
 import keras
 import numpy as np
 
+from qlearning4k._checks import _check_score
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
 
@@ -37,8 +38,10 @@ class _TrainingRun:
         self.model = agent.model
         self.memory = agent.memory
         self.rng = agent.rng
-        for name, value in settings.items():
-            setattr(self, name, value)
+        # The arguments of Agent.train(), checked there: nb_epoch, batch_size,
+        # gamma, epsilon_of, observe, checkpoint, checkpoint_path, verbose,
+        # user_callbacks, nb_parallel, train_freq, gradient_steps, max_steps, on_nan.
+        self.__dict__.update(settings)
         self.fast = type(self.memory).sample is not Memory.sample
         self.queue_size = max(self.gradient_steps, MAX_DEFERRED)
         self.learner = agent._learner(self.gamma, self.batch_size, self.queue_size)
@@ -198,7 +201,7 @@ class _TrainingRun:
             game = self.games[k]
             action = agent._choose(game, None if q is None else q[k], explore[k])
             game.play(action)
-            reward = agent._check_score(game, game.get_score())
+            reward = _check_score(game, game.get_score())
             actions[k], rewards[k] = action, reward
             next_states[k, -1] = agent._check_frame(game, game.get_frame())
             self.scores[k] += reward

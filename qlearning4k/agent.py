@@ -190,8 +190,6 @@ class Agent:
 
     # -- helpers ------------------------------------------------------------
 
-    _check_score = staticmethod(_check_score)
-
     def _learner(self, gamma: float, batch_size: int = 1, max_steps: int = 1):
         key = (gamma, batch_size, max_steps)
         if key not in self._learners:
