@@ -27,7 +27,8 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "tensorboard"],
+        "test": ["pytest>=8", "ruff>=0.6", "tensorboard", "gymnasium>=1.0"],
+        "gym": ["gymnasium>=1.0"],
         # The other Keras backends. torch is pinned to the CPU build.
         "jax": ["jax>=0.10"],
         "torch": ["torch==2.13.0"],

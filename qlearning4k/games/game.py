@@ -174,6 +174,22 @@ class Game:
         """
         return list(range(self.nb_actions))
 
+    def to_gym(self, render_mode: str | None = None):
+        """Returns this game as a `gymnasium.Env` (a `GameEnv`).
+
+        Args:
+            render_mode: `None` or `"rgb_array"`. Defaults to `None`.
+
+        Returns:
+            A `qlearning4k.games.GameEnv` driving this game.
+
+        Raises:
+            ImportError: If Gymnasium is not installed.
+        """
+        from qlearning4k.games.game_env import _game_env
+
+        return _game_env(self, render_mode=render_mode)
+
     def _check_action(self, action) -> int:
         """Validates `action` for `play()` and returns it as an int."""
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):

@@ -1,0 +1,192 @@
+"""`GymGame`: any Gymnasium environment with discrete actions as a qlearning4k `Game`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from qlearning4k.games.game import Game
+from qlearning4k.games.game_env import _import_gymnasium
+
+
+class GymGame(Game):
+    """A Gymnasium environment with a `Discrete` action space, as a `Game`.
+
+    Description:
+        Each `reset()` resets the environment with a seed drawn from the
+        game's own generator, so the same `seed` plays the same episodes.
+
+    Actions:
+        The environment's `Discrete(n)` actions, shifted to `0 .. n - 1`.
+
+    Observation:
+        `get_frame()` is the observation as a `float32` array: a `Box`
+        observation as it is, a `Discrete` one one-hot encoded.
+
+    Rewards:
+        `get_score()` is the reward of the last step.
+
+    Episode end:
+        When the environment is terminated or truncated. `is_won()` then
+        follows `win`: with a number, the episode's total reward reached it;
+        with a function, `win(total_reward, terminated, truncated)`; with
+        `None`, `info["won"]` of the last step when the environment gives it
+        (a `GameEnv` does), else the environment terminated without being
+        truncated (right for goal-reaching tasks; CartPole, whose
+        termination is a failure, wants `win=475`, say).
+
+    Args:
+        env: A `gymnasium.Env`, or an environment id for `gymnasium.make`.
+        seed: Seed of the game's generator. Defaults to `None`.
+        win: The win rule, as above. Defaults to `None`.
+        **make_kwargs: Passed to `gymnasium.make` when `env` is an id (for
+            example `is_slippery=False`). An id is made with
+            `render_mode="rgb_array"` unless you pass another.
+
+    Raises:
+        ValueError: If the action space is not `Discrete` or the observation
+            space is neither `Box` nor `Discrete`.
+        ImportError: If Gymnasium is not installed.
+
+    Example:
+
+    ```python
+    game = GymGame("FrozenLake-v1", is_slippery=False, win=1.0, seed=0)
+    model = keras.Sequential([keras.Input((1, 16)), keras.layers.Flatten(),
+                              keras.layers.Dense(4)])
+    ```
+    """
+
+    def __init__(
+        self,
+        env,
+        seed: int | None = None,
+        win: float | Callable[[float, bool, bool], bool] | None = None,
+        **make_kwargs,
+    ):
+        gymnasium = _import_gymnasium("GymGame")
+        super().__init__(seed)
+        if isinstance(env, str):
+            make_kwargs.setdefault("render_mode", "rgb_array")
+            env = gymnasium.make(env, **make_kwargs)
+        elif make_kwargs:
+            raise TypeError(
+                "GymGame takes make keyword arguments only with an environment id. "
+                f"Received: {sorted(make_kwargs)} with an environment object"
+            )
+        if not isinstance(env, gymnasium.Env):
+            raise TypeError(
+                "GymGame expects a gymnasium.Env or an environment id. "
+                f"Received: {env!r} (of type {type(env).__name__})"
+            )
+        spaces = gymnasium.spaces
+        if not isinstance(env.action_space, spaces.Discrete):
+            raise ValueError(
+                "GymGame needs a Discrete action space (Q-learning picks one of n actions). "
+                f"Received: action_space={env.action_space}"
+            )
+        space = env.observation_space
+        if isinstance(space, spaces.Discrete):
+            self._one_hot = int(space.n)
+        elif isinstance(space, spaces.Box):
+            self._one_hot = None
+        else:
+            raise ValueError(
+                "GymGame needs a Box or Discrete observation space. "
+                f"Received: observation_space={space}"
+            )
+        if not (win is None or callable(win) or isinstance(win, (int, float))):
+            raise TypeError(f"win must be None, a number or a function. Received: win={win!r}")
+        self.env = env
+        self.win = win
+        self._action_start = int(env.action_space.start)
+        self._can_render = env.render_mode == "rgb_array"
+        self.reset()
+
+    @property
+    def name(self) -> str:
+        spec = getattr(self.env, "spec", None)
+        return spec.id.replace("/", "_") if spec is not None else type(self.env).__name__
+
+    @property
+    def nb_actions(self) -> int:
+        return int(self.env.action_space.n)
+
+    def _frame(self, observation) -> np.ndarray:
+        if self._one_hot is not None:
+            frame = np.zeros(self._one_hot, dtype=np.float32)
+            frame[int(observation)] = 1.0
+            return frame
+        return np.asarray(observation, dtype=np.float32)
+
+    def reset(self) -> None:
+        observation, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+        self._observation = self._frame(observation)
+        self._reward = 0.0
+        self.total_reward = 0.0
+        self._terminated = self._truncated = False
+        self._info_won = None
+
+    def play(self, action: int) -> None:
+        action = self._check_action(action)
+        if self.is_over():
+            return
+        observation, reward, terminated, truncated, info = self.env.step(
+            action + self._action_start
+        )
+        self._info_won = info.get("won") if isinstance(info, dict) else None
+        self._observation = self._frame(observation)
+        self._reward = float(reward)
+        self.total_reward += self._reward
+        self._terminated, self._truncated = bool(terminated), bool(truncated)
+
+    def get_state(self) -> np.ndarray:
+        return self._observation.copy()
+
+    def get_score(self) -> float:
+        return self._reward
+
+    def is_over(self) -> bool:
+        return self._terminated or self._truncated
+
+    def is_won(self) -> bool:
+        if not self.is_over():
+            return False
+        if self.win is None:
+            if self._info_won is not None:  # the env says (a GameEnv does)
+                return bool(self._info_won)
+            return self._terminated and not self._truncated
+        if callable(self.win):
+            return bool(self.win(self.total_reward, self._terminated, self._truncated))
+        return self.total_reward >= self.win
+
+    def draw(self) -> np.ndarray:
+        """The environment's `render()` in `rgb_array` mode, else grey levels of the frame."""
+        if self._can_render:
+            try:
+                picture = self.env.render()
+            except Exception:  # such as DependencyNotInstalled: no pygame
+                self._can_render = False
+            else:
+                if isinstance(picture, np.ndarray) and picture.ndim == 3:
+                    return picture.astype(np.uint8, copy=False)
+                self._can_render = False
+        return super().draw()
+
+    def __deepcopy__(self, memo):
+        # Parallel copies need their own environment: make a fresh one.
+        import copy
+
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            if key != "env":
+                setattr(clone, key, copy.deepcopy(value, memo))
+        spec = getattr(self.env, "spec", None)
+        if spec is not None:
+            gymnasium = _import_gymnasium("GymGame")
+            clone.env = gymnasium.make(spec, render_mode=self.env.render_mode)
+        else:
+            clone.env = copy.deepcopy(self.env, memo)
+        return clone
