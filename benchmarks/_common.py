@@ -158,33 +158,12 @@ def first_call_seconds(agent) -> float:
 
 
 def sb3_catch_env(seed: int):
-    """Catch as a Gymnasium env with flat float32 observations, for SB3's MlpPolicy."""
-    import gymnasium
-    from gymnasium import spaces
+    """Catch through the library's own `GameEnv`, flat float32 for SB3's MlpPolicy."""
+    from gymnasium.wrappers import DtypeObservation, FlattenObservation
 
     from qlearning4k.games import Catch
 
-    class CatchEnv(gymnasium.Env):
-        def __init__(self):
-            self.game = Catch(GRID_SIZE, seed=seed)
-            self.observation_space = spaces.Box(0.0, 1.0, (GRID_SIZE * GRID_SIZE,), np.float32)
-            self.action_space = spaces.Discrete(3)
-
-        def _obs(self):
-            return self.game.get_frame().reshape(-1).astype(np.float32)
-
-        def reset(self, *, seed=None, options=None):
-            super().reset(seed=seed)
-            if seed is not None:
-                self.game.rng = np.random.default_rng(seed)
-            self.game.reset()
-            return self._obs(), {}
-
-        def step(self, action):
-            self.game.play(int(action))
-            return self._obs(), float(self.game.get_score()), self.game.is_over(), False, {}
-
-    return CatchEnv()
+    return DtypeObservation(FlattenObservation(Catch(GRID_SIZE, seed=seed).to_gym()), np.float32)
 
 
 def sb3_dqn(seed: int, train_freq: int, total_timesteps: int, batch_size: int = 32):
