@@ -1,6 +1,11 @@
 """Snake: a small Keras convnet learns to steer a snake to the fruit.
 
-python examples/snake.py           # a few thousand games of training, then 10 greedy games
+A dueling convnet with a target network, Double DQN, 3-step returns and
+prioritized replay, trained for at most TRAIN_SECONDS; every EVAL_EVERY games
+the greedy policy plays EVAL_GAMES seeded games and the average number of
+fruits it eats is printed (the learning curve).
+
+python examples/snake.py           # about 15 minutes of training, then 100 greedy games
 python examples/snake.py --smoke   # a few games, to check the set-up
 """
 
@@ -8,21 +13,30 @@ import argparse
 import time
 
 import keras
+import numpy as np
 
-from qlearning4k import Agent
+import qlearning4k
+from qlearning4k import Agent, PrioritizedExperienceReplay
 from qlearning4k.games import Snake
 
 # -- settings -----------------------------------------------------------------
 GRID_SIZE = 10
 NB_FRAMES = 4  # the model sees the last 4 frames, so it can tell the direction
-NB_EPOCH = 3000
+NB_EPOCH = 200_000  # games at most; TRAIN_SECONDS usually ends training first
+TRAIN_SECONDS = 890  # the callback stops at the end of a game, within seconds
 BATCH_SIZE = 64
-GAMMA = 0.8
-EPSILON = (1.0, 0.05)
-EPSILON_RATE = 0.5  # epsilon decays over the first half of the games
+GAMMA = 0.97
+EPSILON = (1.0, 0.02)
+EPSILON_GAMES = 4000  # epsilon decays over the first 4000 games
 NB_PARALLEL = 8  # games played side by side
-MEMORY_SIZE = 50_000
-LEARNING_RATE = 1e-3
+MEMORY_SIZE = 100_000
+LEARNING_RATE = 5e-4
+TARGET_UPDATE = 1000  # gradient steps between copies to the target network
+DOUBLE_DQN = True
+N_STEP = 3
+MAX_STEPS = 1000  # a game that loops without eating stops here
+EVAL_EVERY = 2000  # games between greedy evaluations
+EVAL_GAMES = 100
 PLAY_GAMES = 10
 GIF_PATH = "snake.gif"
 SEED = 0
@@ -31,7 +45,7 @@ SMOKE_EPOCHS = 3
 
 
 def build_model() -> keras.Model:
-    model = keras.Sequential(
+    body = keras.Sequential(
         [
             keras.Input((NB_FRAMES, GRID_SIZE, GRID_SIZE)),
             keras.layers.Rescaling(1 / 4),  # cell codes 0..4 to 0..1
@@ -40,37 +54,92 @@ def build_model() -> keras.Model:
             keras.layers.Conv2D(32, 3, activation="relu"),
             keras.layers.Flatten(),
             keras.layers.Dense(256, activation="relu"),
-            keras.layers.Dense(5),
         ]
     )
-    model.compile(keras.optimizers.RMSprop(learning_rate=LEARNING_RATE), "mse")
+    model = qlearning4k.dueling(body, nb_actions=5)
+    model.compile(keras.optimizers.Adam(learning_rate=LEARNING_RATE), keras.losses.Huber())
     return model
 
 
 def build_agent() -> Agent:
-    return Agent(build_model(), memory_size=MEMORY_SIZE, seed=SEED)
+    memory = PrioritizedExperienceReplay(MEMORY_SIZE, seed=SEED)
+    return Agent(build_model(), memory=memory, seed=SEED)
+
+
+def fruits_per_game(model, nb_games: int, seed: int, max_steps: int = MAX_STEPS) -> np.ndarray:
+    """Fruits eaten in `nb_games` greedy games played side by side, one model call a step."""
+    games = [Snake(GRID_SIZE, seed=seed + i) for i in range(nb_games)]
+    states = np.zeros((nb_games, NB_FRAMES, GRID_SIZE, GRID_SIZE), dtype=np.uint8)
+    for i, game in enumerate(games):
+        game.reset()
+        states[i] = game.get_frame()  # the first frame, repeated
+    running = np.ones(nb_games, dtype=bool)
+    for _ in range(max_steps):
+        alive = np.flatnonzero(running)
+        if not len(alive):
+            break
+        q = keras.ops.convert_to_numpy(model(states[alive].astype("float32"), training=False))
+        for i, action in zip(alive, np.argmax(q, axis=1), strict=True):
+            games[i].play(int(action))
+            states[i, :-1] = states[i, 1:]
+            states[i, -1] = games[i].get_frame()
+            running[i] = not games[i].is_over()
+    return np.array([len(game.snake) - game.snake_length for game in games])
+
+
+class Curve(keras.callbacks.Callback):
+    """Stops after `seconds` of training; evaluates every `every` games (not counted)."""
+
+    def __init__(self, seconds: float, every: int, nb_games: int):
+        super().__init__()
+        self.seconds, self.every, self.nb_games = seconds, every, nb_games
+        self.eval_seconds = 0.0
+        self.training_seconds = 0.0
+        self.points = []  # (games, training seconds, average fruits)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.training_seconds = logs["time"] - self.eval_seconds
+        if self.training_seconds > self.seconds:
+            self.model.stop_training = True
+        if (epoch + 1) % self.every:
+            return
+        start = time.perf_counter()
+        fruits = fruits_per_game(self.model, self.nb_games, seed=10_000)
+        self.eval_seconds += time.perf_counter() - start
+        self.points.append((epoch + 1, self.training_seconds, float(fruits.mean())))
+        print(f"game {epoch + 1}: {fruits.mean():.2f} fruits per greedy game "
+              f"({self.training_seconds:.0f} s of training)", flush=True)  # fmt: skip
 
 
 def train(agent: Agent, smoke: bool = False):
-    """Trains `agent` on Snake; returns the `History`."""
-    start = time.perf_counter()
-    history = agent.train(
+    """Trains `agent` on Snake; returns the `Curve` callback with its points."""
+    nb_epoch = SMOKE_EPOCHS if smoke else NB_EPOCH
+    curve = Curve(TRAIN_SECONDS, 1 if smoke else EVAL_EVERY, 2 if smoke else EVAL_GAMES)
+    agent.train(
         Snake(GRID_SIZE, seed=SEED),
-        nb_epoch=SMOKE_EPOCHS if smoke else NB_EPOCH,
+        nb_epoch=nb_epoch,
         batch_size=BATCH_SIZE,
         gamma=GAMMA,
         epsilon=EPSILON,
-        epsilon_rate=EPSILON_RATE,
+        epsilon_rate=min(1.0, EPSILON_GAMES / nb_epoch),
         nb_parallel=NB_PARALLEL,
+        target_update=TARGET_UPDATE,
+        double_dqn=DOUBLE_DQN,
+        n_step=N_STEP,
+        max_steps=MAX_STEPS,
+        verbose=0,
+        callbacks=[curve],
     )
-    print(f"Trained in {time.perf_counter() - start:.1f} s")
-    return history
+    print(f"Trained for {curve.training_seconds:.0f} s")
+    return curve
 
 
 def main(smoke: bool = False) -> float:
     keras.utils.set_random_seed(SEED)
     agent = build_agent()
     train(agent, smoke)
+    fruits = fruits_per_game(agent.model, 2 if smoke else EVAL_GAMES, seed=20_000)
+    print(f"Fruits per game over {len(fruits)} fresh greedy games: {fruits.mean():.2f}")
     games = SMOKE_EPOCHS if smoke else PLAY_GAMES
     win_rate = agent.play(Snake(GRID_SIZE, seed=SEED + 1), nb_epoch=games, path=GIF_PATH)
     print(f"Saved {GIF_PATH}")

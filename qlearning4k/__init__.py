@@ -10,9 +10,20 @@ agent.play(Catch())
 """
 
 from qlearning4k.agent import Agent
+from qlearning4k.dueling import dueling
 from qlearning4k.history import History
 from qlearning4k.memory import Batch, ExperienceReplay, Memory
+from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
-__all__ = ["Agent", "Batch", "ExperienceReplay", "History", "Memory", "__version__"]
+__all__ = [
+    "Agent",
+    "Batch",
+    "ExperienceReplay",
+    "History",
+    "Memory",
+    "PrioritizedExperienceReplay",
+    "__version__",
+    "dueling",
+]

@@ -5,7 +5,8 @@ little it computes, so the agent makes as few calls as it can: one call runs
 `count` gradient steps in a row (each on its own sampled batch, with the
 model's own compiled loss and optimizer) and then returns the Q-values of the
 states the agent acts on next, under the updated weights. `count` may be 0
-(acting only).
+(acting only). Every option of `_StepConfig` (target network, Double DQN,
+action masks, prioritized replay) lives inside that same call.
 
 Every call takes two arrays and returns one, whatever the batches hold
 (passing arrays in and out is a large part of a call's cost):
@@ -13,53 +14,104 @@ Every call takes two arrays and returns one, whatever the batches hold
 - `frames`: `(max_steps * 2 * batch + n_act,) + state_shape` in the game's
   dtype: for each gradient step its states then its next states, then the
   states to act on. Rows of unused steps are ignored.
-- `floats`: `(max_steps * batch + 1, 4)` `float32`: action, reward, game over
-  and sample weight of each transition; the last row holds the number of
-  gradient steps to run in its first column.
-- returned: `(max_steps + n_act * nb_actions,)`: the loss of each gradient
-  step (0 for those not run), then the Q-values of the acting states.
+- `floats`: `(max_steps * batch + 1, width)` `float32`: per transition its
+  action, reward, bootstrap discount (`gamma ** steps`, 0 at game over) and
+  sample weight, then with `masked` one 0/1 column per action (the actions
+  possible in the next state). The last row holds the number of gradient
+  steps to run in its first column.
+- returned: `(max_steps [+ max_steps * batch] + n_act * nb_actions,)`: the
+  loss of each gradient step (0 for those not run), with `prioritized` the
+  TD error of each transition, then the Q-values of the acting states.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import keras
 import numpy as np
 
+FIXED_COLUMNS = 4  # action, reward, discount, weight; the mask columns follow
 
-def _targets(q, q_next, floats, gamma, nb_actions):
-    """TD targets at the taken actions, `q` itself elsewhere: `(batch, nb_actions)`."""
+
+@dataclasses.dataclass(frozen=True)
+class _StepConfig:
+    """What one compiled step does; the agent keeps one learner per config."""
+
+    batch_size: int = 1
+    max_steps: int = 1
+    target_update: int | float | None = None  # int: hard copy every N steps; float: tau
+    double_dqn: bool = False
+    masked: bool = False
+    prioritized: bool = False
+
+
+def _targets(q, q_next, q_next_online, floats, nb_actions, masked):
+    """TD targets at the taken actions, `q` itself elsewhere: `(batch, nb_actions)`.
+
+    `q_next` evaluates the next states (the target network's Q when there is
+    one); `q_next_online`, when given (Double DQN), picks the action it
+    evaluates. With `masked`, only the next state's possible actions count.
+    """
     ops = keras.ops
     actions = ops.cast(floats[:, 0], "int32")
-    rewards, game_over = floats[:, 1], floats[:, 2]
-    best_next = ops.max(q_next, axis=1)  # (batch,)
-    td = rewards + gamma * (1.0 - game_over) * best_next  # (batch,)
+    rewards, discount = floats[:, 1], floats[:, 2]
+    if masked:
+        possible = floats[:, FIXED_COLUMNS : FIXED_COLUMNS + nb_actions] > 0.5
+        q_next = ops.where(possible, q_next, float("-inf"))
+        if q_next_online is not None:
+            q_next_online = ops.where(possible, q_next_online, float("-inf"))
+    if q_next_online is None:
+        best_next = ops.max(q_next, axis=1)  # (batch,)
+    else:
+        chosen = ops.argmax(q_next_online, axis=1)[:, None]  # (batch, 1)
+        best_next = ops.take_along_axis(q_next, chosen, axis=1)[:, 0]  # (batch,)
+    if masked:  # a next state with no possible action has no future
+        best_next = ops.where(ops.any(possible, axis=1), best_next, 0.0)
+    td = rewards + discount * ops.cast(best_next, rewards.dtype)  # (batch,)
     taken = ops.one_hot(actions, nb_actions, dtype=q.dtype)  # (batch, nb_actions)
-    return ops.stop_gradient(q * (1.0 - taken) + taken * td[:, None])
+    return ops.stop_gradient(q * (1.0 - taken) + taken * ops.cast(td, q.dtype)[:, None])
+
+
+def _td_errors(y, q):
+    """`y - q` at the taken action (they agree elsewhere): `(batch,)` float32."""
+    return keras.ops.cast(keras.ops.sum(y - q, axis=1), "float32")
 
 
 class _Learner:
-    """The compiled steps of one model, discount factor and batch layout."""
+    """The compiled steps of one model and `_StepConfig`."""
 
-    def __init__(self, model: keras.Model, gamma: float, batch_size: int, max_steps: int):
+    def __init__(self, model: keras.Model, config: _StepConfig):
         self.model = model
-        self.gamma = float(gamma)
-        self.batch_size = batch_size
-        self.max_steps = max_steps
+        self.config = config
+        self.batch_size = config.batch_size
+        self.max_steps = config.max_steps
         self.nb_actions = int(model.outputs[0].shape[-1])
+        self.width = FIXED_COLUMNS + (self.nb_actions if config.masked else 0)
         self.dtype = model.inputs[0].dtype
         self.jit = bool(model.jit_compile)
         self.first_call_seconds = None
+        self.uses_target = config.target_update is not None
+        # The target network evaluates Q(S'); Double DQN then also needs the
+        # online Q(S') to pick the action. Without a target network Double
+        # DQN picks and evaluates with the same network: plain DQN.
+        self.uses_online_next = config.double_dqn and self.uses_target
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
 
-    def _split(self, x, i):
-        """States and next states of gradient step `i` in the cast frames."""
-        start = i * 2 * self.batch_size
-        return x[start : start + self.batch_size], x[
-            start + self.batch_size : start + 2 * self.batch_size
-        ]
+    def _mix(self, counter):
+        """Share of the online weights that goes into the target after a step.
+
+        `counter` counts gradient steps (after this one): a hard update
+        copies every `target_update` steps, a soft one mixes in `tau`.
+        """
+        update = self.config.target_update
+        if isinstance(update, float):
+            return update
+        if isinstance(counter, int):  # the eager torch step counts in Python
+            return float(counter % update == 0)
+        return keras.ops.cast(keras.ops.equal(counter % update, 0), "float32")
 
     def begin(self) -> None:
         """Called before a run of steps; reads the model's state if needed."""
@@ -67,12 +119,23 @@ class _Learner:
     def end(self) -> None:
         """Called after a run of steps; writes the state back to the model."""
 
+    def get_target(self) -> list[np.ndarray] | None:
+        """The target network's weights and step counter, for checkpoints."""
+        return None
+
+    def set_target(self, values: list[np.ndarray] | None) -> None:
+        """Restores what `get_target()` returned."""
+
     def q_values(self, states: np.ndarray) -> np.ndarray:
         """Returns `Q(states)` as a NumPy array `(n, nb_actions)`."""
         raise NotImplementedError
 
     def step(self, frames: np.ndarray, floats: np.ndarray, count: int):
-        """Runs `count` gradient steps; returns `(losses (max_steps,), q_act)`."""
+        """Runs `count` gradient steps; returns `(losses, q_act, td_errors)`.
+
+        `losses` is `(max_steps,)`, `q_act` `(n_act, nb_actions)`, and
+        `td_errors` `(max_steps * batch,)` with `prioritized`, else `None`.
+        """
         floats[-1, 0] = count
         if self.first_call_seconds is None:
             start = time.perf_counter()
@@ -80,7 +143,13 @@ class _Learner:
             self.first_call_seconds = time.perf_counter() - start  # tracing and compiling
         else:
             out = self._step(frames, floats)
-        return out[: self.max_steps], out[self.max_steps :].reshape(-1, self.nb_actions)
+        n = self.max_steps
+        losses, rest = out[:n], out[n:]
+        td = None
+        if self.config.prioritized:
+            size = n * self.batch_size
+            td, rest = rest[:size], rest[size:]
+        return losses, rest.reshape(-1, self.nb_actions), td
 
     def _step(self, frames: np.ndarray, floats: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -94,46 +163,92 @@ class _TensorFlowLearner(_Learner):
         self._tf = tf
         self._steps = {}
         self._acts = {}
+        self._target = None
+        if self.uses_target:
+            model = self.model
+            self._target = [
+                tf.Variable(v.value, trainable=False)
+                for v in model.trainable_variables + model.non_trainable_variables
+            ]
+            self._counter = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def get_target(self):
+        if self._target is None:
+            return None
+        return [v.numpy() for v in self._target] + [self._counter.numpy()]
+
+    def set_target(self, values):
+        if self._target is None or values is None:
+            return
+        for variable, value in zip(self._target + [self._counter], values, strict=True):
+            variable.assign(value)
 
     def _build_step(self, frames, floats):
-        tf, model = self._tf, self.model
+        tf, model, config = self._tf, self.model, self.config
         variables = model.trainable_variables
         optimizer = model.optimizer
-        batch, max_steps = self.batch_size, self.max_steps
+        batch, max_steps, width = self.batch_size, self.max_steps, self.width
         state_shape = tuple(frames.shape[1:])
+        nb_trainable = len(variables)
+        online = variables + model.non_trainable_variables
+
+        def q_next_of(next_states):
+            if not self.uses_target:
+                return model(next_states, training=False), None
+            values = [v.read_value() for v in self._target]
+            q_next, _ = model.stateless_call(
+                values[:nb_trainable], values[nb_trainable:], next_states, training=False
+            )
+            q_online = model(next_states, training=False) if self.uses_online_next else None
+            return q_next, q_online
+
+        def update_target():
+            counter = self._counter.assign_add(1)
+            mix = self._mix(counter)
+            for target, variable in zip(self._target, online, strict=True):
+                share = tf.cast(mix, target.dtype)  # 0 and 1 give exact copies
+                target.assign(share * tf.cast(variable.value, target.dtype) + (1 - share) * target)
 
         def gradient_step(pairs, floats, i):
             states, next_states = pairs[i, :batch], pairs[i, batch:]
             batch_floats = floats[i]
-            q_next = model(next_states, training=False)
+            q_next, q_online = q_next_of(next_states)
             with tf.GradientTape() as tape:
                 q = model(states, training=True)
-                y = _targets(q, q_next, batch_floats, self.gamma, self.nb_actions)
+                y = _targets(q, q_next, q_online, batch_floats, self.nb_actions, config.masked)
                 loss = model.compute_loss(
                     x=states, y=y, y_pred=q, sample_weight=batch_floats[:, 3], training=True
                 )
             optimizer.apply(tape.gradient(loss, variables), variables)
-            return loss
+            if self.uses_target:
+                update_target()
+            return loss, _td_errors(y, q)
 
         def step(frames, floats):
             x = tf.cast(frames, self.dtype)
             count = tf.cast(floats[-1, 0], tf.int32)
             # Static shapes per gradient step, which XLA needs inside the loop.
             pairs = tf.reshape(x[: max_steps * 2 * batch], (max_steps, 2 * batch) + state_shape)
-            floats = tf.reshape(floats[:-1], (max_steps, batch, 4))
+            floats = tf.reshape(floats[:-1], (max_steps, batch, width))
 
-            def body(i, losses):
-                loss = gradient_step(pairs, floats, i)
-                return i + 1, tf.tensor_scatter_nd_update(losses, [[i]], [loss])
+            def body(i, losses, errors):
+                loss, td = gradient_step(pairs, floats, i)
+                losses = tf.tensor_scatter_nd_update(losses, [[i]], [tf.cast(loss, tf.float32)])
+                if config.prioritized:
+                    errors = tf.tensor_scatter_nd_update(errors, [[i]], [td])
+                return i + 1, losses, errors
 
-            _, losses = tf.while_loop(
-                lambda i, _: i < count,
-                body,
-                (tf.constant(0), tf.zeros((max_steps,), tf.float32)),
-                maximum_iterations=max_steps,
+            initial = (
+                tf.constant(0),
+                tf.zeros((max_steps,), tf.float32),
+                tf.zeros((max_steps, batch) if config.prioritized else (0,), tf.float32),
+            )
+            _, losses, errors = tf.while_loop(
+                lambda i, *_: i < count, body, initial, maximum_iterations=max_steps
             )
             q = model(x[max_steps * 2 * batch :], training=False)
-            return tf.concat([losses, tf.reshape(tf.cast(q, tf.float32), [-1])], axis=0)
+            out = [losses, tf.reshape(errors, [-1]), tf.reshape(tf.cast(q, tf.float32), [-1])]
+            return tf.concat(out, axis=0)
 
         specs = (
             tf.TensorSpec(frames.shape, frames.dtype),
@@ -172,6 +287,31 @@ class _JaxLearner(_Learner):
         self._state = None
         self._jit_step = jax.jit(self._pure_step, donate_argnums=0)
         self._act = jax.jit(self._pure_act)
+        self._target = None  # (trainable, non_trainable, counter) between runs
+        if self.uses_target:
+            model, copy = self.model, jax.numpy.array
+            self._target = (
+                [copy(v.value) for v in model.trainable_variables],
+                [copy(v.value) for v in model.non_trainable_variables],
+                jax.numpy.zeros((), "int32"),
+            )
+
+    def get_target(self):
+        if self._target is None:
+            return None
+        trainable, non_trainable, counter = self._target
+        return [np.asarray(v) for v in trainable + non_trainable] + [np.asarray(counter)]
+
+    def set_target(self, values):
+        if self._target is None or values is None:
+            return
+        as_array = self._jax.numpy.array
+        nb_trainable = len(self._target[0])
+        self._target = (
+            [as_array(v) for v in values[:nb_trainable]],
+            [as_array(v) for v in values[nb_trainable:-1]],
+            as_array(values[-1], dtype="int32"),
+        )
 
     def begin(self):
         # Copies: the step donates its state's buffers, which must not be
@@ -181,13 +321,14 @@ class _JaxLearner(_Learner):
             [copy(v.value) for v in model.trainable_variables],
             [copy(v.value) for v in model.non_trainable_variables],
             [copy(v.value) for v in model.optimizer.variables],
+            self._target if self._target is not None else (),
         )
 
     def end(self):
         if self._state is None:
             return
         model = self.model
-        trainable, non_trainable, optimizer = self._state
+        trainable, non_trainable, optimizer, target = self._state
         for variables, values in (
             (model.trainable_variables, trainable),
             (model.non_trainable_variables, non_trainable),
@@ -195,6 +336,8 @@ class _JaxLearner(_Learner):
         ):
             for variable, value in zip(variables, values, strict=True):
                 variable.assign(value)
+        if self._target is not None:
+            self._target = target  # only the step holds these: no copy needed
         self._state = None
 
     def _pure_act(self, trainable, non_trainable, states):
@@ -204,20 +347,26 @@ class _JaxLearner(_Learner):
         return q
 
     def _gradient_step(self, state, x, floats, i):
-        jax, model, batch = self._jax, self.model, self.batch_size
-        trainable, non_trainable, optimizer_vars = state
+        jax, model, batch, config = self._jax, self.model, self.batch_size, self.config
+        trainable, non_trainable, optimizer_vars, target = state
         metrics_vars = [v.value for v in model.metrics_variables]
         start = i * 2 * batch
         states = jax.lax.dynamic_slice_in_dim(x, start, batch)
         next_states = jax.lax.dynamic_slice_in_dim(x, start + batch, batch)
         batch_floats = jax.lax.dynamic_slice_in_dim(floats, i * batch, batch)
-        q_next, _ = model.stateless_call(trainable, non_trainable, next_states, training=False)
+        if self.uses_target:
+            q_next = self._pure_act(target[0], target[1], next_states)
+        else:
+            q_next = self._pure_act(trainable, non_trainable, next_states)
+        q_online = (
+            self._pure_act(trainable, non_trainable, next_states) if self.uses_online_next else None
+        )
 
         def loss_fn(trainable):
             q, new_non_trainable = model.stateless_call(
                 trainable, non_trainable, states, training=True
             )
-            y = _targets(q, q_next, batch_floats, self.gamma, self.nb_actions)
+            y = _targets(q, q_next, q_online, batch_floats, self.nb_actions, config.masked)
             loss, _ = model.stateless_compute_loss(
                 trainable,
                 new_non_trainable,
@@ -228,30 +377,47 @@ class _JaxLearner(_Learner):
                 sample_weight=batch_floats[:, 3],
                 training=True,
             )
-            return loss, new_non_trainable
+            return loss, (new_non_trainable, _td_errors(y, q))
 
-        (loss, non_trainable), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        (loss, (non_trainable, td)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
         trainable, optimizer_vars = model.optimizer.stateless_apply(
             optimizer_vars, grads, trainable
         )
-        return (trainable, non_trainable, optimizer_vars), loss
+        if self.uses_target:
+            target_trainable, target_non_trainable, counter = target
+            counter = counter + 1
+            mix = self._mix(counter)
+
+            def blend(old, new):  # 0 and 1 give exact copies
+                return (mix * new + (1 - mix) * old).astype(old.dtype)
+
+            target = (
+                [blend(t, v) for t, v in zip(target_trainable, trainable, strict=True)],
+                [blend(t, v) for t, v in zip(target_non_trainable, non_trainable, strict=True)],
+                counter,
+            )
+        return (trainable, non_trainable, optimizer_vars, target), loss, td
 
     def _pure_step(self, state, frames, floats):
-        jax = self._jax
+        jax, batch = self._jax, self.batch_size
         x = frames.astype(self.dtype)
         count = floats[-1, 0].astype("int32")
+        prioritized = self.config.prioritized
 
         def body(i, carry):
-            state, losses = carry
-            state, loss = self._gradient_step(state, x, floats, i)
-            return state, losses.at[i].set(loss.astype(losses.dtype))
+            state, losses, errors = carry
+            state, loss, td = self._gradient_step(state, x, floats, i)
+            if prioritized:
+                errors = jax.lax.dynamic_update_slice_in_dim(errors, td, i * batch, 0)
+            return state, losses.at[i].set(loss.astype(losses.dtype)), errors
 
         losses = jax.numpy.zeros((self.max_steps,), "float32")
-        state, losses = jax.lax.fori_loop(0, count, body, (state, losses))
-        trainable, non_trainable, _ = state
-        act_states = x[self.max_steps * 2 * self.batch_size :]
+        errors = jax.numpy.zeros((self.max_steps * batch if prioritized else 0,), "float32")
+        state, losses, errors = jax.lax.fori_loop(0, count, body, (state, losses, errors))
+        trainable, non_trainable = state[:2]
+        act_states = x[self.max_steps * 2 * batch :]
         q = self._pure_act(trainable, non_trainable, act_states)
-        return state, jax.numpy.concatenate([losses, q.reshape(-1).astype("float32")])
+        return state, jax.numpy.concatenate([losses, errors, q.reshape(-1).astype("float32")])
 
     def _step(self, frames, floats):
         self._state, out = self._jit_step(self._state, frames, floats)
@@ -276,6 +442,28 @@ class _TorchLearner(_Learner):
         self._gradient_step = (
             torch.compile(self._eager_gradient_step) if self.jit else self._eager_gradient_step
         )
+        self._target = None
+        if self.uses_target:
+            model = self.model
+            with torch.no_grad():
+                self._target = [
+                    v.value.detach().clone()
+                    for v in model.trainable_variables + model.non_trainable_variables
+                ]
+            self._counter = 0
+
+    def get_target(self):
+        if self._target is None:
+            return None
+        return [t.cpu().numpy().copy() for t in self._target] + [np.array(self._counter)]
+
+    def set_target(self, values):
+        if self._target is None or values is None:
+            return
+        with self._torch.no_grad():
+            for tensor, value in zip(self._target, values[:-1], strict=True):
+                tensor.copy_(self._tensor(value))
+        self._counter = int(values[-1])
 
     def _tensor(self, array):
         from keras.src.backend.torch.core import get_device
@@ -284,10 +472,17 @@ class _TorchLearner(_Learner):
 
     def _eager_gradient_step(self, states, next_states, floats):
         torch, model = self._torch, self.model
+        nb_trainable = len(model.trainable_variables)
         with torch.no_grad():
-            q_next = model(next_states, training=False)
+            if self.uses_target:
+                q_next, _ = model.stateless_call(
+                    self._target[:nb_trainable], self._target[nb_trainable:], next_states
+                )
+            else:
+                q_next = model(next_states, training=False)
+            q_online = model(next_states, training=False) if self.uses_online_next else None
         q = model(states, training=True)
-        y = _targets(q, q_next, floats, self.gamma, self.nb_actions)
+        y = _targets(q, q_next, q_online, floats, self.nb_actions, self.config.masked)
         loss = model.compute_loss(
             x=states, y=y, y_pred=q, sample_weight=floats[:, 3], training=True
         )
@@ -296,7 +491,22 @@ class _TorchLearner(_Learner):
         variables = model.trainable_variables
         with torch.no_grad():
             model.optimizer.apply([v.value.grad for v in variables], variables)
-        return loss.detach()
+        return loss.detach(), _td_errors(y, q).detach()
+
+    def _update_target(self):
+        self._counter += 1
+        mix = float(self._mix(self._counter))
+        if mix == 0.0:
+            return
+        model = self.model
+        with self._torch.no_grad():
+            online = model.trainable_variables + model.non_trainable_variables
+            for tensor, variable in zip(self._target, online, strict=True):
+                value = variable.value.to(tensor.dtype)
+                if mix == 1.0:
+                    tensor.copy_(value)
+                else:
+                    tensor.mul_(1 - mix).add_(value, alpha=mix)
 
     def _step(self, frames, floats):
         torch, batch = self._torch, self.batch_size
@@ -304,13 +514,22 @@ class _TorchLearner(_Learner):
         x = self._tensor(frames).to(getattr(torch, self.dtype))
         floats = self._tensor(floats)
         losses = np.zeros(self.max_steps, dtype=np.float32)
+        errors = np.zeros(self.max_steps * batch if self.config.prioritized else 0, np.float32)
         for i in range(count):
-            states, next_states = self._split(x, i)
-            loss = self._gradient_step(states, next_states, floats[i * batch : (i + 1) * batch])
+            start = i * 2 * batch
+            loss, td = self._gradient_step(
+                x[start : start + batch],
+                x[start + batch : start + 2 * batch],
+                floats[i * batch : (i + 1) * batch],
+            )
+            if self.uses_target:
+                self._update_target()
             losses[i] = float(loss)
+            if self.config.prioritized:
+                errors[i * batch : (i + 1) * batch] = td.cpu().numpy()
         with torch.no_grad():
             q = self.model(x[self.max_steps * 2 * batch :], training=False)
-        return np.concatenate([losses, q.cpu().numpy().reshape(-1)])
+        return np.concatenate([losses, errors, q.cpu().numpy().reshape(-1)])
 
     def q_values(self, states):
         torch = self._torch
@@ -319,7 +538,7 @@ class _TorchLearner(_Learner):
             return self.model(x, training=False).cpu().numpy()
 
 
-def _make_learner(model: keras.Model, gamma: float, batch_size: int, max_steps: int) -> _Learner:
+def _make_learner(model: keras.Model, config: _StepConfig) -> _Learner:
     """Returns the learner of the current Keras backend."""
     backend = keras.backend.backend()
     learners = {
@@ -332,4 +551,4 @@ def _make_learner(model: keras.Model, gamma: float, batch_size: int, max_steps: 
             "qlearning4k runs on the tensorflow, jax and torch Keras backends. "
             f"Received: KERAS_BACKEND={backend!r}"
         )
-    return learners[backend](model, gamma, batch_size, max_steps)
+    return learners[backend](model, config)

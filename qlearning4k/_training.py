@@ -14,8 +14,11 @@ import keras
 import numpy as np
 
 from qlearning4k._checks import _check_score
+from qlearning4k._learner import FIXED_COLUMNS, _StepConfig
+from qlearning4k.games.game import Game
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
+from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
 
 WIN_WINDOW = 100  # games in the win rate that progress and logs show
 MAX_DEFERRED = 8  # gradient steps that may wait for one compiled call
@@ -39,12 +42,24 @@ class _TrainingRun:
         self.memory = agent.memory
         self.rng = agent.rng
         # The arguments of Agent.train(), checked there: nb_epoch, batch_size,
-        # gamma, epsilon_of, observe, checkpoint, checkpoint_path, verbose,
-        # user_callbacks, nb_parallel, train_freq, gradient_steps, max_steps, on_nan.
+        # gamma, epsilon_of, observe, reset_memory, checkpoint, checkpoint_path, verbose,
+        # user_callbacks, nb_parallel, train_freq, gradient_steps, max_steps, on_nan,
+        # target_update, double_dqn, n_step.
         self.__dict__.update(settings)
         self.fast = type(self.memory).sample is not Memory.sample
         self.queue_size = max(self.gradient_steps, MAX_DEFERRED)
-        self.learner = agent._learner(self.gamma, self.batch_size, self.queue_size)
+        # Masks only for games that can forbid actions: the others pay nothing.
+        self.masked = _restricts_actions(game)
+        self.prioritized = isinstance(self.memory, PrioritizedExperienceReplay)
+        config = _StepConfig(
+            batch_size=self.batch_size,
+            max_steps=self.queue_size,
+            target_update=self.target_update,
+            double_dqn=self.double_dqn,
+            masked=self.masked,
+            prioritized=self.prioritized,
+        )
+        self.learner = agent._learner(config)
 
         nb_copies = min(self.nb_parallel, self.nb_epoch)
         self.games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
@@ -60,8 +75,14 @@ class _TrainingRun:
         self.frames = np.zeros(
             (self.queue_size * 2 * batch + nb_copies,) + self.states.shape[1:], self.states.dtype
         )
-        self.floats = np.zeros((self.queue_size * batch + 1, 4), dtype=np.float32)
+        self.floats = np.zeros((self.queue_size * batch + 1, self.learner.width), np.float32)
         self.floats[:, 3] = 1.0
+        self.sampled = np.zeros((self.queue_size, batch), dtype=np.int64)  # slots, for priorities
+        self.nstep = (
+            _NStep(self.n_step, self.gamma, nb_copies, self.states.shape[1:], self.states.dtype)
+            if self.n_step > 1
+            else None
+        )
         self.pending = 0
         self.queued_at = np.zeros(self.queue_size, dtype=np.int64)  # game step of each
         self.batch_index = 0  # compiled calls with gradient steps, for batch-level callbacks
@@ -104,6 +125,8 @@ class _TrainingRun:
         if self.fast:
             self.learner.begin()
         self.callbacks.on_train_begin()
+        if self.reset_memory and not self.step_count:
+            self.memory.reset_memory()
         if self.resumed_ended:
             self._end_games(self.resumed_ended, save=False)
         if self.nb_copies == 1 and self.finished < self.nb_epoch:
@@ -122,7 +145,8 @@ class _TrainingRun:
                     q = self._q_values(self.states)
                 next_states, ended = self._play(active, self.explore, q)
                 self.step_count += 1
-                learning = self.finished >= self.observe
+                # With n-step returns the first transitions come n - 1 steps late.
+                learning = self.finished >= self.observe and len(self.memory) > 0
                 q = None
                 self._restart(ended, next_states)
                 if learning and self.step_count % self.train_freq == 0:
@@ -136,6 +160,8 @@ class _TrainingRun:
                 self.states = next_states
                 if ended:
                     self._end_games(ended)
+                    if self.reset_memory and self.finished < self.nb_epoch:
+                        self.memory.reset_memory()  # the next game starts afresh
                     if (
                         self.nb_copies == 1
                         and self.finished < self.nb_epoch
@@ -195,6 +221,8 @@ class _TrainingRun:
         next_states = np.empty_like(states)
         next_states[:, :-1] = states[:, 1:]
         next_states[:, -1] = states[:, -1]
+        # The actions possible in each next state, for the max over Q(S').
+        masks = np.zeros((nb_copies, agent.nb_actions), dtype=bool) if self.masked else None
         ended = []  # (copy, epoch, won, score, steps) of the games that ended
         running = range(nb_copies) if active.all() else np.flatnonzero(active)
         for k in running:
@@ -209,14 +237,23 @@ class _TrainingRun:
             if game.is_over():
                 over[k] = True
                 ended.append((k, self.epoch_of[k], game.is_won(), self.scores[k], self.steps[k]))
-            elif self.steps[k] == self.max_steps:  # truncated: not a game over, not won
-                ended.append((k, self.epoch_of[k], False, self.scores[k], self.steps[k]))
-        if len(running) == nb_copies:
-            self.memory.remember(states, actions, rewards, next_states, over)
+            else:
+                if masks is not None:  # a finished game has no next move to mask
+                    masks[k, game.get_possible_actions()] = True
+                if self.steps[k] == self.max_steps:  # truncated: not a game over, not won
+                    ended.append((k, self.epoch_of[k], False, self.scores[k], self.steps[k]))
+        transitions = (states, actions, rewards, next_states, over, masks)
+        if len(running) != nb_copies:
+            transitions = tuple(None if x is None else x[active] for x in transitions)
+        if self.nstep is not None:
+            finished = np.zeros(nb_copies, dtype=bool)
+            finished[[k for k, *_ in ended]] = True
+            copies = np.asarray(running)
+            self.nstep.add(self.memory, copies, transitions, finished[copies])
+        elif masks is not None and isinstance(self.memory, ExperienceReplay):
+            self.memory.remember(*transitions[:5], next_mask=transitions[5])
         else:
-            self.memory.remember(
-                states[active], actions[active], rewards[active], next_states[active], over[active]
-            )
+            self.memory.remember(*transitions[:5])
         self.total_steps += len(running)
         return next_states, ended
 
@@ -265,11 +302,18 @@ class _TrainingRun:
         frames = self.frames[slot * 2 * size : (slot + 1) * 2 * size]
         rows = self.floats[slot * size : (slot + 1) * size]
         if isinstance(self.memory, ExperienceReplay):
-            self.memory._sample_into(frames[:size], frames[size:], rows)
+            self.sampled[slot] = self.memory._sample_into(
+                frames[:size], frames[size:], rows, self.gamma
+            )
             return
         batch = self.memory.sample(size)
         frames[:size], frames[size:] = batch.states, batch.next_states
-        rows[:, 0], rows[:, 1], rows[:, 2] = batch.actions, batch.rewards, batch.game_over
+        steps = 1 if batch.steps is None else np.asarray(batch.steps)
+        rows[:, 0], rows[:, 1] = batch.actions, batch.rewards
+        rows[:, 2] = self.gamma**steps * ~np.asarray(batch.game_over, dtype=bool)
+        rows[:, 3] = 1.0 if batch.weights is None else batch.weights
+        if self.masked:
+            rows[:, FIXED_COLUMNS:] = True if batch.next_mask is None else batch.next_mask
 
     def _q_values(self, states):
         if not self.fast:
@@ -280,10 +324,13 @@ class _TrainingRun:
     def _flush(self, active, act_states):
         """Runs the queued gradient steps; returns Q-values of `act_states`."""
         self.frames[len(self.frames) - len(act_states) :] = act_states
-        losses, q = self.learner.step(self.frames, self.floats, self.pending)
+        losses, q, td = self.learner.step(self.frames, self.floats, self.pending)
         loss = float(losses[: self.pending].sum())
         if not math.isfinite(loss) and self.on_nan == "raise":
             self._raise_non_finite(losses[: self.pending])
+        if td is not None and math.isfinite(loss):
+            done = self.pending * self.batch_size
+            self.memory.update_priorities(self.sampled[: self.pending].ravel(), td[:done])
         self.loss_sum[active] += loss
         self.nb_updates[active] += self.pending
         if self.user_callbacks and self.pending:  # a Keras "batch": one call's steps
@@ -308,6 +355,7 @@ class _TrainingRun:
     _RUN_FIELDS = (
         "states", "explore", "epoch_of", "eps", "started", "finished", "total_steps",
         "step_count", "loss_sum", "nb_updates", "scores", "steps", "wins", "batch_index",
+        "nstep",
     )  # fmt: skip
 
     def _run_state(self, ended) -> dict:
@@ -326,6 +374,7 @@ class _TrainingRun:
             python_random=random.getstate(),
             numpy_random=np.random.get_state(),
             keras_seed=_keras_seed_state(),
+            target=self.learner.get_target(),
         )
         return state
 
@@ -345,6 +394,7 @@ class _TrainingRun:
         random.setstate(state["python_random"])
         np.random.set_state(state["numpy_random"])
         _set_keras_seed_state(state["keras_seed"])
+        self.learner.set_target(state.get("target"))
         self.resumed_ended = state["ended"]
 
     # -- logs -----------------------------------------------------------------
@@ -437,3 +487,71 @@ def _set_keras_seed_state(value) -> None:
     from keras.src.random.seed_generator import global_seed_generator
 
     global_seed_generator().state.assign(value)
+
+
+def _restricts_actions(game) -> bool:
+    """Whether `game` may forbid actions: it overrides `get_possible_actions()`."""
+    return type(game).get_possible_actions is not Game.get_possible_actions
+
+
+class _NStep:
+    """Turns each game copy's one-step transitions into n-step ones.
+
+    Keeps the last `n` states, actions and rewards of every copy in ring
+    arrays (all copies write at the same position each step). Once a copy
+    has `n` of them, each step remembers its oldest with the discounted sum
+    of `n` rewards and the state `n` steps later. When a game ends (over, or
+    stopped by `max_steps`) every pending transition of that copy is
+    remembered with the rewards left until the end and its number of steps,
+    so a game over never bootstraps and a stopped game bootstraps with
+    `gamma ** steps`.
+    """
+
+    def __init__(self, n, gamma, nb_copies, state_shape, dtype):
+        self.n = n
+        self.states = np.zeros((n, nb_copies) + tuple(state_shape), dtype=dtype)
+        self.actions = np.zeros((n, nb_copies), dtype=np.int32)
+        self.rewards = np.zeros((n, nb_copies), dtype=np.float64)
+        self.count = np.zeros(nb_copies, dtype=np.int64)  # pending transitions of each copy
+        self.position = 0  # ring slot the next step writes
+        self.powers = gamma ** np.arange(n)  # (n,)
+        self.gamma = gamma
+
+    def add(self, memory, copies, transitions, finished) -> None:
+        """Adds one step of the copies that played; remembers what is complete.
+
+        `copies` are the indices of the copies that played, `transitions`
+        their `(states, actions, rewards, next_states, over, masks)` and
+        `finished` whether their game ended this step.
+        """
+        states, actions, rewards, next_states, over, masks = transitions
+        p, n = self.position, self.n
+        self.states[p, copies] = states
+        self.actions[p, copies] = actions
+        self.rewards[p, copies] = rewards
+        self.count[copies] = np.minimum(self.count[copies] + 1, n)
+        self.position = (p + 1) % n
+        mask_of = {} if masks is None else {"next_mask": masks}
+        full = (self.count[copies] == n) & ~finished  # (playing,)
+        if full.any():
+            oldest, order = self.position, (self.position + np.arange(n)) % n
+            k = copies[full]
+            returns = self.powers @ self.rewards[order][:, k]  # (full,)
+            memory.remember(
+                self.states[oldest, k], self.actions[oldest, k], returns, next_states[full],
+                False, steps=n, **{key: m[full] for key, m in mask_of.items()},
+            )  # fmt: skip
+        for i in np.flatnonzero(finished):  # once per game: a short loop is fine
+            k, c = copies[i], self.count[copies[i]]
+            order = (p - c + 1 + np.arange(c)) % n  # oldest to newest
+            returns = np.zeros(c)
+            future = 0.0
+            for j in range(c - 1, -1, -1):
+                future = self.rewards[order[j], k] + self.gamma * future
+                returns[j] = future
+            memory.remember(
+                self.states[order, k], self.actions[order, k], returns,
+                np.repeat(next_states[i : i + 1], c, axis=0), over[i], steps=c - np.arange(c),
+                **{key: np.repeat(m[i : i + 1], c, axis=0) for key, m in mask_of.items()},
+            )  # fmt: skip
+            self.count[k] = 0

@@ -20,11 +20,12 @@ from qlearning4k._checks import (
     _check_unit,
     _is_int,
 )
-from qlearning4k._learner import _make_learner
+from qlearning4k._learner import _make_learner, _StepConfig
 from qlearning4k._training import _TrainingRun
 from qlearning4k.games.game import Game
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
+from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
 from qlearning4k.render import save_gif
 
 _SAVE_FORMAT = 1
@@ -190,11 +191,12 @@ class Agent:
 
     # -- helpers ------------------------------------------------------------
 
-    def _learner(self, gamma: float, batch_size: int = 1, max_steps: int = 1):
-        key = (gamma, batch_size, max_steps)
-        if key not in self._learners:
-            self._learners[key] = _make_learner(self.model, gamma, batch_size, max_steps)
-        return self._learners[key]
+    def _learner(self, config: _StepConfig | None = None):
+        """The compiled steps for `config`, made once (a target network lives there)."""
+        config = config or _StepConfig()
+        if config not in self._learners:
+            self._learners[config] = _make_learner(self.model, config)
+        return self._learners[config]
 
     def _check_game(self, game) -> None:
         if not isinstance(game, Game):
@@ -265,6 +267,9 @@ class Agent:
         max_steps: int | None = None,
         on_nan: str = "raise",
         resume: bool = False,
+        target_update: int | float | None = None,
+        double_dqn: bool = False,
+        n_step: int = 1,
     ) -> History:
         """Trains the model on `nb_epoch` games.
 
@@ -278,6 +283,14 @@ class Agent:
         steps wait and run together with the next one that does, in one
         compiled call: the same batches, in the same order, on the same
         weights, in fewer calls.
+
+        The modern DQN options (`target_update`, `double_dqn`, `n_step`, a
+        `PrioritizedExperienceReplay` memory, action masks) all run inside
+        that same compiled call. Action masking needs no option: a game that
+        overrides `get_possible_actions()` gets the mask of each next state
+        stored in memory, and the max over `Q(S')` (and every greedy move)
+        only considers possible actions. Games that allow every action pay
+        nothing for it.
 
         Args:
             game: The `Game` to learn.
@@ -331,6 +344,21 @@ class Agent:
                 one would (bit for bit on TensorFlow's CPU backend). Call it
                 with the same arguments as the interrupted run. Defaults to
                 `False`.
+            target_update: A target network for the TD targets: an int `N`
+                copies the online weights to it every `N` gradient steps, a
+                float `tau` in (0, 1) moves it towards them by `tau` after
+                every gradient step (Polyak averaging); `None` for none, the
+                original algorithm. With a target network, `keras.losses.Huber()`
+                is the usual loss. Defaults to `None`.
+            double_dqn: Double DQN: the online network picks the best action
+                of `S'` and the target network evaluates it (without a target
+                network both are the online network, which is plain DQN).
+                Defaults to `False`.
+            n_step: Learn from `n_step`-step returns: each remembered
+                transition spans up to `n_step` game steps, with the discounted
+                sum of their rewards, and bootstraps with `gamma ** n_step`
+                (fewer steps at the end of a game; none after a game over).
+                Needs an `ExperienceReplay` memory. Defaults to 1.
 
         Ctrl-C stops training after the current step (a second one at once):
         the queued gradient steps run, a checkpoint is written if
@@ -360,6 +388,29 @@ class Agent:
             raise ValueError(
                 "resume=True needs checkpoint_path to be a folder (a whole-agent checkpoint). "
                 f"Received: checkpoint_path={os.fspath(checkpoint_path)!r}"
+            )
+        target_update = _check_target_update(target_update)
+        if not isinstance(double_dqn, (bool, np.bool_)):
+            raise TypeError(f"double_dqn must be a bool. Received: double_dqn={double_dqn!r}")
+        n_step = _check_positive_int("n_step", n_step)
+        if n_step > 255:
+            raise ValueError(f"n_step must be at most 255. Received: n_step={n_step}")
+        if type(self.memory).sample is Memory.sample:
+            for name, value, default in (
+                ("target_update", target_update, None),
+                ("double_dqn", double_dqn, False),
+                ("n_step", n_step, 1),
+            ):
+                if value != default:
+                    raise ValueError(
+                        f"{name} needs a memory that implements sample() (as ExperienceReplay "
+                        f"does). Received: {name}={value!r} with a "
+                        f"{type(self.memory).__name__}"
+                    )
+        if n_step > 1 and not isinstance(self.memory, ExperienceReplay):
+            raise ValueError(
+                "n_step > 1 needs an ExperienceReplay memory (it stores each transition's "
+                f"number of steps). Received: n_step={n_step} with a {type(self.memory).__name__}"
             )
         if on_nan not in ("raise", "continue"):
             raise ValueError(f"on_nan must be 'raise' or 'continue'. Received: on_nan={on_nan!r}")
@@ -397,6 +448,7 @@ class Agent:
             "gamma": gamma,
             "epsilon_of": epsilon_of,
             "observe": observe,
+            "reset_memory": bool(reset_memory),
             "checkpoint": checkpoint,
             "checkpoint_path": checkpoint_path,
             "verbose": verbose,
@@ -406,6 +458,9 @@ class Agent:
             "gradient_steps": gradient_steps,
             "max_steps": max_steps,
             "on_nan": on_nan,
+            "target_update": target_update,
+            "double_dqn": bool(double_dqn),
+            "n_step": n_step,
         }
         run_state = self._restore(os.fspath(checkpoint_path)) if resume else None
         rng_state = self.rng.bit_generator.state
@@ -479,6 +534,7 @@ class Agent:
                     "class": type(memory).__name__,
                     "memory_size": memory.memory_size,
                     "rng": memory.rng.bit_generator.state if hasattr(memory, "rng") else None,
+                    "config": memory._config() if hasattr(memory, "_config") else {},
                 },
             }
             with open(os.path.join(temporary, _SETTINGS_FILE), "w") as f:
@@ -530,7 +586,12 @@ class Agent:
         model = keras.models.load_model(os.path.join(path, _MODEL_FILE))
         saved_memory = settings["memory"]
         if memory is None:
-            memory = ExperienceReplay(saved_memory["memory_size"])
+            kind = (
+                PrioritizedExperienceReplay
+                if saved_memory["class"] == PrioritizedExperienceReplay.__name__
+                else ExperienceReplay
+            )
+            memory = kind(saved_memory["memory_size"], **saved_memory.get("config", {}))
             memory_file = os.path.join(path, _MEMORY_FILE)
             if os.path.isfile(memory_file):
                 with np.load(memory_file) as arrays:
@@ -617,7 +678,7 @@ class Agent:
         if max_steps is not None:
             max_steps = _check_positive_int("max_steps", max_steps)
         self._check_game(game)
-        learner = self._learner(0.0)
+        learner = self._learner()
         pictures = []
         wins = 0
         for _ in range(nb_epoch):
@@ -643,3 +704,27 @@ class Agent:
         if verbose:
             print(f"Win rate: {win_rate:.2%} ({wins}/{nb_epoch} games)")
         return win_rate
+
+
+def _check_target_update(value):
+    """`None`, an int >= 1 (hard updates) or a float in (0, 1) (soft updates)."""
+    if value is None:
+        return None
+    if _is_int(value):
+        if value < 1:
+            raise ValueError(
+                "target_update must be an int >= 1 (gradient steps between copies) or a float "
+                f"in (0, 1) (soft updates). Received: target_update={value}"
+            )
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not 0.0 < value < 1.0:
+            raise ValueError(
+                "target_update must be an int >= 1 (gradient steps between copies) or a float "
+                f"in (0, 1) (soft updates). Received: target_update={value}"
+            )
+        return float(value)
+    raise TypeError(
+        "target_update must be None, an int or a float. "
+        f"Received: target_update={value!r} (of type {type(value).__name__})"
+    )

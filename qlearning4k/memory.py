@@ -9,19 +9,37 @@ import keras
 import numpy as np
 
 from qlearning4k._checks import _check_batch_size, _check_memory_size
+from qlearning4k._learner import FIXED_COLUMNS as _FIXED_COLUMNS
 
 _UNBOUNDED_START = 1024  # first capacity of an unbounded memory; it doubles
+# Optional buffers, made the first time a transition needs them: next states
+# kept whole (and which are), n-step counts, masks of possible next actions.
+_OPTIONAL_BUFFERS = ("_next_full", "_is_full", "_steps", "_next_mask")
+_BUFFERS = ("_states", "_next_frames", "_actions", "_rewards", "_game_over", *_OPTIONAL_BUFFERS)
 
 
 class Batch(NamedTuple):
     """A batch of transitions sampled from a memory.
 
+    The first five fields are what every memory returns; the others are
+    `None` where a memory does not keep them.
+
     Attributes:
         states: `(batch_size,) + state_shape`, in the dtype the game gave.
         actions: `(batch_size,)` `int32`.
-        rewards: `(batch_size,)` `float32`.
+        rewards: `(batch_size,)` `float32`: with n-step returns, the
+            discounted sum of the rewards between `states` and `next_states`.
         next_states: `(batch_size,) + state_shape`, like `states`.
         game_over: `(batch_size,)` `bool`.
+        steps: `(batch_size,)` ints: game steps between `states` and
+            `next_states`, so the bootstrap discount is `gamma ** steps`;
+            `None` means 1. Defaults to `None`.
+        next_mask: `(batch_size, nb_actions)` `bool`: the actions possible
+            in `next_states`; `None` means all. Defaults to `None`.
+        weights: `(batch_size,)` `float32` importance-sampling weights of the
+            loss (prioritized replay); `None` means 1. Defaults to `None`.
+        indices: `(batch_size,)` the slots the transitions came from, to
+            update their priorities. Defaults to `None`.
     """
 
     states: np.ndarray
@@ -29,6 +47,10 @@ class Batch(NamedTuple):
     rewards: np.ndarray
     next_states: np.ndarray
     game_over: np.ndarray
+    steps: np.ndarray | None = None
+    next_mask: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    indices: np.ndarray | None = None
 
 
 class Memory:
@@ -139,6 +161,10 @@ class ExperienceReplay(Memory):
     `s_prime` is stored whole, in a buffer made the first time one comes.
     Sampling is uniform, with replacement, by fancy indexing.
 
+    Two optional columns are kept only once a transition uses them: the
+    number of game steps a transition spans (n-step returns) and the
+    actions possible in its next state (action masking).
+
     Args:
         memory_size: Number of transitions kept; the oldest is overwritten
             first. `-1` keeps everything (the buffers double when full).
@@ -165,13 +191,8 @@ class ExperienceReplay(Memory):
         self._free()
 
     def _free(self) -> None:
-        self._states = None
-        self._next_frames = None
-        self._next_full = None  # lazily: s_prime stored whole
-        self._is_full = None
-        self._actions = None
-        self._rewards = None
-        self._game_over = None
+        for name in _BUFFERS:
+            setattr(self, name, None)  # the optional ones are made when first needed
         self._size = 0
         self._cursor = 0
 
@@ -203,15 +224,7 @@ class ExperienceReplay(Memory):
     @property
     def nbytes(self) -> int:
         """Bytes held by the buffers."""
-        buffers = (
-            self._states,
-            self._next_frames,
-            self._next_full,
-            self._is_full,
-            self._actions,
-            self._rewards,
-            self._game_over,
-        )
+        buffers = (getattr(self, name) for name in _BUFFERS)
         return sum(b.nbytes for b in buffers if b is not None)
 
     def reset_memory(self) -> None:
@@ -235,8 +248,7 @@ class ExperienceReplay(Memory):
 
     def _relayout(self, slots: np.ndarray, capacity: int) -> None:
         """Moves the transitions at `slots` into new buffers of `capacity`."""
-        names = ("_states", "_next_frames", "_next_full", "_is_full", "_actions")
-        for name in names + ("_rewards", "_game_over"):
+        for name in _BUFFERS:
             old = getattr(self, name)
             if old is None:
                 continue
@@ -246,7 +258,7 @@ class ExperienceReplay(Memory):
         self._size = len(slots)
         self._cursor = self._size % capacity
 
-    def remember(self, s, a, r, s_prime, game_over) -> None:
+    def remember(self, s, a, r, s_prime, game_over, steps=1, next_mask=None) -> None:
         """Stores `n` transitions, overwriting the oldest when full.
 
         Args:
@@ -257,10 +269,16 @@ class ExperienceReplay(Memory):
             r: Rewards received: a number or `n` finite numbers.
             s_prime: States after the actions, shaped like `s`.
             game_over: Whether each transition ended its game: a bool or `n`.
+            steps: Game steps from `s` to `s_prime` (n-step returns, where
+                `r` is the discounted sum of their rewards): an int or `n`
+                ints in [1, 255]. Defaults to 1.
+            next_mask: The actions possible in each `s_prime`, a
+                `(n, nb_actions)` bool array, or `None` for all of them.
+                Defaults to `None`.
 
         Raises:
             ValueError: If shapes disagree with each other or with the first
-                call, or if a reward is not finite.
+                call, if a reward is not finite or a step count out of range.
         """
         s = np.asarray(s)
         s_prime = np.asarray(s_prime, dtype=s.dtype)
@@ -278,7 +296,15 @@ class ExperienceReplay(Memory):
                 f"before. Received: s.shape={s.shape}"
             )
         n = s.shape[0]
-        if n == 1 and np.size(a) == 1 and np.size(r) == 1 and np.size(game_over) == 1:
+        if next_mask is not None:
+            next_mask = np.asarray(next_mask, dtype=bool)
+            if next_mask.ndim != 2 or len(next_mask) != n:
+                raise ValueError(
+                    "remember() expects next_mask of shape (n, nb_actions), n being the number "
+                    f"of transitions ({n}). Received: next_mask.shape={next_mask.shape}"
+                )
+        plain = next_mask is None and bool(np.all(np.asarray(steps) == 1))
+        if n == 1 and plain and np.size(a) == 1 and np.size(r) == 1 and np.size(game_over) == 1:
             one = (np.ravel(x)[0] if np.ndim(x) else x for x in (a, r, game_over))
             self._remember_one(s[0], next(one), next(one), s_prime[0], next(one))
             return
@@ -290,8 +316,14 @@ class ExperienceReplay(Memory):
         if self._memory_size == -1 and self._size + n > self.capacity:
             self._relayout(self._chronological(), max(2 * self.capacity, self._size + n))
         capacity = self.capacity
+        steps = np.broadcast_to(np.asarray(steps), (n,))
+        if not np.issubdtype(steps.dtype, np.integer) or steps.min() < 1 or steps.max() > 255:
+            raise ValueError(f"remember() expects steps in [1, 255]. Received: steps={steps}")
         if n > capacity:  # only the newest `capacity` transitions survive
-            s, s_prime, a, r, game_over = (x[-capacity:] for x in (s, s_prime, a, r, game_over))
+            s, s_prime, a, r, game_over, steps = (
+                x[-capacity:] for x in (s, s_prime, a, r, game_over, steps)
+            )
+            next_mask = None if next_mask is None else next_mask[-capacity:]
             n = capacity
         slots = (self._cursor + np.arange(n)) % capacity  # (n,)
         self._states[slots] = s
@@ -299,11 +331,34 @@ class ExperienceReplay(Memory):
         self._actions[slots] = a
         self._rewards[slots] = r
         self._game_over[slots] = game_over
+        if self._steps is not None or (steps != 1).any():
+            self._optional("_steps", (), np.uint8, 1)[slots] = steps
+        if next_mask is not None:
+            self._optional("_next_mask", next_mask.shape[1:], bool, True)[slots] = next_mask
+        elif self._next_mask is not None:
+            self._next_mask[slots] = True
         # s_prime is s shifted by one frame plus its newest frame, unless not.
         shifted = np.all((s_prime[:, :-1] == s[:, 1:]).reshape(n, -1), axis=1)  # (n,)
         self._store_whole(slots, shifted, s_prime)
         self._cursor = (self._cursor + n) % capacity
         self._size = min(self._size + n, capacity)
+        self._stored(slots)
+
+    def _optional(self, name: str, shape: tuple, dtype, fill) -> np.ndarray:
+        """The optional buffer `name`, made now (holding `fill`) if it is not there."""
+        buffer = getattr(self, name)
+        if buffer is None:
+            buffer = np.full((self.capacity,) + shape, fill, dtype=dtype)
+            setattr(self, name, buffer)
+        elif buffer.shape[1:] != shape:
+            raise ValueError(
+                f"remember() expects next_mask of shape (n,) + {buffer.shape[1:]} as before. "
+                f"Received: (n,) + {shape}"
+            )
+        return buffer
+
+    def _stored(self, slots: np.ndarray) -> None:
+        """Called with the slots each `remember()` wrote (for subclasses)."""
 
     def _remember_one(self, s, a, r, s_prime, game_over) -> None:
         """`remember()` of a single transition, without batch arrays."""
@@ -318,12 +373,17 @@ class ExperienceReplay(Memory):
         self._actions[slot] = a
         self._rewards[slot] = r
         self._game_over[slot] = game_over
+        if self._steps is not None:
+            self._steps[slot] = 1
+        if self._next_mask is not None:
+            self._next_mask[slot] = True
         if len(s) > 1 and not np.array_equal(s_prime[:-1], s[1:]):
             self._store_whole(np.array([slot]), np.array([False]), s_prime[None])
         elif self._is_full is not None:
             self._is_full[slot] = False
         self._cursor = (slot + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
+        self._stored(np.array([slot]))
 
     def _store_whole(self, slots, shifted, s_prime) -> None:
         """Keeps the `s_prime` that are not `s` shifted by one frame, whole."""
@@ -350,9 +410,9 @@ class ExperienceReplay(Memory):
             "rewards": self._rewards[order],
             "game_over": self._game_over[order],
         }
-        if self._next_full is not None:
-            state["next_full"] = self._next_full[order]
-            state["is_full"] = self._is_full[order]
+        for name in _OPTIONAL_BUFFERS:
+            if getattr(self, name) is not None:
+                state[name[1:]] = getattr(self, name)[order]
         return state
 
     def _set_state(self, state: dict) -> None:
@@ -364,8 +424,7 @@ class ExperienceReplay(Memory):
         capacity = size if self._memory_size == -1 else self._memory_size
         capacity = max(capacity, _UNBOUNDED_START) if self._memory_size == -1 else capacity
         keep = slice(max(0, size - capacity), size)
-        names = ("states", "next_frames", "actions", "rewards", "game_over", "next_full", "is_full")
-        for name in names:
+        for name in (buffer[1:] for buffer in _BUFFERS):
             if name in state:
                 array = state[name][keep]
                 buffer = np.zeros((capacity,) + array.shape[1:], dtype=array.dtype)
@@ -376,6 +435,14 @@ class ExperienceReplay(Memory):
 
     # -- sampling -----------------------------------------------------------
 
+    def _draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Slots of a batch and their loss weights (`None`: all 1): uniform here."""
+        return self.rng.integers(0, self._size, size=batch_size), None
+
+    def _check_not_empty(self) -> None:
+        if self._size == 0:
+            raise ValueError("The memory is empty: remember() at least one transition first.")
+
     def sample(self, batch_size: int) -> Batch:
         """Returns `batch_size` transitions drawn uniformly with replacement.
 
@@ -383,32 +450,44 @@ class ExperienceReplay(Memory):
             batch_size: Number of transitions.
 
         Returns:
-            A `Batch` of NumPy arrays in the stored dtypes.
+            A `Batch` of NumPy arrays in the stored dtypes (`steps` and
+            `next_mask` only where some transition had them).
 
         Raises:
             ValueError: If the memory is empty or `batch_size` is not positive.
         """
         batch_size = _check_batch_size(batch_size)
-        if self._size == 0:
-            raise ValueError("The memory is empty: remember() at least one transition first.")
-        idx = self.rng.integers(0, self._size, size=batch_size)  # (batch,)
+        self._check_not_empty()
+        idx, weights = self._draw(batch_size)  # (batch,)
         states = self._states[idx]
         next_states = np.concatenate([states[:, 1:], self._next_frames[idx][:, None]], axis=1)
         if self._next_full is not None:
             whole = self._is_full[idx]
             next_states[whole] = self._next_full[idx[whole]]
+        steps, mask = self._steps, self._next_mask
         return Batch(
-            states, self._actions[idx], self._rewards[idx], next_states, self._game_over[idx]
+            states,
+            self._actions[idx],
+            self._rewards[idx],
+            next_states,
+            self._game_over[idx],
+            steps=None if steps is None else steps[idx].astype(np.int32),
+            next_mask=None if mask is None else mask[idx],
+            weights=weights,
+            indices=idx,
         )
 
-    def _sample_into(self, states: np.ndarray, next_states: np.ndarray, floats: np.ndarray):
+    def _sample_into(
+        self, states: np.ndarray, next_states: np.ndarray, floats: np.ndarray, gamma: float = 1.0
+    ) -> np.ndarray:
         """`sample()` written into the agent's call arrays, with no new batch arrays.
 
-        `floats` gets action, reward and game over in its first three columns.
+        `floats` gets action, reward, bootstrap discount (`gamma ** steps`, 0
+        at game over) and loss weight, then, if it has more columns, the
+        mask of possible next actions. Returns the sampled slots.
         """
-        if self._size == 0:
-            raise ValueError("The memory is empty: remember() at least one transition first.")
-        idx = self.rng.integers(0, self._size, size=len(states))  # (batch,)
+        self._check_not_empty()
+        idx, weights = self._draw(len(states))  # (batch,)
         if states.dtype == self._states.dtype:
             np.take(self._states, idx, axis=0, out=states, mode="clip")
         else:
@@ -420,15 +499,22 @@ class ExperienceReplay(Memory):
             next_states[whole] = self._next_full[idx[whole]]
         floats[:, 0] = self._actions[idx]
         floats[:, 1] = self._rewards[idx]
-        floats[:, 2] = self._game_over[idx]
+        discount = gamma if self._steps is None else np.float32(gamma) ** self._steps[idx]
+        floats[:, 2] = discount * ~self._game_over[idx]  # (batch,)
+        floats[:, 3] = 1.0 if weights is None else weights
+        if floats.shape[1] > _FIXED_COLUMNS:
+            floats[:, _FIXED_COLUMNS:] = True if self._next_mask is None else self._next_mask[idx]
+        return idx
 
     def get_batch(self, model: keras.Model, batch_size: int, gamma: float = 0.9):
         """Returns `(inputs, targets)` for one step of Q-learning.
 
         One evaluation of `model` on the stacked `[S; S']` batch gives the
-        targets of the whole batch: `r + gamma * (1 - game_over) * max Q(S')`
-        at the action taken, and the model's own prediction `Q(S)` at every
-        other action, so that any compiled loss trains on the TD error only.
+        targets of the whole batch: `r + gamma ** steps * (1 - game_over) *
+        max Q(S')` at the action taken (the max over the actions possible in
+        `S'` where masks were remembered), and the model's own prediction
+        `Q(S)` at every other action, so that any compiled loss trains on the
+        TD error only.
 
         Args:
             model: The Keras Q-model.
@@ -447,6 +533,11 @@ class ExperienceReplay(Memory):
         inputs = np.concatenate([batch.states, batch.next_states]).astype(np.float32)
         q = keras.ops.convert_to_numpy(model(inputs, training=False))  # (2 * batch, nb_actions)
         targets = q[:n].copy()
-        not_over = 1.0 - batch.game_over.astype(np.float32)
-        targets[np.arange(n), batch.actions] = batch.rewards + gamma * not_over * q[n:].max(axis=1)
+        q_next = q[n:]
+        if batch.next_mask is not None:
+            q_next = np.where(batch.next_mask, q_next, -np.inf)
+        best_next = np.where(np.isfinite(q_next).any(axis=1), q_next.max(axis=1), 0.0)  # (batch,)
+        steps = 1 if batch.steps is None else batch.steps
+        discount = gamma**steps * (1.0 - batch.game_over.astype(np.float32))
+        targets[np.arange(n), batch.actions] = batch.rewards + discount * best_next
         return inputs[:n], targets.astype(np.float32)

@@ -1,6 +1,8 @@
 """A training run for test_resume.py: checkpoints, can pause to be killed, can resume.
 
-python tests/resume_worker.py CHECKPOINT OUT.npz [--pause-after N] [--resume]
+python tests/resume_worker.py CHECKPOINT OUT.npz [--pause-after N] [--resume] [--modern]
+
+--modern adds a target network, Double DQN, 3-step returns and prioritized replay.
 """
 
 import argparse
@@ -10,7 +12,7 @@ import time
 import keras
 import numpy as np
 
-from qlearning4k import Agent
+from qlearning4k import Agent, PrioritizedExperienceReplay
 from qlearning4k.games import Catch
 
 
@@ -33,6 +35,7 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--pause-after", type=int)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--modern", action="store_true")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
@@ -45,14 +48,16 @@ def main():
         ]
     )
     model.compile(keras.optimizers.Adam(1e-3), "mse")
-    agent = Agent(model, memory_size=100, seed=0)
+    memory = PrioritizedExperienceReplay(100, seed=1) if args.modern else None
+    agent = Agent(model, memory=memory, memory_size=100, seed=0)
+    modern = {"target_update": 5, "double_dqn": True, "n_step": 3} if args.modern else {}
     callbacks = []
     if args.pause_after is not None:
         callbacks.append(_PauseAfter(args.pause_after, args.out + ".paused"))
     history = agent.train(
         Catch(8, seed=0), nb_epoch=24, batch_size=8, epsilon=(1.0, 0.1), nb_parallel=2,
         checkpoint=5, checkpoint_path=args.checkpoint, resume=args.resume, verbose=0,
-        callbacks=callbacks,
+        callbacks=callbacks, **modern,
     )  # fmt: skip
     np.savez(
         args.out,

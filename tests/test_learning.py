@@ -1,24 +1,35 @@
 """End to end: an agent really learns Catch, on every Keras backend."""
 
 import keras
+import pytest
 
-from qlearning4k import Agent
+import qlearning4k
+from qlearning4k import Agent, PrioritizedExperienceReplay
 from qlearning4k.games import Catch
 
 
-def test_agent_learns_catch():
-    model = keras.Sequential(
-        [
-            keras.Input((1, 10, 10)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(100, activation="relu"),
-            keras.layers.Dense(100, activation="relu"),
-            keras.layers.Dense(3),
-        ]
-    )
+def _body():
+    return [
+        keras.Input((1, 10, 10)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(100, activation="relu"),
+        keras.layers.Dense(100, activation="relu"),
+    ]
+
+
+@pytest.mark.parametrize("modern", [False, True], ids=["original", "every-option"])
+def test_agent_learns_catch(modern):
+    """The original algorithm, and every modern option at once, learn Catch in 250 games."""
+    if modern:
+        model = qlearning4k.dueling(keras.Sequential(_body()), nb_actions=3)
+        memory = PrioritizedExperienceReplay(1000, seed=0)
+        options = {"target_update": 50, "double_dqn": True, "n_step": 3}
+    else:
+        model = keras.Sequential([*_body(), keras.layers.Dense(3)])
+        memory, options = None, {}
     model.compile(keras.optimizers.Adam(learning_rate=1e-3), "mse")
-    agent = Agent(model, seed=0)
-    history = agent.train(Catch(seed=0), nb_epoch=250, batch_size=32, verbose=0)
+    agent = Agent(model, memory=memory, seed=0)
+    history = agent.train(Catch(seed=0), nb_epoch=250, batch_size=32, verbose=0, **options)
     assert history.history["win_rate"][-1] > 0.5  # it was learning along the way
     win_rate = agent.play(Catch(seed=12345), nb_epoch=200, visualize=False, verbose=0)
     assert win_rate >= 0.9

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 WORKER = Path(__file__).parent / "resume_worker.py"
 
@@ -22,10 +23,14 @@ def _run(*args, wait=True):
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def test_sigkilled_run_resumes_to_the_same_result(tmp_path):
-    _run(tmp_path / "reference", tmp_path / "reference.npz")
+@pytest.mark.parametrize("options", [(), ("--modern",)], ids=["original", "modern"])
+def test_sigkilled_run_resumes_to_the_same_result(tmp_path, options):
+    """`--modern`: target network, Double DQN, n-step returns and prioritized replay too."""
+    _run(tmp_path / "reference", tmp_path / "reference.npz", *options)
 
-    killed = _run(tmp_path / "ckpt", tmp_path / "killed.npz", "--pause-after", 12, wait=False)
+    killed = _run(
+        tmp_path / "ckpt", tmp_path / "killed.npz", "--pause-after", 12, *options, wait=False
+    )
     marker = tmp_path / "killed.npz.paused"
     deadline = time.monotonic() + 240
     while not marker.exists():
@@ -37,7 +42,7 @@ def test_sigkilled_run_resumes_to_the_same_result(tmp_path):
     assert not (tmp_path / "killed.npz").exists()
     assert (tmp_path / "ckpt" / "run.pkl").exists()  # the checkpoint of game 10
 
-    _run(tmp_path / "ckpt", tmp_path / "resumed.npz", "--resume")
+    _run(tmp_path / "ckpt", tmp_path / "resumed.npz", "--resume", *options)
     with np.load(tmp_path / "reference.npz") as ref, np.load(tmp_path / "resumed.npz") as res:
         np.testing.assert_array_equal(ref["steps"], res["steps"])
         np.testing.assert_array_equal(ref["wins"], res["wins"])

@@ -11,7 +11,7 @@ from qlearning4k.games import Catch
 
 
 def _q(agent, states):
-    return agent._learner(0.0).q_values(states)
+    return agent._learner().q_values(states)
 
 
 @pytest.fixture

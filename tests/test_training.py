@@ -27,6 +27,22 @@ def _train(max_deferred, monkeypatch, **kwargs):
         {"nb_epoch": 6, "batch_size": 8, "epsilon": 0.6},
         {"nb_epoch": 8, "batch_size": 8, "epsilon": (1.0, 0.0), "nb_parallel": 3},
         {"nb_epoch": 4, "batch_size": 4, "epsilon": 0.5, "gradient_steps": 3, "train_freq": 2},
+        {
+            "nb_epoch": 6,
+            "batch_size": 8,
+            "epsilon": 0.6,
+            "target_update": 3,
+            "double_dqn": True,
+            "n_step": 2,
+        },
+        {
+            "nb_epoch": 6,
+            "batch_size": 8,
+            "epsilon": 0.6,
+            "target_update": 0.2,
+            "n_step": 3,
+            "nb_parallel": 2,
+        },
     ],
 )
 def test_deferred_gradient_steps_change_nothing_but_the_number_of_calls(monkeypatch, kwargs):

@@ -39,7 +39,9 @@ class Game:
       shape `(height, width, 3)`. Defaults to a grey-level picture of
       `get_frame()`.
     - `get_possible_actions()`: the actions allowed now. Defaults to all of
-      `range(nb_actions)`.
+      `range(nb_actions)`. A game that overrides it gets action masking:
+      the agent stores the mask of every next state and both its moves and
+      its Q-targets consider only possible actions.
 
     Games that use randomness take a `seed` and draw from their own
     generator (`self.rng`), never from the global `np.random` state, so that

@@ -1,0 +1,232 @@
+"""What each modern DQN option buys: env steps and seconds to reach a threshold, per game.
+
+For Catch, CartPole and Snake, each option alone and all of them together are
+compared with the default (the original algorithm), on 3 seeds. Every
+EVAL_EVERY env steps training pauses (not counted) and the greedy policy plays
+seeded games; the first time it reaches the game's threshold the run is
+solved. A run that has not solved within its budget of training seconds (or
+games) counts as not solved. Double DQN needs a target network, so its row
+has one too; action masking does nothing for these games (they allow every
+action) and has no row.
+
+    python benchmarks/ablation.py --games catch --markdown
+    python benchmarks/ablation.py --games cartpole --seeds 3 --markdown
+    python benchmarks/ablation.py --games snake --seeds 1 --configs default,all
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import _common as c
+
+# -- settings -----------------------------------------------------------------
+SEEDS = 3
+CONFIGS = {  # each option alone, then all of them; "target" is the game's target_update
+    "default": {},
+    "target network": {"target": True},
+    "double DQN": {"target": True, "double_dqn": True},
+    "dueling": {"dueling": True},
+    "3-step returns": {"n_step": 3},
+    "prioritized replay": {"prioritized": True},
+    "all": {"target": True, "double_dqn": True, "dueling": True, "n_step": 3,
+            "prioritized": True},
+}  # fmt: skip
+GAMES = {
+    "catch": {  # time_to_solve.py's configuration
+        "threshold": "greedy win rate >= 0.95 on 200 games",
+        "eval_every": 250,  # env steps
+        "budget_seconds": 60,
+        "max_games": 4000,
+        "train": {"batch_size": 64, "gamma": 0.9, "epsilon": (1.0, 0.05), "nb_parallel": 8},
+        "epsilon_games": 100,
+        "memory_size": 10_000,
+        "learning_rate": 2e-3,
+        "loss": "mse",
+        "target_update": 100,
+    },
+    "cartpole": {  # examples/cartpole.py's configuration
+        "threshold": "greedy average return >= 475 on 100 episodes",
+        "eval_every": 2_000,
+        "budget_seconds": 240,
+        "max_games": 2000,
+        "train": {"batch_size": 64, "gamma": 0.99, "epsilon": (1.0, 0.02), "nb_parallel": 4},
+        "epsilon_games": 100,
+        "memory_size": 50_000,
+        "learning_rate": 1e-3,
+        "loss": "huber",
+        "target_update": 500,
+    },
+    "snake": {  # examples/snake.py's model
+        "threshold": "greedy average of >= 3 fruits on 50 games",
+        "eval_every": 10_000,
+        "budget_seconds": 300,
+        "max_games": 20_000,
+        "train": {"batch_size": 64, "gamma": 0.9, "epsilon": (1.0, 0.05), "nb_parallel": 8,
+                  "max_steps": 500},
+        "epsilon_games": 1500,
+        "memory_size": 50_000,
+        "learning_rate": 1e-3,
+        "loss": "huber",
+        "target_update": 1000,
+    },
+}  # fmt: skip
+# -----------------------------------------------------------------------------
+
+
+def _model(game: str, dueling: bool, learning_rate: float, loss: str):
+    import keras
+
+    import qlearning4k
+
+    if game == "snake":
+        body = [
+            keras.Input((4, c.GRID_SIZE, c.GRID_SIZE)),
+            keras.layers.Rescaling(1 / 4),
+            keras.layers.Permute((2, 3, 1)),
+            keras.layers.Conv2D(16, 3, activation="relu"),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(256, activation="relu"),
+        ]
+        nb_actions = 5
+    else:
+        shape, hidden = ((1, c.GRID_SIZE, c.GRID_SIZE), 100) if game == "catch" else ((1, 4), 128)
+        body = [
+            keras.Input(shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(hidden, activation="relu"),
+        ]
+        nb_actions = 3 if game == "catch" else 2
+    if dueling:
+        model = qlearning4k.dueling(keras.Sequential(body), nb_actions)
+    else:
+        model = keras.Sequential([*body, keras.layers.Dense(nb_actions)])
+    losses = {"mse": "mse", "huber": keras.losses.Huber()}
+    model.compile(keras.optimizers.Adam(learning_rate=learning_rate), losses[loss])
+    return model
+
+
+def _make_game(game: str):
+    from qlearning4k.games import Catch, GymGame, Snake
+
+    makers = {
+        "catch": lambda seed: Catch(c.GRID_SIZE, seed=seed),
+        "cartpole": lambda seed: GymGame("CartPole-v1", seed=seed, win=475),
+        "snake": lambda seed: Snake(c.GRID_SIZE, seed=seed),
+    }
+    return makers[game]
+
+
+def _solved(game: str, model) -> bool:
+    make = _make_game(game)
+    if game == "catch":
+        games, _ = c.greedy_games(model, make, c.EVAL_GAMES, c.EVAL_SEED)
+        return sum(g.is_won() for g in games) / len(games) >= c.THRESHOLD
+    if game == "cartpole":
+        # 20 episodes first: most evaluations stop there, cheaply.
+        _, returns = c.greedy_games(model, make, 20, c.EVAL_SEED, max_steps=500)
+        if returns.mean() < 475:
+            return False
+        _, returns = c.greedy_games(model, make, 100, c.EVAL_SEED, max_steps=500)
+        return returns.mean() >= 475
+    games, _ = c.greedy_games(model, make, 50, c.EVAL_SEED, max_steps=300)
+    fruits = [len(g.snake) - g.snake_length for g in games]
+    return sum(fruits) / len(fruits) >= 3
+
+
+def run(game: str, config: str, seed: int) -> dict:
+    import keras
+
+    from qlearning4k import Agent, PrioritizedExperienceReplay
+
+    settings, options = GAMES[game], dict(CONFIGS[config])
+    keras.utils.set_random_seed(seed)
+    model = _model(game, options.pop("dueling", False), settings["learning_rate"],
+                   settings["loss"])  # fmt: skip
+    memory = (
+        PrioritizedExperienceReplay(settings["memory_size"], seed=seed)
+        if options.pop("prioritized", False)
+        else None
+    )
+    if options.pop("target", False):
+        options["target_update"] = settings["target_update"]
+    agent = Agent(model, memory=memory, memory_size=settings["memory_size"], seed=seed)
+    watch = c.Stopwatch()
+
+    class Solve(keras.callbacks.Callback):
+        env_steps, next_eval, solved = 0, settings["eval_every"], None
+
+        def on_epoch_end(self, epoch, logs):
+            self.env_steps += logs["steps"]
+            if watch.elapsed() > settings["budget_seconds"]:
+                self.model.stop_training = True
+            if self.env_steps < self.next_eval:
+                return
+            self.next_eval += settings["eval_every"]
+            with watch.pause():
+                solved = _solved(game, self.model)
+            if solved:
+                self.solved = (watch.elapsed(), self.env_steps)
+                self.model.stop_training = True
+
+    solve = Solve()
+    agent.train(
+        _make_game(game)(seed),
+        nb_epoch=settings["max_games"],
+        epsilon_rate=settings["epsilon_games"] / settings["max_games"],
+        verbose=0,
+        callbacks=[solve],
+        **settings["train"],
+        **options,
+    )
+    seconds, steps = solve.solved or (float("nan"), solve.env_steps)
+    return {"benchmark": "ablation", "game": game, "config": config, "seed": seed,
+            "solved": solve.solved is not None, "seconds": seconds, "env_steps": steps,
+            "backend": os.environ.get("KERAS_BACKEND", "tensorflow")}  # fmt: skip
+
+
+def table(records) -> str:
+    lines = [
+        "| game | configuration | solved | env steps, median (min-max) | training s, median "
+        "(min-max) |",
+        "|---|---|---|---|---|",
+    ]
+    groups = {}
+    for r in records:
+        groups.setdefault((r["game"], r["config"]), []).append(r)
+    for (game, config), rows in groups.items():
+        solved = [r for r in rows if r["solved"]]
+        cells = ["–", "–"]
+        if solved:
+            steps = c.median_spread(r["env_steps"] for r in solved)
+            seconds = c.median_spread(r["seconds"] for r in solved)
+            cells = [f"{steps[0]:,.0f} ({steps[1]:,.0f}-{steps[2]:,.0f})",
+                     f"{seconds[0]:.1f} ({seconds[1]:.1f}-{seconds[2]:.1f})"]  # fmt: skip
+        lines.append(f"| {game} | {config} | {len(solved)}/{len(rows)} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--games", default="catch,cartpole,snake", help="comma-separated")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated")
+    parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
+    records = []
+    for game in args.games.split(","):
+        for config in args.configs.split(","):
+            for seed in range(args.seeds):
+                records.append(run(game, config, seed))
+                c.emit(records[-1])
+    if args.markdown:
+        print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
+        print(table(records))
+
+
+if __name__ == "__main__":
+    main()

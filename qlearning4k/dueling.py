@@ -1,0 +1,88 @@
+"""`dueling`: turns a Keras model body into a dueling Q-network."""
+
+from __future__ import annotations
+
+import keras
+
+from qlearning4k._checks import _check_positive_int
+
+
+@keras.saving.register_keras_serializable(package="qlearning4k")
+class _DuelingMerge(keras.layers.Layer):
+    """`V + A - mean(A)`: one value `(batch, 1)` and advantages `(batch, nb_actions)`."""
+
+    def call(self, inputs):
+        value, advantage = inputs
+        return value + advantage - keras.ops.mean(advantage, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[1]
+
+
+def dueling(body: keras.Model, nb_actions: int, units: int | None = None) -> keras.Model:
+    """Turns a model body into a dueling Q-network (Wang et al., 2016).
+
+    The body's output (flattened if it has more than one feature axis) feeds
+    two streams: a state value `V(s)` (one unit) and action advantages
+    `A(s, a)` (`nb_actions` units), combined as `Q = V + A - mean(A)`. The
+    result is a plain functional `keras.Model` with the body's input:
+    compile it and give it to an `Agent` like any other Q-model. It saves
+    and loads as `.keras` (the merge layer is registered with Keras).
+
+    Args:
+        body: A `keras.Model` built on a `keras.Input` (a `Sequential`
+            starting with one, or a functional model), mapping states to
+            features. Its layers are shared, not copied.
+        nb_actions: Number of actions, the width of the advantage stream.
+        units: Width of a hidden `Dense` layer (ReLU) at the start of each
+            stream, or `None` for none. Defaults to `None`.
+
+    Returns:
+        An uncompiled `keras.Model`: `(batch,) + input_shape -> (batch, nb_actions)`.
+
+    Raises:
+        TypeError: If `body` is not a Keras model or a size is not an int.
+        ValueError: If `body` has no known input or output, or several.
+
+    Example:
+
+    ```python
+    body = keras.Sequential([
+        keras.Input((1, 10, 10)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(100, activation="relu"),
+    ])
+    model = qlearning4k.dueling(body, nb_actions=3)
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.Huber())
+    agent = Agent(model)
+    ```
+    """
+    if not isinstance(body, keras.Model):
+        raise TypeError(
+            f"dueling() expects a keras.Model body. Received: {body!r} "
+            f"(of type {type(body).__name__})"
+        )
+    nb_actions = _check_positive_int("nb_actions", nb_actions)
+    if units is not None:
+        units = _check_positive_int("units", units)
+    try:
+        inputs, outputs = body.inputs, body.outputs
+    except AttributeError:
+        inputs = outputs = None
+    if not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(
+            "dueling() expects a body with one known input and one output, built from "
+            f"keras.Input. Received: {body.name!r}"
+        )
+    features = body.outputs[0]
+    if len(features.shape) > 2:
+        features = keras.layers.Flatten(name="dueling_flatten")(features)
+    streams = []
+    for name, width in (("value", 1), ("advantage", nb_actions)):
+        x = features
+        if units is not None:
+            x = keras.layers.Dense(units, activation="relu", name=f"{name}_hidden")(x)
+        streams.append(keras.layers.Dense(width, name=name)(x))
+    q = _DuelingMerge(name="q_values")(streams)
+    # The input itself, not a list of one: the model is then called with a plain tensor.
+    return keras.Model(body.inputs[0], q, name=f"dueling_{body.name}")
