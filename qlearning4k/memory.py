@@ -303,7 +303,9 @@ class ExperienceReplay(Memory):
                     "remember() expects next_mask of shape (n, nb_actions), n being the number "
                     f"of transitions ({n}). Received: next_mask.shape={next_mask.shape}"
                 )
-        plain = next_mask is None and bool(np.all(np.asarray(steps) == 1))
+        plain = next_mask is None and (
+            steps == 1 if isinstance(steps, int) else bool(np.all(np.asarray(steps) == 1))
+        )
         if n == 1 and plain and np.size(a) == 1 and np.size(r) == 1 and np.size(game_over) == 1:
             one = (np.ravel(x)[0] if np.ndim(x) else x for x in (a, r, game_over))
             self._remember_one(s[0], next(one), next(one), s_prime[0], next(one))
@@ -357,8 +359,8 @@ class ExperienceReplay(Memory):
             )
         return buffer
 
-    def _stored(self, slots: np.ndarray) -> None:
-        """Called with the slots each `remember()` wrote (for subclasses)."""
+    def _stored(self, slots) -> None:
+        """Called with the slots each `remember()` wrote, or one slot (for subclasses)."""
 
     def _remember_one(self, s, a, r, s_prime, game_over) -> None:
         """`remember()` of a single transition, without batch arrays."""
@@ -383,7 +385,7 @@ class ExperienceReplay(Memory):
             self._is_full[slot] = False
         self._cursor = (slot + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
-        self._stored(np.array([slot]))
+        self._stored(slot)
 
     def _store_whole(self, slots, shifted, s_prime) -> None:
         """Keeps the `s_prime` that are not `s` shifted by one frame, whole."""

@@ -132,7 +132,7 @@ class PrioritizedExperienceReplay(ExperienceReplay):
     def _stored(self, slots: np.ndarray) -> None:
         if self._tree is None:  # the first transitions; _relayout rebuilds on growth
             self._rebuild(np.zeros(0), self.capacity)
-        self._tree.update(slots, np.full(len(slots), self.max_priority))
+        self._tree.update(slots, self.max_priority)  # one slot or an array of them
 
     def _rebuild(self, priorities: np.ndarray, capacity: int) -> None:
         self._tree = _SumTree(capacity)
