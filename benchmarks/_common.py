@@ -10,6 +10,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -117,10 +118,16 @@ class _Pause:
         self.watch.paused_for += time.perf_counter() - self.began
 
 
+WARM_CACHE = "jax+cache"  # a backend name: JAX with a warm persistent compilation cache
+
+
 def run_workers(script: str, backends, with_peer: bool, extra_args) -> list[dict]:
     """Runs `script --worker LIBRARY` once per Keras backend (and once for the peer).
 
-    Each run is its own process, so each Keras backend starts clean.
+    Each run is its own process, so each Keras backend starts clean. The
+    backend `jax+cache` is JAX with its persistent compilation cache in a
+    fresh folder, filled by one unreported run first: what a second run of
+    the same script costs (the cache saves XLA's compiling, not tracing).
     """
     jobs = [("qlearning4k", backend) for backend in backends]
     if with_peer:
@@ -128,20 +135,36 @@ def run_workers(script: str, backends, with_peer: bool, extra_args) -> list[dict
     records = []
     for library, backend in jobs:
         env = {**os.environ, "KERAS_BACKEND": backend}
-        out = subprocess.run(
-            [sys.executable, script, "--worker", library, *extra_args],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
-            sys.stderr.write(out.stderr[-3000:])
-            raise SystemExit(f"{script} failed for {library} on {backend}")
-        for line in out.stdout.splitlines():
-            if line.startswith("{"):
-                records.append(json.loads(line))
-                print(line, flush=True)
+        if backend == WARM_CACHE:
+            env.update(
+                KERAS_BACKEND="jax",
+                JAX_COMPILATION_CACHE_DIR=tempfile.mkdtemp(prefix="qlearning4k-jax-cache-"),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",  # our steps compile in < 1 s
+            )
+            _run_worker(script, library, env, extra_args)  # fills the cache
+        elif backend not in BACKENDS:
+            raise SystemExit(
+                f"Unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}, {WARM_CACHE}"
+            )
+        for record in _run_worker(script, library, env, extra_args):
+            if backend == WARM_CACHE:
+                record["backend"] = "jax, warm compilation cache"
+            records.append(record)
+            print(json.dumps(record), flush=True)
     return records
+
+
+def _run_worker(script: str, library: str, env: dict, extra_args) -> list[dict]:
+    out = subprocess.run(
+        [sys.executable, script, "--worker", library, *extra_args],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-3000:])
+        raise SystemExit(f"{script} failed for {library} on {env['KERAS_BACKEND']}")
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
 def first_call_seconds(agent) -> float:

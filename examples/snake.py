@@ -6,6 +6,7 @@ the greedy policy plays EVAL_GAMES seeded games and the average number of
 fruits it eats is printed (the learning curve).
 
 python examples/snake.py           # about 15 minutes of training, then 100 greedy games
+python examples/snake.py --seed 1  # another seed
 python examples/snake.py --smoke   # a few games, to check the set-up
 """
 
@@ -61,9 +62,9 @@ def build_model() -> keras.Model:
     return model
 
 
-def build_agent() -> Agent:
-    memory = PrioritizedExperienceReplay(MEMORY_SIZE, seed=SEED)
-    return Agent(build_model(), memory=memory, seed=SEED)
+def build_agent(seed: int = SEED) -> Agent:
+    memory = PrioritizedExperienceReplay(MEMORY_SIZE, seed=seed)
+    return Agent(build_model(), memory=memory, seed=seed)
 
 
 def fruits_per_game(model, nb_games: int, seed: int, max_steps: int = MAX_STEPS) -> np.ndarray:
@@ -111,12 +112,12 @@ class Curve(keras.callbacks.Callback):
               f"({self.training_seconds:.0f} s of training)", flush=True)  # fmt: skip
 
 
-def train(agent: Agent, smoke: bool = False):
+def train(agent: Agent, smoke: bool = False, seed: int = SEED):
     """Trains `agent` on Snake; returns the `Curve` callback with its points."""
     nb_epoch = SMOKE_EPOCHS if smoke else NB_EPOCH
     curve = Curve(TRAIN_SECONDS, 1 if smoke else EVAL_EVERY, 2 if smoke else EVAL_GAMES)
     agent.train(
-        Snake(GRID_SIZE, seed=SEED),
+        Snake(GRID_SIZE, seed=seed),
         nb_epoch=nb_epoch,
         batch_size=BATCH_SIZE,
         gamma=GAMMA,
@@ -134,14 +135,14 @@ def train(agent: Agent, smoke: bool = False):
     return curve
 
 
-def main(smoke: bool = False) -> float:
-    keras.utils.set_random_seed(SEED)
-    agent = build_agent()
-    train(agent, smoke)
+def main(smoke: bool = False, seed: int = SEED) -> float:
+    keras.utils.set_random_seed(seed)
+    agent = build_agent(seed)
+    train(agent, smoke, seed)
     fruits = fruits_per_game(agent.model, 2 if smoke else EVAL_GAMES, seed=20_000)
     print(f"Fruits per game over {len(fruits)} fresh greedy games: {fruits.mean():.2f}")
     games = SMOKE_EPOCHS if smoke else PLAY_GAMES
-    win_rate = agent.play(Snake(GRID_SIZE, seed=SEED + 1), nb_epoch=games, path=GIF_PATH)
+    win_rate = agent.play(Snake(GRID_SIZE, seed=seed + 1), nb_epoch=games, path=GIF_PATH)
     print(f"Saved {GIF_PATH}")
     return win_rate
 
@@ -149,4 +150,6 @@ def main(smoke: bool = False) -> float:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a tiny run to check the set-up")
-    main(parser.parse_args().smoke)
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args()
+    main(args.smoke, args.seed)

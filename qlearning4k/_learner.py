@@ -202,12 +202,23 @@ class _TensorFlowLearner(_Learner):
             q_online = model(next_states, training=False) if self.uses_online_next else None
             return q_next, q_online
 
+        def blend(tau):
+            for target, variable in zip(self._target, online, strict=True):
+                share = tf.cast(tau, target.dtype)
+                target.assign(share * tf.cast(variable.value, target.dtype) + (1 - share) * target)
+
+        def copy():
+            for target, variable in zip(self._target, online, strict=True):
+                target.assign(tf.cast(variable.value, target.dtype))
+            return tf.constant(True)
+
         def update_target():
             counter = self._counter.assign_add(1)
             mix = self._mix(counter)
-            for target, variable in zip(self._target, online, strict=True):
-                share = tf.cast(mix, target.dtype)  # 0 and 1 give exact copies
-                target.assign(share * tf.cast(variable.value, target.dtype) + (1 - share) * target)
+            if isinstance(config.target_update, float):
+                blend(mix)
+            else:  # an exact copy every N steps, and nothing in between
+                tf.cond(mix > 0, copy, lambda: tf.constant(False))
 
         def gradient_step(pairs, floats, i):
             states, next_states = pairs[i, :batch], pairs[i, batch:]
@@ -254,14 +265,37 @@ class _TensorFlowLearner(_Learner):
             tf.TensorSpec(frames.shape, frames.dtype),
             tf.TensorSpec(floats.shape, tf.float32),
         )
-        return tf.function(step, jit_compile=self.jit).get_concrete_function(*specs)
+        return self._compile(step, specs)
+
+    def _compile(self, fn, specs):
+        """Traces `fn` once for `specs`; returns a lean caller of the result.
+
+        Autograph is off: the step's loop is an explicit `tf.while_loop` and
+        Keras calls its layers unconverted anyway, while converting the
+        optimizer's update code cost the first trace of a process about 0.4 s
+        here. The caller goes straight to the traced function with its
+        captured variables, skipping the argument binding and gradient tape
+        checks of `ConcreteFunction.__call__` (a fifth of a call's cost here);
+        nothing records gradients through the step.
+        """
+        tf = self._tf
+        concrete = tf.function(fn, jit_compile=self.jit, autograph=False).get_concrete_function(
+            *specs
+        )
+        inference, captured = concrete.inference_fn, list(concrete.captured_inputs)
+
+        def call(*arrays):
+            tensors = [tf.constant(a) for a in arrays]
+            return inference.call_flat(*tensors, *captured)[0].numpy()
+
+        return call
 
     def _step(self, frames, floats):
         key = (frames.shape, frames.dtype)
         fn = self._steps.get(key)
         if fn is None:
             fn = self._steps[key] = self._build_step(frames, floats)
-        return fn(self._tf.constant(frames), self._tf.constant(floats)).numpy()
+        return fn(frames, floats)
 
     def q_values(self, states):
         key = (states.shape, states.dtype)
@@ -272,10 +306,8 @@ class _TensorFlowLearner(_Learner):
             def act(states):
                 return model(tf.cast(states, self.dtype), training=False)
 
-            spec = tf.TensorSpec(states.shape, states.dtype)
-            fn = tf.function(act, jit_compile=self.jit).get_concrete_function(spec)
-            self._acts[key] = fn
-        return fn(self._tf.constant(states)).numpy()
+            fn = self._acts[key] = self._compile(act, (tf.TensorSpec(states.shape, states.dtype),))
+        return fn(states)
 
 
 class _JaxLearner(_Learner):
@@ -388,14 +420,21 @@ class _JaxLearner(_Learner):
             counter = counter + 1
             mix = self._mix(counter)
 
-            def blend(old, new):  # 0 and 1 give exact copies
-                return (mix * new + (1 - mix) * old).astype(old.dtype)
+            def blend(weights):
+                return [
+                    (mix * v + (1 - mix) * t).astype(t.dtype) for t, v in zip(*weights, strict=True)
+                ]
 
-            target = (
-                [blend(t, v) for t, v in zip(target_trainable, trainable, strict=True)],
-                [blend(t, v) for t, v in zip(target_non_trainable, non_trainable, strict=True)],
-                counter,
-            )
+            def copy(weights):
+                return [v.astype(t.dtype) for t, v in zip(*weights, strict=True)]
+
+            weights = (target_trainable + target_non_trainable, trainable + non_trainable)
+            if isinstance(config.target_update, float):
+                updated = blend(weights)
+            else:  # an exact copy every N steps, and nothing in between
+                updated = jax.lax.cond(mix > 0, copy, lambda weights: list(weights[0]), weights)
+            nb_trainable = len(target_trainable)
+            target = (updated[:nb_trainable], updated[nb_trainable:], counter)
         return (trainable, non_trainable, optimizer_vars, target), loss, td
 
     def _pure_step(self, state, frames, floats):

@@ -1,0 +1,86 @@
+"""The README example: seconds of `agent.train(game)` with its defaults, then the win rate.
+
+Builds the README's model (SGD, learning rate 0.2) and agent, times
+`agent.train(Catch(10, seed=seed))` (1000 games, one gradient step after
+each game step, the original algorithm; tracing and compiling included),
+then plays 1000 fresh greedy games. One JSON line per seed; each backend in
+its own process.
+
+    python benchmarks/readme_example.py --markdown
+    python benchmarks/readme_example.py --backends tensorflow --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import _common as c
+
+# -- settings -----------------------------------------------------------------
+SEEDS = 3
+# -----------------------------------------------------------------------------
+
+
+def ours(seed: int) -> dict:
+    import keras
+
+    from qlearning4k import Agent
+    from qlearning4k.games import Catch
+
+    keras.utils.set_random_seed(seed)
+    model = c.catch_model(optimizer="sgd", learning_rate=0.2)
+    agent = Agent(model, seed=seed)
+    start = time.perf_counter()
+    agent.train(Catch(c.GRID_SIZE, seed=seed), verbose=0)
+    seconds = time.perf_counter() - start
+    final = c.evaluate(c.keras_greedy(model), c.FINAL_GAMES, c.FINAL_SEED)
+    return {"seconds": seconds, "final_win_rate": final,
+            "compile_seconds": c.first_call_seconds(agent)}  # fmt: skip
+
+
+def worker(seeds: int) -> None:
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    for seed in range(seeds):
+        c.emit({"benchmark": "readme_example", "library": "qlearning4k", "backend": backend,
+                "seed": seed, **ours(seed)})  # fmt: skip
+
+
+def table(records) -> str:
+    lines = [
+        "| backend | training s, median (min-max) | of which first-call compile s | "
+        "win rate on 1000 fresh games, min |",
+        "|---|---|---|---|",
+    ]
+    groups = {}
+    for r in records:
+        groups.setdefault(r["backend"], []).append(r)
+    for backend, rows in groups.items():
+        med, lo, hi = c.median_spread(r["seconds"] for r in rows)
+        compile_s = c.median_spread(r["compile_seconds"] for r in rows)[0]
+        worst = min(r["final_win_rate"] for r in rows)
+        lines.append(
+            f"| {backend} | {med:.2f} ({lo:.2f}-{hi:.2f}) | {compile_s:.2f} | {worst:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="tensorflow,jax", help="comma-separated")
+    parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.seeds)
+        return
+    records = c.run_workers(__file__, args.backends.split(","), False, ["--seeds", str(args.seeds)])
+    if args.markdown:
+        print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
+        print(table(records))
+
+
+if __name__ == "__main__":
+    main()
