@@ -136,19 +136,23 @@ def run_workers(script: str, backends, with_peer: bool, extra_args) -> list[dict
     for library, backend in jobs:
         env = {**os.environ, "KERAS_BACKEND": backend}
         if backend == WARM_CACHE:
-            env.update(
-                KERAS_BACKEND="jax",
-                JAX_COMPILATION_CACHE_DIR=tempfile.mkdtemp(prefix="qlearning4k-jax-cache-"),
-                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",  # our steps compile in < 1 s
-            )
-            _run_worker(script, library, env, extra_args)  # fills the cache
-        elif backend not in BACKENDS:
+            with tempfile.TemporaryDirectory(prefix="qlearning4k-jax-cache-") as cache:
+                env.update(
+                    KERAS_BACKEND="jax",
+                    JAX_COMPILATION_CACHE_DIR=cache,
+                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",  # our steps compile in < 1 s
+                )
+                _run_worker(script, library, env, extra_args)  # fills the cache
+                new = _run_worker(script, library, env, extra_args)
+            for record in new:
+                record["backend"] = "jax, warm compilation cache"
+        elif backend in BACKENDS:
+            new = _run_worker(script, library, env, extra_args)
+        else:
             raise SystemExit(
                 f"Unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}, {WARM_CACHE}"
             )
-        for record in _run_worker(script, library, env, extra_args):
-            if backend == WARM_CACHE:
-                record["backend"] = "jax, warm compilation cache"
+        for record in new:
             records.append(record)
             print(json.dumps(record), flush=True)
     return records
