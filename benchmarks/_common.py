@@ -171,14 +171,12 @@ def _run_worker(script: str, library: str, env: dict, extra_args) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
-def first_call_seconds(agent) -> float:
-    """Seconds of the agent's first compiled training call (tracing and compiling).
+def compile_seconds(agent) -> float:
+    """Seconds of the first calls of the agent's compiled functions (tracing and compiling).
 
     Reads a private attribute: benchmarks are the library's own tools.
     """
-    seconds = [getattr(learner, "first_call_seconds", None) for learner in agent._learners.values()]
-    seconds = [s for s in seconds if s is not None]
-    return max(seconds) if seconds else float("nan")
+    return sum(learner.compile_seconds for learner in agent._learners.values())
 
 
 # -- the peer: Stable-Baselines3 DQN through a Gymnasium adapter ----------------

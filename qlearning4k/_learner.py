@@ -18,7 +18,8 @@ Every call takes two arrays and returns one, whatever the batches hold
   action, reward, bootstrap discount (`gamma ** steps`, 0 at game over) and
   sample weight, then with `masked` one 0/1 column per action (the actions
   possible in the next state). The last row holds the number of gradient
-  steps to run in its first column.
+  steps to run in its first column and, for TensorFlow's one-step graph,
+  the slot of the step to run in its second.
 - returned: `(max_steps [+ max_steps * batch] + n_act * nb_actions,)`: the
   loss of each gradient step (0 for those not run), with `prioritized` the
   TD error of each transition, then the Q-values of the acting states.
@@ -27,12 +28,14 @@ Every call takes two arrays and returns one, whatever the batches hold
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import keras
 import numpy as np
 
 FIXED_COLUMNS = 4  # action, reward, discount, weight; the mask columns follow
+EXTRA_CALLS = 300  # TensorFlow: one-step calls beyond one a call before tracing the loop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +94,9 @@ class _Learner:
         self.width = FIXED_COLUMNS + (self.nb_actions if config.masked else 0)
         self.dtype = model.inputs[0].dtype
         self.jit = bool(model.jit_compile)
-        self.first_call_seconds = None
+        # Seconds of the first call of each compiled function: tracing and
+        # compiling (and that one run). Benchmarks report it.
+        self.compile_seconds = 0.0
         self.uses_target = config.target_update is not None
         # The target network evaluates Q(S'); Double DQN then also needs the
         # online Q(S') to pick the action. Without a target network Double
@@ -137,12 +142,7 @@ class _Learner:
         `td_errors` `(max_steps * batch,)` with `prioritized`, else `None`.
         """
         floats[-1, 0] = count
-        if self.first_call_seconds is None:
-            start = time.perf_counter()
-            out = self._step(frames, floats)
-            self.first_call_seconds = time.perf_counter() - start  # tracing and compiling
-        else:
-            out = self._step(frames, floats)
+        out = self._step(frames, floats)
         n = self.max_steps
         losses, rest = out[:n], out[n:]
         td = None
@@ -154,6 +154,20 @@ class _Learner:
     def _step(self, frames: np.ndarray, floats: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _call(self, functions: dict, key, make, *arrays):
+        """`functions[key](*arrays)`, the function made by `make()` on its first use.
+
+        A first call traces and compiles: its seconds add to `compile_seconds`.
+        """
+        function = functions.get(key)
+        if function is not None:
+            return function(*arrays)
+        start = time.perf_counter()
+        function = functions[key] = make()
+        out = function(*arrays)
+        self.compile_seconds += time.perf_counter() - start
+        return out
+
 
 class _TensorFlowLearner(_Learner):
     def __init__(self, *args):
@@ -162,6 +176,9 @@ class _TensorFlowLearner(_Learner):
 
         self._tf = tf
         self._steps = {}
+        # One-step calls that calls asking for several steps may still make,
+        # beyond one a call, before the step's loop is traced (see `_step`).
+        self.extra_calls_left = EXTRA_CALLS
         self._acts = {}
         self._target = None
         if self.uses_target:
@@ -183,7 +200,13 @@ class _TensorFlowLearner(_Learner):
         for variable, value in zip(self._target + [self._counter], values, strict=True):
             variable.assign(value)
 
-    def _build_step(self, frames, floats):
+    def _build_step(self, frames, floats, loop: bool):
+        """Traces the step for arrays like `frames` and `floats`.
+
+        With `loop`, a `tf.while_loop` runs the number of gradient steps the
+        call asks for. Without, the step runs exactly one, straight, on the
+        batch in the slot that `floats[-1, 1]` names.
+        """
         tf, model, config = self._tf, self.model, self.config
         variables = model.trainable_variables
         optimizer = model.optimizer
@@ -221,7 +244,8 @@ class _TensorFlowLearner(_Learner):
                 tf.cond(mix > 0, copy, lambda: tf.constant(False))
 
         def gradient_step(pairs, floats, i):
-            states, next_states = pairs[i, :batch], pairs[i, batch:]
+            both = tf.cast(pairs[i], self.dtype)  # only the rows of this step
+            states, next_states = both[:batch], both[batch:]
             batch_floats = floats[i]
             q_next, q_online = q_next_of(next_states)
             with tf.GradientTape() as tape:
@@ -236,10 +260,12 @@ class _TensorFlowLearner(_Learner):
             return loss, _td_errors(y, q)
 
         def step(frames, floats):
-            x = tf.cast(frames, self.dtype)
             count = tf.cast(floats[-1, 0], tf.int32)
+            slot = tf.cast(floats[-1, 1], tf.int32)
             # Static shapes per gradient step, which XLA needs inside the loop.
-            pairs = tf.reshape(x[: max_steps * 2 * batch], (max_steps, 2 * batch) + state_shape)
+            pairs = tf.reshape(
+                frames[: max_steps * 2 * batch], (max_steps, 2 * batch) + state_shape
+            )
             floats = tf.reshape(floats[:-1], (max_steps, batch, width))
 
             def body(i, losses, errors):
@@ -254,10 +280,13 @@ class _TensorFlowLearner(_Learner):
                 tf.zeros((max_steps,), tf.float32),
                 tf.zeros((max_steps, batch) if config.prioritized else (0,), tf.float32),
             )
-            _, losses, errors = tf.while_loop(
-                lambda i, *_: i < count, body, initial, maximum_iterations=max_steps
-            )
-            q = model(x[max_steps * 2 * batch :], training=False)
+            if loop:
+                _, losses, errors = tf.while_loop(
+                    lambda i, *_: i < count, body, initial, maximum_iterations=max_steps
+                )
+            else:
+                _, losses, errors = body(slot, *initial[1:])
+            q = model(tf.cast(frames[max_steps * 2 * batch :], self.dtype), training=False)
             out = [losses, tf.reshape(errors, [-1]), tf.reshape(tf.cast(q, tf.float32), [-1])]
             return tf.concat(out, axis=0)
 
@@ -283,31 +312,79 @@ class _TensorFlowLearner(_Learner):
             *specs
         )
         inference, captured = concrete.inference_fn, list(concrete.captured_inputs)
+        to_tensor = _eager_tensor_maker(tf)
 
         def call(*arrays):
-            tensors = [tf.constant(a) for a in arrays]
+            tensors = [to_tensor(a) for a in arrays]
             return inference.call_flat(*tensors, *captured)[0].numpy()
 
         return call
 
     def _step(self, frames, floats):
-        key = (frames.shape, frames.dtype)
-        fn = self._steps.get(key)
-        if fn is None:
-            fn = self._steps[key] = self._build_step(frames, floats)
-        return fn(frames, floats)
+        # A call of the one-step graph costs 0.06 to 0.15 ms less than the
+        # loop's call running one step; a call with several steps costs less
+        # in the loop (0.2 to 0.5 ms a step) than in one-step calls (0.55 to
+        # 0.7 ms each). So one step runs straight, and several run one call
+        # each until they have cost EXTRA_CALLS calls more than the loop
+        # would: only then is the loop worth its trace (0.2 to 0.35 s).
+        count = int(floats[-1, 0])
+        size = self.max_steps * (1 + self.batch_size if self.config.prioritized else 1)
+        if count == 0:  # acting only: the small graph of q_values
+            n_act = len(frames) - self.max_steps * 2 * self.batch_size
+            q = self.q_values(frames[len(frames) - n_act :])
+            return np.concatenate([np.zeros(size, np.float32), q.reshape(-1)])
+        loop_key = (frames.shape, frames.dtype, True)
+        loop = count > 1 and (loop_key in self._steps or self.extra_calls_left < count - 1)
+        if loop:
+            make = functools.partial(self._build_step, frames, floats, loop=True)
+            return self._call(self._steps, loop_key, make, frames, floats)
+        self.extra_calls_left -= count - 1
+        key = (frames.shape, frames.dtype, False)
+        make = functools.partial(self._build_step, frames, floats, loop=False)
+        outs = []
+        for slot in range(count):  # each call fills its slot's loss (and TD errors)
+            floats[-1, 1] = slot
+            outs.append(self._call(self._steps, key, make, frames, floats))
+        floats[-1, 1] = 0
+        if count == 1:
+            return outs[0]
+        out = outs[-1].copy()  # the Q-values after the last step
+        out[:size] = np.sum([o[:size] for o in outs], axis=0)
+        return out
 
     def q_values(self, states):
-        key = (states.shape, states.dtype)
-        fn = self._acts.get(key)
-        if fn is None:
-            tf, model = self._tf, self.model
+        tf, model = self._tf, self.model
 
-            def act(states):
-                return model(tf.cast(states, self.dtype), training=False)
+        def act(states):
+            return model(tf.cast(states, self.dtype), training=False)
 
-            fn = self._acts[key] = self._compile(act, (tf.TensorSpec(states.shape, states.dtype),))
-        return fn(states)
+        def make():
+            return self._compile(act, (tf.TensorSpec(states.shape, states.dtype),))
+
+        return self._call(self._acts, (states.shape, states.dtype), make, states)
+
+
+def _eager_tensor_maker(tf):
+    """A function that makes an eager tensor of a NumPy array, as `tf.constant` does.
+
+    It builds the `EagerTensor` in the current device scope directly: the
+    checks `tf.constant` makes first cost 12 µs a call here, a tenth of the
+    cost of passing an array. Falls back to `tf.constant` where this
+    TensorFlow has no such constructor.
+    """
+    try:
+        from tensorflow.python.eager import context
+        from tensorflow.python.framework.ops import EagerTensor
+
+        current = context.context()
+        EagerTensor(np.zeros(1, np.float32), current.device_name, None)
+    except (ImportError, AttributeError, TypeError):
+        return tf.constant
+
+    def to_tensor(array):
+        return EagerTensor(array, current.device_name, None)
+
+    return to_tensor
 
 
 class _JaxLearner(_Learner):
@@ -319,6 +396,7 @@ class _JaxLearner(_Learner):
         self._state = None
         self._jit_step = jax.jit(self._pure_step, donate_argnums=0)
         self._act = jax.jit(self._pure_act)
+        self._calls = {}  # what the jitted functions were called with
         self._target = None  # (trainable, non_trainable, counter) between runs
         if self.uses_target:
             model, copy = self.model, jax.numpy.array
@@ -382,9 +460,8 @@ class _JaxLearner(_Learner):
         jax, model, batch, config = self._jax, self.model, self.batch_size, self.config
         trainable, non_trainable, optimizer_vars, target = state
         metrics_vars = [v.value for v in model.metrics_variables]
-        start = i * 2 * batch
-        states = jax.lax.dynamic_slice_in_dim(x, start, batch)
-        next_states = jax.lax.dynamic_slice_in_dim(x, start + batch, batch)
+        both = jax.lax.dynamic_slice_in_dim(x, i * 2 * batch, 2 * batch).astype(self.dtype)
+        states, next_states = both[:batch], both[batch:]
         batch_floats = jax.lax.dynamic_slice_in_dim(floats, i * batch, batch)
         if self.uses_target:
             q_next = self._pure_act(target[0], target[1], next_states)
@@ -439,13 +516,12 @@ class _JaxLearner(_Learner):
 
     def _pure_step(self, state, frames, floats):
         jax, batch = self._jax, self.batch_size
-        x = frames.astype(self.dtype)
         count = floats[-1, 0].astype("int32")
         prioritized = self.config.prioritized
 
         def body(i, carry):
             state, losses, errors = carry
-            state, loss, td = self._gradient_step(state, x, floats, i)
+            state, loss, td = self._gradient_step(state, frames, floats, i)
             if prioritized:
                 errors = jax.lax.dynamic_update_slice_in_dim(errors, td, i * batch, 0)
             return state, losses.at[i].set(loss.astype(losses.dtype)), errors
@@ -454,11 +530,15 @@ class _JaxLearner(_Learner):
         errors = jax.numpy.zeros((self.max_steps * batch if prioritized else 0,), "float32")
         state, losses, errors = jax.lax.fori_loop(0, count, body, (state, losses, errors))
         trainable, non_trainable = state[:2]
-        act_states = x[self.max_steps * 2 * batch :]
+        act_states = frames[self.max_steps * 2 * batch :]
         q = self._pure_act(trainable, non_trainable, act_states)
         return state, jax.numpy.concatenate([losses, errors, q.reshape(-1).astype("float32")])
 
     def _step(self, frames, floats):
+        key = (frames.shape, frames.dtype, floats.shape)  # jax.jit compiles once for each
+        return self._call(self._calls, key, lambda: self._run_step, frames, floats)
+
+    def _run_step(self, frames, floats):
         self._state, out = self._jit_step(self._state, frames, floats)
         return np.asarray(out)
 
@@ -469,7 +549,9 @@ class _JaxLearner(_Learner):
             non_trainable = [v.value for v in model.non_trainable_variables]
         else:
             trainable, non_trainable = self._state[:2]
-        return np.asarray(self._act(trainable, non_trainable, states))
+        key = ("act", states.shape, states.dtype)
+        act = self._call(self._calls, key, lambda: self._act, trainable, non_trainable, states)
+        return np.asarray(act)
 
 
 class _TorchLearner(_Learner):
@@ -478,6 +560,7 @@ class _TorchLearner(_Learner):
         import torch
 
         self._torch = torch
+        self._calls = {}  # what the step was called with
         self._gradient_step = (
             torch.compile(self._eager_gradient_step) if self.jit else self._eager_gradient_step
         )
@@ -548,6 +631,11 @@ class _TorchLearner(_Learner):
                     tensor.mul_(1 - mix).add_(value, alpha=mix)
 
     def _step(self, frames, floats):
+        # The first gradient step runs torch.compile's compiling, if any.
+        key = (frames.shape, frames.dtype, floats[-1, 0] > 0)
+        return self._call(self._calls, key, lambda: self._run_step, frames, floats)
+
+    def _run_step(self, frames, floats):
         torch, batch = self._torch, self.batch_size
         count = int(floats[-1, 0])
         x = self._tensor(frames).to(getattr(torch, self.dtype))

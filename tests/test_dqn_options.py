@@ -99,12 +99,17 @@ def _reference_steps(reference, batches, config):
     ],
     ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items()) or "plain",
 )
-def test_compiled_step_equals_a_plain_reference(options):
-    """Three gradient steps in one call match three train_on_batch steps done by hand."""
+@pytest.mark.parametrize("extra_calls", [0, 2], ids=["loop", "one-call-a-step"])
+def test_compiled_step_equals_a_plain_reference(options, extra_calls):
+    """Three gradient steps in one call match three train_on_batch steps done by hand.
+
+    On TensorFlow, with 2 extra calls left the three run as three one-step calls.
+    """
     fused, reference = _twins()
     agent = Agent(fused, seed=0)
     config = _StepConfig(batch_size=BATCH, max_steps=STEPS, **options)
     learner = agent._learner(config)
+    learner.extra_calls_left = extra_calls
     batches = _random_batches(np.random.default_rng(0), 3, config.masked)
     frames, floats = _call_arrays(batches, learner.width)
     learner.begin()
