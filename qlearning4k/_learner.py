@@ -244,9 +244,11 @@ class _TensorFlowLearner(_Learner):
                 tf.cond(mix > 0, copy, lambda: tf.constant(False))
 
         def gradient_step(pairs, floats, i):
-            both = tf.cast(pairs[i], self.dtype)  # only the rows of this step
+            # tf.gather, not pairs[i]: with XLA, a slice whose start comes
+            # from the call's arguments is compiled anew for each value.
+            both = tf.cast(tf.gather(pairs, i), self.dtype)  # only the rows of this step
             states, next_states = both[:batch], both[batch:]
-            batch_floats = floats[i]
+            batch_floats = tf.gather(floats, i)
             q_next, q_online = q_next_of(next_states)
             with tf.GradientTape() as tape:
                 q = model(states, training=True)

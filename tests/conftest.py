@@ -5,7 +5,13 @@ import pytest
 
 
 def make_model(
-    nb_frames=1, frame_shape=(10, 10), nb_actions=3, hidden=32, optimizer="adam", loss="mse"
+    nb_frames=1,
+    frame_shape=(10, 10),
+    nb_actions=3,
+    hidden=32,
+    optimizer="adam",
+    loss="mse",
+    jit_compile="auto",
 ):
     """A small compiled MLP Q-model: (batch, nb_frames) + frame_shape -> (batch, nb_actions)."""
     model = keras.Sequential(
@@ -16,7 +22,7 @@ def make_model(
             keras.layers.Dense(nb_actions),
         ]
     )
-    model.compile(optimizer, loss)
+    model.compile(optimizer, loss, jit_compile=jit_compile)
     return model
 
 

@@ -4,6 +4,8 @@ The compiled step of every backend is checked against a plain reference
 written with `train_on_batch` on a twin model and NumPy targets.
 """
 
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -16,9 +18,10 @@ from qlearning4k.games import Catch, Game
 NB_ACTIONS, BATCH, STEPS = 3, 8, 4
 
 
-def _twins(optimizer="adam"):
+def _twins(optimizer="adam", jit_compile="auto"):
     """Two models with the same weights and optimizer state."""
-    fused, reference = make_model(optimizer=optimizer), make_model(optimizer=optimizer)
+    fused = make_model(optimizer=optimizer, jit_compile=jit_compile)
+    reference = make_model(optimizer=optimizer)
     reference.set_weights(fused.get_weights())
     for model in (fused, reference):
         model.optimizer.build(model.trainable_variables)
@@ -133,6 +136,38 @@ def test_compiled_step_equals_a_plain_reference(options, extra_calls):
             np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
     else:
         assert learner.get_target() is None
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="jit_compile=True means XLA on TensorFlow"
+)
+@pytest.mark.parametrize("extra_calls", [0, 2], ids=["loop", "one-call-a-step"])
+def test_xla_step_equals_the_reference_and_compiles_once(extra_calls):
+    """With XLA the step matches the reference, and later calls do not compile again.
+
+    A slice whose start comes from the call's arguments makes XLA compile
+    anew for every value (about 0.5 s a call here); 20 more calls of three
+    steps take milliseconds when nothing recompiles.
+    """
+    fused, reference = _twins(jit_compile=True)
+    agent = Agent(fused, seed=0)
+    config = _StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2, double_dqn=True)
+    learner = agent._learner(config)
+    learner.extra_calls_left = extra_calls
+    rng = np.random.default_rng(0)
+    batches = _random_batches(rng, 3, masked=False)
+    frames, floats = _call_arrays(batches, learner.width)
+    learner.begin()
+    losses, _, _ = learner.step(frames, floats, 3)
+    ref_losses, _, _ = _reference_steps(reference, batches, config)
+    np.testing.assert_allclose(losses[:3], ref_losses, rtol=2e-4, atol=1e-6)
+    learner.extra_calls_left = extra_calls + 2 * 20  # the same kind of calls again
+    calls = [_call_arrays(_random_batches(rng, 3, False), learner.width) for _ in range(20)]
+    start = time.perf_counter()
+    for frames, floats in calls:  # new batches each call, as in training
+        learner.step(frames, floats, 3)
+    assert time.perf_counter() - start < 10.0
+    learner.end()
 
 
 def test_target_network_persists_across_train_calls_and_set_target_restores_it():
