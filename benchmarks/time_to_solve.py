@@ -26,10 +26,10 @@ EVAL_EVERY = 250  # env steps between evaluations (at the end of a game)
 MAX_GAMES = 4000  # give up after this many games
 # qlearning4k's best configuration found for Catch (see README, Performance).
 BEST = {
-    "nb_parallel": 8,
+    "nb_parallel": 16,
     "gradient_steps": 1,
     "batch_size": 64,
-    "learning_rate": 2e-3,
+    "learning_rate": 4e-3,
     "epsilon": (1.0, 0.05),
     "epsilon_games": 100,  # epsilon decays over the first 100 games
     "memory_size": 10_000,

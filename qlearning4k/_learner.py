@@ -378,9 +378,10 @@ def _eager_tensor_maker(tf):
         from tensorflow.python.eager import context
         from tensorflow.python.framework.ops import EagerTensor
 
+        context.ensure_initialized()  # the constructor needs a started eager context
         current = context.context()
         EagerTensor(np.zeros(1, np.float32), current.device_name, None)
-    except (ImportError, AttributeError, TypeError):
+    except (ImportError, AttributeError, TypeError, SystemError):
         return tf.constant
 
     def to_tensor(array):

@@ -4,6 +4,8 @@ The compiled step of every backend is checked against a plain reference
 written with `train_on_batch` on a twin model and NumPy targets.
 """
 
+import subprocess
+import sys
 import time
 
 import keras
@@ -168,6 +170,27 @@ def test_xla_step_equals_the_reference_and_compiles_once(extra_calls):
         learner.step(frames, floats, 3)
     assert time.perf_counter() - start < 10.0
     learner.end()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's eager tensors")
+def test_eager_tensors_are_made_directly_even_before_any_tensorflow_op():
+    """In a fresh process the direct `EagerTensor` maker starts the eager context itself.
+
+    Before it did, making the maker ahead of any TensorFlow op raised a
+    `SystemError` from inside the constructor.
+    """
+    code = (
+        "import numpy as np, tensorflow as tf\n"
+        "from qlearning4k._learner import _eager_tensor_maker\n"
+        "make = _eager_tensor_maker(tf)\n"
+        "x = np.arange(6, dtype=np.uint8).reshape(2, 3)\n"
+        "t = make(x)\n"
+        "print(make is tf.constant, t.dtype.name, t.numpy().tolist())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.split("\n")[-2] == "False uint8 [[0, 1, 2], [3, 4, 5]]"
 
 
 def test_target_network_persists_across_train_calls_and_set_target_restores_it():
