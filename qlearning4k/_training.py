@@ -230,9 +230,16 @@ class _TrainingRun:
         masks = np.zeros((nb_copies, agent.nb_actions), dtype=bool) if self.masked else None
         ended = []  # (copy, epoch, won, score, steps) of the games that ended
         running = range(nb_copies) if active.all() else np.flatnonzero(active)
+        # Every action is possible unless the game restricts them: the greedy
+        # ones of all copies then come from one argmax.
+        greedy = None if q is None or self.masked else q.argmax(axis=1).tolist()
+        explore = explore.tolist()
         for k in running:
             game = self.games[k]
-            action = agent._choose(game, None if q is None else q[k], explore[k])
+            if greedy is not None and not explore[k]:
+                action = greedy[k]
+            else:
+                action = agent._choose(game, None if q is None else q[k], explore[k])
             game.play(action)
             reward = _check_score(game, game.get_score())
             actions[k], rewards[k] = action, reward
