@@ -252,3 +252,26 @@ def test_ctrl_c_stops_after_the_step_checkpoints_and_returns_the_history(tmp_pat
     assert 2 <= len(history.epoch) <= 3
     assert signal.getsignal(signal.SIGINT) is before
     assert len(Agent.load(path).memory) == len(agent.memory)
+
+
+class _RememberSubclass(ExperienceReplay):
+    """A memory whose `remember()` is its own: training must go through it."""
+
+    def remember(self, *args, **kwargs):
+        super().remember(*args, **kwargs)
+
+
+@pytest.mark.parametrize("nb_frames", [1, 2])
+def test_one_game_stores_what_remember_stores(nb_frames):
+    """One game's transitions skip `remember()`'s batch checks but store the same."""
+    stored = []
+    for memory in (ExperienceReplay(100, seed=0), _RememberSubclass(100, seed=0)):
+        keras.utils.set_random_seed(0)
+        agent = Agent(make_model(nb_frames=nb_frames), memory=memory, seed=0)
+        # Random moves only: what is stored does not depend on the weights.
+        agent.train(Catch(seed=0), nb_epoch=15, batch_size=4, epsilon=1.0, verbose=0)
+        stored.append(memory._get_state())
+    assert int(stored[0]["size"]) == 100  # wrapped around the ring
+    assert stored[0].keys() == stored[1].keys()
+    for name in stored[0]:
+        np.testing.assert_array_equal(stored[0][name], stored[1][name], err_msg=name)
