@@ -175,6 +175,7 @@ class _TensorFlowLearner(_Learner):
         import tensorflow as tf
 
         self._tf = tf
+        self._to_tensor = _eager_tensor_maker(tf)
         self._steps = {}
         # One-step calls that calls asking for several steps may still make,
         # beyond one a call, before the step's loop is traced (see `_step`).
@@ -314,7 +315,7 @@ class _TensorFlowLearner(_Learner):
             *specs
         )
         inference, captured = concrete.inference_fn, list(concrete.captured_inputs)
-        to_tensor = _eager_tensor_maker(tf)
+        to_tensor = self._to_tensor
 
         def call(*arrays):
             tensors = [to_tensor(a) for a in arrays]
