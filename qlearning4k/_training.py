@@ -79,10 +79,12 @@ class _TrainingRun:
         # the acting states; each transition's action, reward, game over and
         # weight, then the number of gradient steps.
         batch = self.batch_size
-        self.frames = np.zeros(
+        self.frames = self.learner.buffer(
             (self.queue_size * 2 * batch + nb_copies,) + self.states.shape[1:], self.states.dtype
         )
-        self.floats = np.zeros((self.queue_size * batch + 1, self.learner.width), np.float32)
+        self.floats = self.learner.buffer(
+            (self.queue_size * batch + 1, self.learner.width), np.float32
+        )
         self.floats[:, 3] = 1.0
         self.sampled = np.zeros((self.queue_size, batch), dtype=np.int64)  # slots, for priorities
         self.nstep = (

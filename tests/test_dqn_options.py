@@ -172,6 +172,56 @@ def test_xla_step_equals_the_reference_and_compiles_once(extra_calls):
     learner.end()
 
 
+@pytest.mark.parametrize("extra_calls", [0, 2], ids=["loop", "one-call-a-step"])
+def test_call_buffers_refilled_in_place_give_every_call_its_new_batches(extra_calls):
+    """The learner's own call buffers, refilled between calls, match the reference each time.
+
+    On TensorFlow each buffer is bound once to a tensor that shares its
+    memory; a call that read what an earlier fill left would fail here.
+    """
+    fused, reference = _twins()
+    agent = Agent(fused, seed=0)
+    config = _StepConfig(batch_size=BATCH, max_steps=STEPS)
+    learner = agent._learner(config)
+    learner.extra_calls_left = extra_calls
+    frames = learner.buffer((STEPS * 2 * BATCH + 2, 1, 10, 10), np.uint8)
+    floats = learner.buffer((STEPS * BATCH + 1, learner.width), np.float32)
+    if keras.backend.backend() == "tensorflow":
+        assert {id(frames), id(floats)} <= set(learner._bound)
+    rng = np.random.default_rng(1)
+    learner.begin()
+    for count in (2, 0, 1, 2):
+        batches = _random_batches(rng, count, masked=False)
+        frames[...], floats[...] = _call_arrays(batches, learner.width)
+        frames[-2:] = rng.integers(0, 2, size=(2, 1, 10, 10))  # new states to act on
+        losses, q_act, _ = learner.step(frames, floats, count)
+        if count:  # else acting only
+            ref_losses, _, _ = _reference_steps(reference, batches, config)
+            np.testing.assert_allclose(losses[:count], ref_losses, rtol=2e-4, atol=1e-6)
+        expected_q = keras.ops.convert_to_numpy(reference(frames[-2:].astype(np.float32)))
+        np.testing.assert_allclose(q_act, expected_q, rtol=1e-4, atol=1e-5)
+    learner.end()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's executor")
+def test_asynchronous_tensorflow_converts_the_call_buffers_at_each_call():
+    """With asynchronous execution a call may still read its inputs after it returns.
+
+    So no buffer is bound to a tensor, and training still works.
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.set_synchronous_execution(False)
+    try:
+        agent = Agent(make_model(), seed=0)
+        history = agent.train(Catch(seed=0), nb_epoch=3, batch_size=4, verbose=0)
+        (learner,) = agent._learners.values()
+        assert not learner._bound
+        assert np.isfinite(history.history["loss"]).all()
+    finally:
+        tf.config.experimental.set_synchronous_execution(True)
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's eager tensors")
 def test_eager_tensors_are_made_directly_even_before_any_tensorflow_op():
     """In a fresh process the direct `EagerTensor` maker starts the eager context itself.
