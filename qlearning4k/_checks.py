@@ -47,6 +47,8 @@ def _check_epsilon(epsilon) -> tuple[float, float]:
 
 
 def _check_score(game, score) -> float:
+    if type(score) in (float, int) and math.isfinite(score):  # the usual cases, checked first
+        return float(score)
     if isinstance(score, (bool, np.bool_)) or not isinstance(score, (numbers.Real, np.number)):
         raise TypeError(
             f"{type(game).__name__}.get_score() must return a finite number. "

@@ -97,6 +97,7 @@ class _TrainingRun:
         self.batch_index = 0  # compiled calls with gradient steps, for batch-level callbacks
 
         self.epoch_of = np.arange(nb_copies)  # the epoch each copy plays; -1 once done
+        self.everyone = np.ones(nb_copies, dtype=bool)
         self.eps = np.array([self.epsilon_of(e) for e in self.epoch_of])  # per copy
         self.started, self.finished, self.total_steps, self.step_count = nb_copies, 0, 0, 0
         self.loss_sum = np.zeros(nb_copies)
@@ -139,7 +140,7 @@ class _TrainingRun:
         if self.nb_copies == 1 and self.finished < self.nb_epoch:
             self.callbacks.on_epoch_begin(self.finished)
         try:
-            active = self.epoch_of >= 0
+            active = self._running()
             if self.explore is None:
                 self.explore = self.rng.random(self.nb_copies) < self.eps
             q = None
@@ -148,21 +149,22 @@ class _TrainingRun:
                 and not self.model.stop_training
                 and not self.interrupted
             ):
-                if q is None and not self.explore[active].all():
+                if q is None and not self._all(self.explore, active):
                     q = self._q_values(self.states)
                 next_states, ended = self._play(active, self.explore, q)
                 self.step_count += 1
                 # With n-step returns the first transitions come n - 1 steps late.
                 learning = self.finished >= self.observe and len(self.memory) > 0
                 q = None
-                self._restart(ended, next_states)
+                if ended:
+                    self._restart(ended, next_states)
                 if learning and self.step_count % self.train_freq == 0:
                     q = self._learn(active, next_states)
                 # Decide the next moves now: a random one needs no Q-values,
                 # so queued gradient steps may wait for a later call.
-                going_on = self.epoch_of >= 0
+                going_on = self._running()
                 self.explore = self.rng.random(self.nb_copies) < self.eps
-                if self.pending and (ended or not self.explore[going_on].all()):
+                if self.pending and (ended or not self._all(self.explore, going_on)):
                     q = self._flush(active, next_states)
                 self.states = next_states
                 if ended:
@@ -226,12 +228,14 @@ class _TrainingRun:
         rewards = np.zeros(nb_copies, dtype=np.float32)
         over = np.zeros(nb_copies, dtype=bool)
         next_states = np.empty_like(states)
-        next_states[:, :-1] = states[:, 1:]
-        next_states[:, -1] = states[:, -1]
+        if states.shape[1] > 1:
+            next_states[:, :-1] = states[:, 1:]
+        if active is not self.everyone:  # the newest frame of each running copy comes below
+            next_states[:, -1] = states[:, -1]
         # The actions possible in each next state, for the max over Q(S').
         masks = np.zeros((nb_copies, agent.nb_actions), dtype=bool) if self.masked else None
         ended = []  # (copy, epoch, won, score, steps) of the games that ended
-        running = range(nb_copies) if active.all() else np.flatnonzero(active)
+        running = range(nb_copies) if active is self.everyone else np.flatnonzero(active)
         # Every action is possible unless the game restricts them: the greedy
         # ones of all copies then come from one argmax.
         greedy = None if q is None or self.masked else q.argmax(axis=1).tolist()
@@ -272,6 +276,17 @@ class _TrainingRun:
             self.memory.remember(*transitions[:5])
         self.total_steps += len(running)
         return next_states, ended
+
+    def _running(self) -> np.ndarray:
+        """Which copies still play: `self.everyone` (one array, never written) while all do."""
+        # A copy retires only when its game ends after the last game started.
+        if self.started < self.nb_epoch or self.epoch_of.min() >= 0:
+            return self.everyone
+        return self.epoch_of >= 0
+
+    def _all(self, flags, active) -> bool:
+        """Whether `flags` holds for every copy in `active`."""
+        return bool(flags.all() if active is self.everyone else flags[active].all())
 
     def _restart(self, ended, next_states) -> None:
         """Ended games restart now (while games are left), so that this
@@ -347,8 +362,12 @@ class _TrainingRun:
         if td is not None and math.isfinite(loss):
             done = self.pending * self.batch_size
             self.memory.update_priorities(self.sampled[: self.pending].ravel(), td[:done])
-        self.loss_sum[active] += loss
-        self.nb_updates[active] += self.pending
+        if active is self.everyone:
+            self.loss_sum += loss
+            self.nb_updates += self.pending
+        else:
+            self.loss_sum[active] += loss
+            self.nb_updates[active] += self.pending
         if self.user_callbacks and self.pending:  # a Keras "batch": one call's steps
             self.callbacks.on_train_batch_begin(self.batch_index)
             self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss / self.pending})

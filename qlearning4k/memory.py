@@ -494,7 +494,8 @@ class ExperienceReplay(Memory):
             np.take(self._states, idx, axis=0, out=states, mode="clip")
         else:
             states[:] = self._states[idx]
-        next_states[:, :-1] = states[:, 1:]
+        if states.shape[1] > 1:
+            next_states[:, :-1] = states[:, 1:]
         next_states[:, -1] = self._next_frames[idx]
         if self._next_full is not None:
             whole = self._is_full[idx]
@@ -502,7 +503,7 @@ class ExperienceReplay(Memory):
         floats[:, 0] = self._actions[idx]
         floats[:, 1] = self._rewards[idx]
         discount = gamma if self._steps is None else np.float32(gamma) ** self._steps[idx]
-        floats[:, 2] = discount * ~self._game_over[idx]  # (batch,)
+        np.multiply(np.logical_not(self._game_over[idx]), discount, out=floats[:, 2])
         floats[:, 3] = 1.0 if weights is None else weights
         if floats.shape[1] > _FIXED_COLUMNS:
             floats[:, _FIXED_COLUMNS:] = True if self._next_mask is None else self._next_mask[idx]
