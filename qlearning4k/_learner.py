@@ -216,9 +216,8 @@ class _TensorFlowLearner(_Learner):
         visible nothing is bound: its copies of the inputs may run late.
         """
         array = _aligned_zeros(shape, dtype)
-        from tensorflow.python.eager import context
-
-        if not self._may_bind or context.context().executor.is_async() or not array.size:
+        synchronous = self._tf.config.experimental.get_synchronous_execution()
+        if not self._may_bind or not synchronous or not array.size:
             return array
         tensor = self._to_tensor(array)
         array.flat[0] = 1

@@ -362,12 +362,8 @@ class _TrainingRun:
         if td is not None and math.isfinite(loss):
             done = self.pending * self.batch_size
             self.memory.update_priorities(self.sampled[: self.pending].ravel(), td[:done])
-        if active is self.everyone:
-            self.loss_sum += loss
-            self.nb_updates += self.pending
-        else:
-            self.loss_sum[active] += loss
-            self.nb_updates[active] += self.pending
+        np.add(self.loss_sum, loss, out=self.loss_sum, where=active)
+        np.add(self.nb_updates, self.pending, out=self.nb_updates, where=active)
         if self.user_callbacks and self.pending:  # a Keras "batch": one call's steps
             self.callbacks.on_train_batch_begin(self.batch_index)
             self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss / self.pending})
