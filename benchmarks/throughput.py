@@ -2,8 +2,9 @@
 
 One game at a time, one gradient step on a batch of 32 after every env step,
 the README's model, epsilon fixed at 0.1 (as late in training). The first
-WARMUP_GAMES are not timed (they include tracing and compiling). The peer is
-Stable-Baselines3 DQN with train_freq=1 and gradient_steps=1.
+WARMUP_GAMES are not timed (they include tracing and compiling). Each backend
+runs with the defaults and with `single_core=True`, alternated in one process.
+The peer is Stable-Baselines3 DQN with train_freq=1 and gradient_steps=1.
 
     python benchmarks/throughput.py --peer --markdown
 """
@@ -25,7 +26,7 @@ EPSILON = 0.1
 # -----------------------------------------------------------------------------
 
 
-def ours(seed: int) -> float:
+def ours(seed: int, single_core: bool = False) -> float:
     import keras
 
     from qlearning4k import Agent
@@ -34,11 +35,10 @@ def ours(seed: int) -> float:
     keras.utils.set_random_seed(seed)
     agent = Agent(c.catch_model(optimizer="sgd", learning_rate=0.2), seed=seed)
     game = Catch(c.GRID_SIZE, seed=seed)
-    agent.train(game, nb_epoch=WARMUP_GAMES, batch_size=BATCH_SIZE, epsilon=EPSILON, verbose=0)
+    options = {"batch_size": BATCH_SIZE, "epsilon": EPSILON, "single_core": single_core}
+    agent.train(game, nb_epoch=WARMUP_GAMES, verbose=0, **options)
     start = time.perf_counter()
-    history = agent.train(
-        game, nb_epoch=TIMED_GAMES, batch_size=BATCH_SIZE, epsilon=EPSILON, verbose=0
-    )
+    history = agent.train(game, nb_epoch=TIMED_GAMES, verbose=0, **options)
     return sum(history.history["steps"]) / (time.perf_counter() - start)
 
 
@@ -62,27 +62,38 @@ def peer(seed: int) -> float:
 
 
 def worker(library: str, repeats: int) -> None:
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow") if library == "qlearning4k" else "torch"
-    run = ours if library == "qlearning4k" else peer
+    if library != "qlearning4k":
+        for seed in range(repeats):
+            c.emit({"benchmark": "throughput", "library": library, "backend": "torch",
+                    "seed": seed, "steps_per_second": peer(seed)})  # fmt: skip
+        return
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     for seed in range(repeats):
-        c.emit({"benchmark": "throughput", "library": library, "backend": backend,
-                "seed": seed, "steps_per_second": run(seed)})  # fmt: skip
+        for single_core in (False, True):  # alternated, in one process
+            c.emit({"benchmark": "throughput", "library": library, "backend": backend,
+                    "single_core": single_core, "seed": seed,
+                    "steps_per_second": ours(seed, single_core)})  # fmt: skip
 
 
 def table(records) -> str:
     peer_rows = [r["steps_per_second"] for r in records if r["library"] == "stable-baselines3"]
     peer_speed = c.median_spread(peer_rows)[0] if peer_rows else None
     lines = [
-        "| library | backend | env steps/s, median (min-max) | ours / SB3 (train_freq=1) |",
-        "|---|---|---|---|",
+        "| library | backend | option | env steps/s, median (min-max) "
+        "| ours / SB3 (train_freq=1) |",
+        "|---|---|---|---|---|",
     ]
     groups = {}
     for r in records:
-        groups.setdefault((r["library"], r["backend"]), []).append(r["steps_per_second"])
-    for (library, backend), speeds in groups.items():
+        key = (r["library"], r["backend"], r.get("single_core", False))
+        groups.setdefault(key, []).append(r["steps_per_second"])
+    for (library, backend, single_core), speeds in groups.items():
         med, lo, hi = c.median_spread(speeds)
         ratio = f"{med / peer_speed:.2f}x" if peer_speed else ""
-        lines.append(f"| {library} | {backend} | {med:.0f} ({lo:.0f}-{hi:.0f}) | {ratio} |")
+        option = "`single_core=True`" if single_core else ""
+        lines.append(
+            f"| {library} | {backend} | {option} | {med:.0f} ({lo:.0f}-{hi:.0f}) | {ratio} |"
+        )
     return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ Every call takes two arrays and returns one, whatever the batches hold
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -100,6 +101,10 @@ class _Learner:
         # Seconds of the first call of each compiled function: tracing and
         # compiling (and that one run). Benchmarks report it.
         self.compile_seconds = 0.0
+        # Set by a training run with `single_core=True` while it runs: first
+        # calls (compiling) then run on every core inside `compiling()`.
+        self.single_core = False
+        self.compiling = contextlib.nullcontext
         self.uses_target = config.target_update is not None
         # The target network evaluates Q(S'); Double DQN then also needs the
         # online Q(S') to pick the action. Without a target network Double
@@ -170,8 +175,9 @@ class _Learner:
         if function is not None:
             return function(*arrays)
         start = time.perf_counter()
-        function = functions[key] = make()
-        out = function(*arrays)
+        with self.compiling():
+            function = functions[key] = make()
+            out = function(*arrays)
         self.compile_seconds += time.perf_counter() - start
         return out
 
@@ -354,9 +360,12 @@ class _TensorFlowLearner(_Learner):
             tf.TensorSpec(frames.shape, frames.dtype),
             tf.TensorSpec(floats.shape, tf.float32),
         )
-        return self._compile(step, specs)
+        # TensorFlow's single-threaded executor runs no control flow: not the
+        # loop, nor the tf.cond of a hard target copy.
+        straight = not loop and not isinstance(config.target_update, int)
+        return self._compile(step, specs, straight)
 
-    def _compile(self, fn, specs):
+    def _compile(self, fn, specs, straight=True):
         """Traces `fn` once for `specs`; returns a lean caller of the result.
 
         Autograph is off: the step's loop is an explicit `tf.while_loop` and
@@ -376,8 +385,12 @@ class _TensorFlowLearner(_Learner):
         tensor = self._tensor
 
         def call(*arrays):
+            # On one core, a graph without control flow runs all its ops on
+            # the calling thread (a fifth less a call here), not handed to
+            # the inter-op threads, which would take turns on that core.
+            inline = straight and self.single_core
             # _numpy(): the tensor's own memory, without the copy numpy() makes.
-            return run([tensor(a) for a in arrays] + captured)[0]._numpy()
+            return run([tensor(a) for a in arrays] + captured, inline)[0]._numpy()
 
         return call
 
@@ -450,6 +463,10 @@ def _function_executor(tf):
     and per-call options cost about 0.05 ms a call here. Errors are raised
     as TensorFlow raises them, without `call_flat`'s source locations. Falls
     back to `call_flat` where this TensorFlow lacks the pieces.
+
+    `run(tensors, inline)` with `inline` true asks for TensorFlow's
+    single-threaded executor, which runs every op on the calling thread; the
+    function must have no control flow (the fallback ignores `inline`).
     """
     try:
         from tensorflow.python.eager import context, execute
@@ -457,7 +474,7 @@ def _function_executor(tf):
         current = context.context()
         quick_execute = execute.quick_execute
     except (ImportError, AttributeError):
-        return lambda inference: lambda tensors: inference.call_flat(*tensors)
+        return lambda inference: lambda tensors, inline=False: inference.call_flat(*tensors)
 
     def runner(inference):
         try:
@@ -465,11 +482,14 @@ def _function_executor(tf):
             nb_outputs = len(inference.function_type.flat_outputs)
             options = current.function_call_options.as_attrs()
         except AttributeError:
-            return lambda tensors: inference.call_flat(*tensors)
+            return lambda tensors, inline=False: inference.call_flat(*tensors)
         attrs = tuple(itertools.chain(*options.items()))
+        inline_options = {**options, "executor_type": "SINGLE_THREADED_EXECUTOR"}
+        inline_attrs = tuple(itertools.chain(*inline_options.items()))
 
-        def run(tensors, keep=inference):  # the function lives as long as its runner
-            return quick_execute(name, nb_outputs, tensors, attrs, current)
+        def run(tensors, inline=False, keep=inference):  # the function lives as its runner
+            chosen = inline_attrs if inline else attrs
+            return quick_execute(name, nb_outputs, tensors, chosen, current)
 
         return run
 

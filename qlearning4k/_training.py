@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -13,6 +14,7 @@ import time
 import keras
 import numpy as np
 
+from qlearning4k._affinity import _OneCore
 from qlearning4k._checks import _check_score
 from qlearning4k._learner import FIXED_COLUMNS, _StepConfig
 from qlearning4k.games.game import Game
@@ -44,7 +46,7 @@ class _TrainingRun:
         # The arguments of Agent.train(), checked there: nb_epoch, batch_size,
         # gamma, epsilon_of, observe, reset_memory, checkpoint, checkpoint_path, verbose,
         # user_callbacks, nb_parallel, train_freq, gradient_steps, max_steps, on_nan,
-        # target_update, double_dqn, n_step.
+        # target_update, double_dqn, n_step, single_core.
         self.__dict__.update(settings)
         self.fast = type(self.memory).sample is not Memory.sample
         self.queue_size = max(self.gradient_steps, MAX_DEFERRED)
@@ -126,6 +128,18 @@ class _TrainingRun:
     # -- the loop -------------------------------------------------------------
 
     def run(self) -> History:
+        if not self.single_core:
+            return self._run()
+        learner = self.learner
+        with _OneCore() as one_core:
+            learner.single_core = one_core.core is not None  # None: not supported here
+            learner.compiling = one_core.paused  # first calls compile on every core
+            try:
+                return self._run()
+            finally:
+                learner.single_core, learner.compiling = False, contextlib.nullcontext
+
+    def _run(self) -> History:
         self.model.stop_training = False
         self.start = time.perf_counter()
         self.interrupted = False

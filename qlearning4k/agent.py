@@ -270,6 +270,7 @@ class Agent:
         target_update: int | float | None = None,
         double_dqn: bool = False,
         n_step: int = 1,
+        single_core: bool = False,
     ) -> History:
         """Trains the model on `nb_epoch` games.
 
@@ -359,6 +360,17 @@ class Agent:
                 sum of their rewards, and bootstraps with `gamma ** n_step`
                 (fewer steps at the end of a game; none after a game over).
                 Needs an `ExperienceReplay` memory. Defaults to 1.
+            single_core: Run training on one CPU core: every thread of the
+                process (the training loop's and the backend's) shares the
+                core the loop runs on when training starts, and gets its
+                former cores back when it ends; first calls, which compile,
+                still use every core. Each compiled call then hands its work
+                to the backend's threads without waking another core, which
+                on small models costs more than their arithmetic (README,
+                Performance). Same results. Linux only (elsewhere it warns
+                and uses every core). Processes training side by side on one
+                machine each pick their own core; pin them yourself
+                (`taskset`) to choose. Defaults to `False`.
 
         Ctrl-C stops training after the current step (a second one at once):
         the queued gradient steps run, a checkpoint is written if
@@ -393,6 +405,8 @@ class Agent:
         if not isinstance(double_dqn, (bool, np.bool_)):
             raise TypeError(f"double_dqn must be a bool. Received: double_dqn={double_dqn!r}")
         n_step = _check_positive_int("n_step", n_step)
+        if not isinstance(single_core, (bool, np.bool_)):
+            raise TypeError(f"single_core must be a bool. Received: single_core={single_core!r}")
         if n_step > 255:
             raise ValueError(f"n_step must be at most 255. Received: n_step={n_step}")
         if type(self.memory).sample is Memory.sample:
@@ -461,6 +475,7 @@ class Agent:
             "target_update": target_update,
             "double_dqn": bool(double_dqn),
             "n_step": n_step,
+            "single_core": bool(single_core),
         }
         run_state = self._restore(os.fspath(checkpoint_path)) if resume else None
         rng_state = self.rng.bit_generator.state
