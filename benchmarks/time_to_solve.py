@@ -34,6 +34,7 @@ BEST = {
     "epsilon_games": 100,  # epsilon decays over the first 100 games
     "memory_size": 10_000,
     "gamma": 0.9,
+    "single_core": True,  # the training loop and the backend share one core
 }
 PEER_TRAIN_FREQ = 4  # the peer's best configuration
 PEER_TOTAL_STEPS = 20_000  # its epsilon decays over the first 20% of these
@@ -75,6 +76,7 @@ def ours(seed: int) -> dict:
         epsilon_rate=BEST["epsilon_games"] / MAX_GAMES,
         nb_parallel=BEST["nb_parallel"],
         gradient_steps=BEST["gradient_steps"],
+        single_core=BEST["single_core"],
         verbose=0,
         callbacks=[solve],
     )

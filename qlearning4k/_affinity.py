@@ -44,7 +44,7 @@ class _OneCore:
     had; threads started meanwhile get the calling thread's former cores.
     `paused()` gives every thread its former cores for a while (compiling
     is faster on all of them). Threads that end meanwhile are skipped. Where
-    the system cannot do this (not Linux) it warns once and does nothing.
+    the system cannot do this (not Linux) it warns and does nothing.
     """
 
     def __init__(self):

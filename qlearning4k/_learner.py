@@ -360,14 +360,16 @@ class _TensorFlowLearner(_Learner):
             tf.TensorSpec(frames.shape, frames.dtype),
             tf.TensorSpec(floats.shape, tf.float32),
         )
-        # TensorFlow's single-threaded executor runs no control flow: not the
-        # loop, nor the tf.cond of a hard target copy.
+        # TensorFlow's single-threaded executor runs no control flow (not the
+        # loop, nor the tf.cond of a hard target copy), and only CPU devices.
         straight = not loop and not isinstance(config.target_update, int)
         return self._compile(step, specs, straight)
 
     def _compile(self, fn, specs, straight=True):
         """Traces `fn` once for `specs`; returns a lean caller of the result.
 
+        `straight`: the graph has no control flow, so on one core (see
+        `Agent.train(single_core=True)`) it may run on the calling thread.
         Autograph is off: the step's loop is an explicit `tf.while_loop` and
         Keras calls its layers unconverted anyway, while converting the
         optimizer's update code cost the first trace of a process about 0.4 s
@@ -383,6 +385,7 @@ class _TensorFlowLearner(_Learner):
         inference, captured = concrete.inference_fn, list(concrete.captured_inputs)
         run = self._execute(inference)
         tensor = self._tensor
+        straight = straight and self._may_bind  # no GPU visible
 
         def call(*arrays):
             # On one core, a graph without control flow runs all its ops on
