@@ -490,7 +490,8 @@ def _function_executor(tf):
         inline_options = {**options, "executor_type": "SINGLE_THREADED_EXECUTOR"}
         inline_attrs = tuple(itertools.chain(*inline_options.items()))
 
-        def run(tensors, inline=False, keep=inference):  # the function lives as its runner
+        # `keep`: the function lives as long as its runner.
+        def run(tensors, inline=False, keep=inference):
             chosen = inline_attrs if inline else attrs
             return quick_execute(name, nb_outputs, tensors, chosen, current)
 
