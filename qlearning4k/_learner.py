@@ -137,9 +137,10 @@ class _Learner:
         without copying it (an aligned array on the CPU, see `_alias`) the
         buffer gets its value once, which sees every change made in place
         between calls. That holds only while each call has read its inputs
-        before the agent writes them again: both backends that alias return
-        the call's outputs only once they are ready. A buffer the backend
-        copied is converted anew at each call.
+        before the agent writes them again: the agent writes them once it
+        has the call's outputs, which both backends that alias give only
+        after the call has run. A buffer the backend copied is converted
+        anew at each call.
         """
         array = _aligned_zeros(shape, dtype)
         if not array.size:
@@ -693,7 +694,8 @@ class _JaxLearner(_Learner):
         return self._call(self._calls, key, lambda: self._run_step, frames, floats)
 
     def _alias(self, array):
-        # On the CPU, device_put wraps an aligned array without copying it.
+        # On the CPU, device_put wraps an aligned array without copying it;
+        # elsewhere it copies, and buffer() leaves the array unbound.
         return self._jax.device_put(array)
 
     def _run_step(self, frames, floats):
