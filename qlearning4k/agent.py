@@ -405,10 +405,10 @@ class Agent:
         if not isinstance(double_dqn, (bool, np.bool_)):
             raise TypeError(f"double_dqn must be a bool. Received: double_dqn={double_dqn!r}")
         n_step = _check_positive_int("n_step", n_step)
-        if not isinstance(single_core, (bool, np.bool_)):
-            raise TypeError(f"single_core must be a bool. Received: single_core={single_core!r}")
         if n_step > 255:
             raise ValueError(f"n_step must be at most 255. Received: n_step={n_step}")
+        if not isinstance(single_core, (bool, np.bool_)):
+            raise TypeError(f"single_core must be a bool. Received: single_core={single_core!r}")
         if type(self.memory).sample is Memory.sample:
             for name, value, default in (
                 ("target_update", target_update, None),
