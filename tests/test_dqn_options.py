@@ -4,6 +4,7 @@ The compiled step of every backend is checked against a plain reference
 written with `train_on_batch` on a twin model and NumPy targets.
 """
 
+import os
 import subprocess
 import sys
 import time
@@ -242,6 +243,36 @@ def test_eager_tensors_are_made_directly_even_before_any_tensorflow_op():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert out.split("\n")[-2] == "False uint8 [[0, 1, 2], [3, 4, 5]]"
+
+
+_STARTS_JAX = "import jax.numpy as jnp; jnp.zeros(1).block_until_ready()\n"
+
+
+@pytest.mark.parametrize(
+    "backend, before, inline",
+    [
+        ("jax", "", True),  # the usual order: imports first, JAX computes later
+        ("jax", _STARTS_JAX, False),  # JAX already computed: its client stays as it is
+        ("tensorflow", "", False),  # other backends leave JAX alone
+    ],
+)
+def test_importing_qlearning4k_makes_jax_dispatch_inline_only_before_jax_starts(
+    backend, before, inline
+):
+    pytest.importorskip("jax")
+    code = (
+        f"{before}import jax, qlearning4k\n"
+        "print(jax.config.read('jax_cpu_enable_async_dispatch'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "KERAS_BACKEND": backend},
+    ).stdout
+    assert out.split("\n")[-2] == str(not inline)
 
 
 def test_target_network_persists_across_train_calls_and_set_target_restores_it():
