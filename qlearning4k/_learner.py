@@ -827,8 +827,8 @@ class _TorchLearner(_Learner):
             return self.model(x, training=False).cpu().numpy()
 
 
-def _dispatch_jax_inline() -> bool:
-    """Makes JAX run CPU computations on the calling thread; returns whether it did.
+def _dispatch_jax_inline() -> None:
+    """Makes JAX run CPU computations on the calling thread, if it is not too late.
 
     By default JAX hands each CPU computation to a worker thread and the
     caller then waits for its result. A Q-learning step is so small that
@@ -843,17 +843,16 @@ def _dispatch_jax_inline() -> bool:
     import (and before any computation) gives JAX its default back.
     """
     if keras.backend.backend() != "jax":
-        return False
+        return
     try:
         import jax
         from jax._src import xla_bridge
 
         if xla_bridge.backends_are_initialized():
-            return False  # too late: the client keeps the mode it started with
+            return  # too late: the client keeps the mode it started with
         jax.config.update("jax_cpu_enable_async_dispatch", False)
     except (ImportError, AttributeError):  # a JAX without these: its default stays
-        return False
-    return True
+        pass
 
 
 def _make_learner(model: keras.Model, config: _StepConfig) -> _Learner:
