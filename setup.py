@@ -18,6 +18,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["qlearning4k", "qlearning4k.*"]),
+    package_data={"qlearning4k": ["py.typed"]},
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.15",
@@ -32,6 +33,8 @@ setup(
         # The other Keras backends. torch is pinned to the CPU build.
         "jax": ["jax>=0.10"],
         "torch": ["torch==2.13.0"],
+        # The documentation site: mkdocs build --strict (or mkdocs serve).
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

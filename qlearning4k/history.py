@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class History(keras.callbacks.History):
@@ -32,7 +37,7 @@ class History(keras.callbacks.History):
         # An epoch without gradient steps logs no loss; keep the lists aligned.
         super().on_epoch_end(epoch, {"loss": float("nan"), **(logs or {})})
 
-    def plot(self, path: str | None = None, window: int = 100):
+    def plot(self, path: str | None = None, window: int = 100) -> Figure:
         """Draws the win rate (moving average) and the loss per epoch.
 
         Works without a display (the figure is not shown, only returned).

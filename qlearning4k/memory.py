@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from qlearning4k._checks import _check_batch_size, _check_memory_size
 from qlearning4k._learner import FIXED_COLUMNS as _FIXED_COLUMNS
@@ -102,7 +103,9 @@ class Memory:
             "transitions it keeps (-1 for no limit)."
         )
 
-    def remember(self, s, a, r, s_prime, game_over) -> None:
+    def remember(
+        self, s: ArrayLike, a: ArrayLike, r: ArrayLike, s_prime: ArrayLike, game_over: ArrayLike
+    ) -> None:
         """Stores transitions.
 
         Args:
@@ -117,7 +120,9 @@ class Memory:
             "game_over)`, which stores transitions."
         )
 
-    def get_batch(self, model: keras.Model, batch_size: int, gamma: float = 0.9):
+    def get_batch(
+        self, model: keras.Model, batch_size: int, gamma: float = 0.9
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Returns `(inputs, targets)` to train `model` on one batch.
 
         Args:
@@ -258,7 +263,16 @@ class ExperienceReplay(Memory):
         self._size = len(slots)
         self._cursor = self._size % capacity
 
-    def remember(self, s, a, r, s_prime, game_over, steps=1, next_mask=None) -> None:
+    def remember(
+        self,
+        s: ArrayLike,
+        a: ArrayLike,
+        r: ArrayLike,
+        s_prime: ArrayLike,
+        game_over: ArrayLike,
+        steps: ArrayLike = 1,
+        next_mask: ArrayLike | None = None,
+    ) -> None:
         """Stores `n` transitions, overwriting the oldest when full.
 
         Args:
@@ -511,7 +525,9 @@ class ExperienceReplay(Memory):
             floats[:, _FIXED_COLUMNS:] = True if self._next_mask is None else self._next_mask[idx]
         return idx
 
-    def get_batch(self, model: keras.Model, batch_size: int, gamma: float = 0.9):
+    def get_batch(
+        self, model: keras.Model, batch_size: int, gamma: float = 0.9
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Returns `(inputs, targets)` for one step of Q-learning.
 
         One evaluation of `model` on the stacked `[S; S']` batch gives the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from qlearning4k._checks import _check_memory_size
 from qlearning4k.memory import ExperienceReplay
@@ -154,7 +155,7 @@ class PrioritizedExperienceReplay(ExperienceReplay):
         self.beta = min(1.0, self.beta + self.beta_increment)
         return idx, (weights / weights.max()).astype(np.float32)
 
-    def update_priorities(self, indices, td_errors) -> None:
+    def update_priorities(self, indices: ArrayLike, td_errors: ArrayLike) -> None:
         """Sets the priorities of sampled transitions from their TD errors.
 
         The agent calls this after each compiled step; call it yourself when

@@ -104,10 +104,13 @@ def test_bad_wrapping_is_a_clear_error(make, error, match):
         make()
 
 
-def test_missing_gymnasium_says_how_to_install(monkeypatch):
+@pytest.mark.parametrize(
+    "make", [lambda: GymGame("CartPole-v1"), lambda: GameEnv(Catch())], ids=["GymGame", "GameEnv"]
+)
+def test_missing_gymnasium_says_how_to_install(monkeypatch, make):
     monkeypatch.setitem(sys.modules, "gymnasium", None)
     with pytest.raises(ImportError, match=r'pip install "qlearning4k\[gym\]"'):
-        GymGame("CartPole-v1")
+        make()
 
 
 @pytest.mark.parametrize(

@@ -8,15 +8,10 @@ Gymnasium env) need the optional Gymnasium dependency:
 from qlearning4k.games import game_env as _game_env
 from qlearning4k.games.catch import Catch
 from qlearning4k.games.game import Game
+from qlearning4k.games.game_env import GameEnv
 from qlearning4k.games.gym_game import GymGame
 from qlearning4k.games.snake import Snake
 
 __all__ = ["Catch", "Game", "GameEnv", "GymGame", "Snake"]
 
 _game_env._register_envs()
-
-
-def __getattr__(name: str):
-    if name == "GameEnv":  # made on first use, as it subclasses gymnasium.Env
-        return _game_env.GameEnv
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from qlearning4k.games.game_env import GameEnv
 
 # Grey levels used by the default `draw()`: frame values are scaled to 0..255.
 _DEFAULT_BACKGROUND = np.array([20, 20, 30], dtype=np.uint8)
@@ -176,7 +181,7 @@ class Game:
         """
         return list(range(self.nb_actions))
 
-    def to_gym(self, render_mode: str | None = None):
+    def to_gym(self, render_mode: str | None = None) -> GameEnv:
         """Returns this game as a `gymnasium.Env` (a `GameEnv`).
 
         Args:
@@ -188,9 +193,9 @@ class Game:
         Raises:
             ImportError: If Gymnasium is not installed.
         """
-        from qlearning4k.games.game_env import _game_env
+        from qlearning4k.games.game_env import GameEnv
 
-        return _game_env(self, render_mode=render_mode)
+        return GameEnv(self, render_mode=render_mode)
 
     def _check_action(self, action) -> int:
         """Validates `action` for `play()` and returns it as an int."""

@@ -32,109 +32,95 @@ def _observation_space(spaces, frame: np.ndarray):
     return spaces.Box(-np.inf, np.inf, frame.shape, np.float32)
 
 
-def _make_env_class():
-    gymnasium = _import_gymnasium("GameEnv")
+try:
+    import gymnasium as _gymnasium
+except ImportError:  # the optional extra: GameEnv() then says how to install it
+    _gymnasium = None
 
-    class GameEnv(gymnasium.Env):
-        """A qlearning4k `Game` as a `gymnasium.Env`, for any Gymnasium library.
-
-        Observations are `game.get_frame()` (in its own dtype; a Box that holds
-        every value of that dtype), actions `Discrete(game.nb_actions)`,
-        rewards `game.get_score()`; `terminated` is `game.is_over()` and
-        `truncated` is always `False` (wrap the env in Gymnasium's
-        `TimeLimit` for a limit). `info["won"]` is `game.is_won()`.
-        `reset(seed=...)` reseeds the game's own generator. With
-        `render_mode="rgb_array"`, `render()` returns `game.draw()`.
-
-        Args:
-            game: The `Game` to wrap; it is driven in place.
-            render_mode: `None` or `"rgb_array"`. Defaults to `None`.
-
-        Raises:
-            TypeError: If `game` is not a `Game`.
-            ValueError: If `render_mode` is not supported.
-            ImportError: If Gymnasium is not installed.
-
-        Example:
-
-        ```python
-        import gymnasium
-        import qlearning4k  # registers qlearning4k/Catch-v0 and qlearning4k/Snake-v0
-
-        env = gymnasium.make("qlearning4k/Catch-v0")
-        obs, info = env.reset(seed=0)
-        obs, reward, terminated, truncated, info = env.step(1)
-        ```
-        """
-
-        metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 10}
-
-        def __init__(self, game: Game, render_mode: str | None = None):
-            if not isinstance(game, Game):
-                raise TypeError(
-                    f"GameEnv expects a qlearning4k Game. Received: {game!r} "
-                    f"(of type {type(game).__name__})"
-                )
-            if render_mode not in (None, "rgb_array"):
-                raise ValueError(
-                    f"GameEnv renders to 'rgb_array' only. Received: render_mode={render_mode!r}"
-                )
-            self.game = game
-            self.render_mode = render_mode
-            game.reset()
-            frame = np.asarray(game.get_frame())
-            self.observation_space = _observation_space(gymnasium.spaces, frame)
-            self.action_space = gymnasium.spaces.Discrete(game.nb_actions)
-
-        def _observation(self):
-            frame = np.asarray(self.game.get_frame())
-            return frame.astype(self.observation_space.dtype, copy=False)
-
-        def reset(self, *, seed: int | None = None, options: dict | None = None):
-            super().reset(seed=seed)
-            if seed is not None:
-                self.game.rng = np.random.default_rng(seed)
-            self.game.reset()
-            return self._observation(), {}
-
-        def step(self, action):
-            self.game.play(int(action))
-            terminated = bool(self.game.is_over())
-            info = {"won": bool(self.game.is_won())}
-            return self._observation(), float(self.game.get_score()), terminated, False, info
-
-        def render(self):
-            if self.render_mode == "rgb_array":
-                return self.game.draw()
-            return None
-
-    GameEnv.__module__ = __name__
-    return GameEnv
+# GameEnv is a gymnasium.Env when Gymnasium is installed; without it, the
+# class still exists (importing qlearning4k never needs Gymnasium) and
+# making one raises an ImportError with the install hint.
+_ENV_BASE = object if _gymnasium is None else _gymnasium.Env
 
 
-_ENV_CLASS = None
+class GameEnv(_ENV_BASE):
+    """A qlearning4k `Game` as a `gymnasium.Env`, for any Gymnasium library.
 
+    Observations are `game.get_frame()` (in its own dtype; a Box that holds
+    every value of that dtype), actions `Discrete(game.nb_actions)`,
+    rewards `game.get_score()`; `terminated` is `game.is_over()` and
+    `truncated` is always `False` (wrap the env in Gymnasium's
+    `TimeLimit` for a limit). `info["won"]` is `game.is_won()`.
+    `reset(seed=...)` reseeds the game's own generator. With
+    `render_mode="rgb_array"`, `render()` returns `game.draw()`.
 
-def __getattr__(name: str):
-    # GameEnv subclasses gymnasium.Env, so it is built on first use: importing
-    # qlearning4k never needs Gymnasium.
-    global _ENV_CLASS
-    if name == "GameEnv":
-        if _ENV_CLASS is None:
-            _ENV_CLASS = _make_env_class()
-        return _ENV_CLASS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    Args:
+        game: The `Game` to wrap; it is driven in place.
+        render_mode: `None` or `"rgb_array"`. Defaults to `None`.
 
+    Raises:
+        TypeError: If `game` is not a `Game`.
+        ValueError: If `render_mode` is not supported.
+        ImportError: If Gymnasium is not installed.
 
-def _game_env(game: Game, render_mode: str | None = None):
-    return __getattr__("GameEnv")(game, render_mode=render_mode)
+    Example:
+
+    ```python
+    import gymnasium
+    import qlearning4k  # registers qlearning4k/Catch-v0 and qlearning4k/Snake-v0
+
+    env = gymnasium.make("qlearning4k/Catch-v0")
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(1)
+    ```
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, game: Game, render_mode: str | None = None):
+        gymnasium = _import_gymnasium("GameEnv")
+        if not isinstance(game, Game):
+            raise TypeError(
+                f"GameEnv expects a qlearning4k Game. Received: {game!r} "
+                f"(of type {type(game).__name__})"
+            )
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(
+                f"GameEnv renders to 'rgb_array' only. Received: render_mode={render_mode!r}"
+            )
+        self.game = game
+        self.render_mode = render_mode
+        game.reset()
+        frame = np.asarray(game.get_frame())
+        self.observation_space = _observation_space(gymnasium.spaces, frame)
+        self.action_space = gymnasium.spaces.Discrete(game.nb_actions)
+
+    def _observation(self):
+        frame = np.asarray(self.game.get_frame())
+        return frame.astype(self.observation_space.dtype, copy=False)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.game.rng = np.random.default_rng(seed)
+        self.game.reset()
+        return self._observation(), {}
+
+    def step(self, action):
+        self.game.play(int(action))
+        terminated = bool(self.game.is_over())
+        info = {"won": bool(self.game.is_won())}
+        return self._observation(), float(self.game.get_score()), terminated, False, info
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.game.draw()
+        return None
 
 
 def _register_envs() -> None:
     """Registers the built-in games as Gymnasium ids, when Gymnasium is there."""
-    import importlib.util
-
-    if importlib.util.find_spec("gymnasium") is None:
+    if _gymnasium is None:
         return
     from gymnasium.envs.registration import register, registry
 
@@ -155,4 +141,4 @@ def _make_builtin(name: str, render_mode: str | None = None, **kwargs):
     from qlearning4k.games.snake import Snake
 
     game = {"Catch": Catch, "Snake": Snake}[name](**kwargs)
-    return _game_env(game, render_mode=render_mode)
+    return GameEnv(game, render_mode=render_mode)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qlearning4k.games.game import Game
 from qlearning4k.games.game_env import _import_gymnasium
+
+if TYPE_CHECKING:
+    import gymnasium
 
 
 class GymGame(Game):
@@ -60,10 +64,10 @@ class GymGame(Game):
 
     def __init__(
         self,
-        env,
+        env: gymnasium.Env | str,
         seed: int | None = None,
         win: float | Callable[[float, bool, bool], bool] | None = None,
-        **make_kwargs,
+        **make_kwargs: Any,
     ):
         gymnasium = _import_gymnasium("GymGame")
         super().__init__(seed)
