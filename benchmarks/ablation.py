@@ -35,7 +35,7 @@ CONFIGS = {  # each option alone, then all of them; "target" is the game's targe
             "prioritized": True},
 }  # fmt: skip
 GAMES = {
-    "catch": {  # time_to_solve.py's configuration until 2026-11-24 (the README's table)
+    "catch": {  # time_to_solve.py's configuration until 2026-11-24 (docs/performance.md)
         "threshold": "greedy win rate >= 0.95 on 200 games",
         "eval_every": 250,  # env steps
         "budget_seconds": 60,

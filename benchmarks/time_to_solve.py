@@ -24,7 +24,7 @@ import _common as c
 SEEDS = 3
 EVAL_EVERY = 250  # env steps between evaluations (at the end of a game)
 MAX_GAMES = 4000  # give up after this many games
-# qlearning4k's best configuration found for Catch (see README, Performance).
+# qlearning4k's best configuration found for Catch (see docs/performance.md).
 BEST = {
     "nb_parallel": 16,
     "gradient_steps": 1,

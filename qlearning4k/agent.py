@@ -366,8 +366,8 @@ class Agent:
                 former cores back when it ends; first calls, which compile,
                 still use every core. Each compiled call then hands its work
                 to the backend's threads without waking another core, which
-                on small models costs more than their arithmetic (README,
-                Performance). Same results. Linux only (elsewhere it warns
+                on small models costs more than their arithmetic (see the
+                docs' Backends page). Same results. Linux only (elsewhere it warns
                 and uses every core). Processes training side by side on one
                 machine each pick their own core; pin them yourself
                 (`taskset`) to choose. Defaults to `False`.
