@@ -67,10 +67,12 @@ def catch_model(hidden=100, learning_rate=1e-3, optimizer="adam", loss="mse", ji
 
 
 def evaluate(greedy, nb_games: int, seed: int) -> float:
-    """Win rate of `greedy(states) -> actions` on seeded Catch games played in lockstep.
+    """The peer's win rate: `greedy(states) -> actions` on seeded Catch games in lockstep.
 
-    Every Catch game lasts `GRID_SIZE - 1` steps, so all games step together
-    and one batched call of `greedy` per step chooses every action.
+    The games are the ones `Agent.evaluate(Catch(), nb_games, seed)` plays
+    for qlearning4k: game `i` is the first of `Catch(seed=seed + i)`. Every
+    Catch game lasts `GRID_SIZE - 1` steps, so all games step together and
+    one batched call of `greedy` per step chooses every action.
     """
     from qlearning4k.games import Catch
 
@@ -80,17 +82,6 @@ def evaluate(greedy, nb_games: int, seed: int) -> float:
         for game, action in zip(games, greedy(states), strict=True):
             game.play(int(action))
     return float(np.mean([g.is_won() for g in games]))
-
-
-def keras_greedy(model):
-    """Greedy actions of a Keras Q-model, one batched call."""
-    import keras
-
-    def greedy(states):
-        q = model(states.astype("float32"), training=False)
-        return np.argmax(keras.ops.convert_to_numpy(q), axis=1)
-
-    return greedy
 
 
 class Stopwatch:
@@ -224,38 +215,3 @@ def sb3_greedy(model):
         return actions
 
     return greedy
-
-
-# -- greedy play of any qlearning4k Game, many games in lockstep ---------------
-
-
-def greedy_games(model, make_game, nb_games: int, seed: int, max_steps: int = 1000):
-    """Plays `nb_games` seeded games greedily side by side; returns the games and their returns.
-
-    One batched model call per step chooses the actions of every running
-    game; frames are stacked as the agent stacks them. A game still running
-    after `max_steps` steps stops there.
-    """
-    import keras
-
-    nb_frames = int(model.inputs[0].shape[1])
-    games = [make_game(seed + i) for i in range(nb_games)]
-    for game in games:
-        game.reset()
-    first = np.stack([np.asarray(g.get_frame()) for g in games])
-    states = np.repeat(first[:, None], nb_frames, axis=1)  # (games, nb_frames) + frame_shape
-    returns = np.zeros(nb_games)
-    running = np.ones(nb_games, dtype=bool)
-    for _ in range(max_steps):
-        alive = np.flatnonzero(running)
-        if not len(alive):
-            break
-        q = keras.ops.convert_to_numpy(model(states[alive].astype("float32"), training=False))
-        for i, action in zip(alive, np.argmax(q, axis=1), strict=True):
-            game = games[i]
-            game.play(int(action))
-            returns[i] += game.get_score()
-            states[i, :-1] = states[i, 1:]
-            states[i, -1] = game.get_frame()
-            running[i] = not game.is_over()
-    return games, returns

@@ -121,20 +121,24 @@ def _make_game(game: str):
     return makers[game]
 
 
-def _solved(game: str, model) -> bool:
+def _solved(game: str, agent) -> bool:
+    """Whether the greedy policy reaches the game's threshold, by `agent.evaluate`."""
     make = _make_game(game)
     if game == "catch":
-        games, _ = c.greedy_games(model, make, c.EVAL_GAMES, c.EVAL_SEED)
-        return sum(g.is_won() for g in games) / len(games) >= c.THRESHOLD
+        results = agent.evaluate(make(None), nb_games=c.EVAL_GAMES, seed=c.EVAL_SEED)
+        return results["win_rate"] >= c.THRESHOLD
     if game == "cartpole":
         # 20 episodes first: most evaluations stop there, cheaply.
-        _, returns = c.greedy_games(model, make, 20, c.EVAL_SEED, max_steps=500)
-        if returns.mean() < 475:
-            return False
-        _, returns = c.greedy_games(model, make, 100, c.EVAL_SEED, max_steps=500)
-        return returns.mean() >= 475
-    games, _ = c.greedy_games(model, make, 50, c.EVAL_SEED, max_steps=300)
-    fruits = [len(g.snake) - g.snake_length for g in games]
+        for nb_games in (20, 100):
+            results = agent.evaluate(make(None), nb_games=nb_games, seed=c.EVAL_SEED)
+            if results["mean_score"] < 475:
+                return False
+        return True
+    fruits = []
+    agent.evaluate(
+        make(None), nb_games=50, seed=c.EVAL_SEED, max_steps=300,
+        on_game_end=lambda g: fruits.append(len(g.snake) - g.snake_length),
+    )  # fmt: skip
     return sum(fruits) / len(fruits) >= 3
 
 
@@ -168,7 +172,7 @@ def run(game: str, config: str, seed: int) -> dict:
                 return
             self.next_eval += settings["eval_every"]
             with watch.pause():
-                solved = _solved(game, self.model)
+                solved = _solved(game, agent)
             if solved:
                 self.solved = (watch.elapsed(), self.env_steps)
                 self.model.stop_training = True

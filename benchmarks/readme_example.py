@@ -35,7 +35,8 @@ def ours(seed: int) -> dict:
     start = time.perf_counter()
     agent.train(Catch(c.GRID_SIZE, seed=seed), verbose=0)
     seconds = time.perf_counter() - start
-    final = c.evaluate(c.keras_greedy(model), c.FINAL_GAMES, c.FINAL_SEED)
+    final = agent.evaluate(Catch(c.GRID_SIZE), nb_games=c.FINAL_GAMES, seed=c.FINAL_SEED)
+    final = final["win_rate"]
     return {"seconds": seconds, "final_win_rate": final,
             "compile_seconds": c.compile_seconds(agent)}  # fmt: skip
 

@@ -61,7 +61,8 @@ def ours(seed: int) -> dict:
                 return
             self.next_eval += EVAL_EVERY
             with watch.pause():
-                rate = c.evaluate(c.keras_greedy(self.model), c.EVAL_GAMES, c.EVAL_SEED)
+                rate = agent.evaluate(Catch(c.GRID_SIZE), c.EVAL_GAMES, c.EVAL_SEED)
+                rate = rate["win_rate"]
             if rate >= c.THRESHOLD:
                 self.solved = (watch.elapsed(), self.env_steps)
                 self.model.stop_training = True
@@ -81,7 +82,7 @@ def ours(seed: int) -> dict:
         callbacks=[solve],
     )
     seconds, steps = solve.solved or (float("nan"), solve.env_steps)
-    final = c.evaluate(c.keras_greedy(model), c.FINAL_GAMES, c.FINAL_SEED)
+    final = agent.evaluate(Catch(c.GRID_SIZE), c.FINAL_GAMES, c.FINAL_SEED)["win_rate"]
     return {"seconds": seconds, "env_steps": steps, "final_win_rate": final,
             "compile_seconds": c.compile_seconds(agent)}  # fmt: skip
 

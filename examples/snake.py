@@ -38,6 +38,8 @@ N_STEP = 3
 MAX_STEPS = 1000  # a game that loops without eating stops here
 EVAL_EVERY = 2000  # games between greedy evaluations
 EVAL_GAMES = 100
+EVAL_SEED = 10_000  # the curve's games use seeds EVAL_SEED, EVAL_SEED + 1, ...
+FINAL_SEED = 20_000  # the fresh games after training
 PLAY_GAMES = 10
 GIF_PATH = "snake.gif"
 SEED = 0
@@ -67,32 +69,25 @@ def build_agent(seed: int = SEED) -> Agent:
     return Agent(build_model(), memory=memory, seed=seed)
 
 
-def fruits_per_game(model, nb_games: int, seed: int, max_steps: int = MAX_STEPS) -> np.ndarray:
-    """Fruits eaten in `nb_games` greedy games played side by side, one model call a step."""
-    games = [Snake(GRID_SIZE, seed=seed + i) for i in range(nb_games)]
-    states = np.zeros((nb_games, NB_FRAMES, GRID_SIZE, GRID_SIZE), dtype=np.uint8)
-    for i, game in enumerate(games):
-        game.reset()
-        states[i] = game.get_frame()  # the first frame, repeated
-    running = np.ones(nb_games, dtype=bool)
-    for _ in range(max_steps):
-        alive = np.flatnonzero(running)
-        if not len(alive):
-            break
-        q = keras.ops.convert_to_numpy(model(states[alive].astype("float32"), training=False))
-        for i, action in zip(alive, np.argmax(q, axis=1), strict=True):
-            games[i].play(int(action))
-            states[i, :-1] = states[i, 1:]
-            states[i, -1] = games[i].get_frame()
-            running[i] = not games[i].is_over()
-    return np.array([len(game.snake) - game.snake_length for game in games])
+def fruits_per_game(agent: Agent, nb_games: int, seed: int) -> np.ndarray:
+    """Fruits eaten in `nb_games` seeded greedy games, played side by side by `agent.evaluate`."""
+    fruits = []
+    agent.evaluate(
+        Snake(GRID_SIZE),
+        nb_games=nb_games,
+        seed=seed,
+        max_steps=MAX_STEPS,
+        on_game_end=lambda game: fruits.append(len(game.snake) - game.snake_length),
+    )
+    return np.array(fruits)
 
 
 class Curve(keras.callbacks.Callback):
     """Stops after `seconds` of training; evaluates every `every` games (not counted)."""
 
-    def __init__(self, seconds: float, every: int, nb_games: int):
+    def __init__(self, agent: Agent, seconds: float, every: int, nb_games: int):
         super().__init__()
+        self.agent = agent
         self.seconds, self.every, self.nb_games = seconds, every, nb_games
         self.eval_seconds = 0.0
         self.training_seconds = 0.0
@@ -105,7 +100,7 @@ class Curve(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         start = time.perf_counter()
-        fruits = fruits_per_game(self.model, self.nb_games, seed=10_000)
+        fruits = fruits_per_game(self.agent, self.nb_games, seed=EVAL_SEED)
         self.eval_seconds += time.perf_counter() - start
         self.points.append((epoch + 1, self.training_seconds, float(fruits.mean())))
         print(f"game {epoch + 1}: {fruits.mean():.2f} fruits per greedy game "
@@ -115,7 +110,7 @@ class Curve(keras.callbacks.Callback):
 def train(agent: Agent, smoke: bool = False, seed: int = SEED):
     """Trains `agent` on Snake; returns the `Curve` callback with its points."""
     nb_epoch = SMOKE_EPOCHS if smoke else NB_EPOCH
-    curve = Curve(TRAIN_SECONDS, 1 if smoke else EVAL_EVERY, 2 if smoke else EVAL_GAMES)
+    curve = Curve(agent, TRAIN_SECONDS, 1 if smoke else EVAL_EVERY, 2 if smoke else EVAL_GAMES)
     agent.train(
         Snake(GRID_SIZE, seed=seed),
         nb_epoch=nb_epoch,
@@ -139,7 +134,7 @@ def main(smoke: bool = False, seed: int = SEED) -> float:
     keras.utils.set_random_seed(seed)
     agent = build_agent(seed)
     train(agent, smoke, seed)
-    fruits = fruits_per_game(agent.model, 2 if smoke else EVAL_GAMES, seed=20_000)
+    fruits = fruits_per_game(agent, 2 if smoke else EVAL_GAMES, seed=FINAL_SEED)
     print(f"Fruits per game over {len(fruits)} fresh greedy games: {fruits.mean():.2f}")
     games = SMOKE_EPOCHS if smoke else PLAY_GAMES
     win_rate = agent.play(Snake(GRID_SIZE, seed=seed + 1), nb_epoch=games, path=GIF_PATH)

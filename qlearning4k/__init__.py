@@ -10,7 +10,9 @@ agent.play(Catch())
 """
 
 from qlearning4k.agent import Agent
+from qlearning4k.callbacks import EvalCallback
 from qlearning4k.dueling import dueling
+from qlearning4k.frame_stack import FrameStack
 from qlearning4k.history import History
 from qlearning4k.memory import Batch, ExperienceReplay, Memory
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
@@ -20,7 +22,9 @@ __version__ = "1.1.0"
 __all__ = [
     "Agent",
     "Batch",
+    "EvalCallback",
     "ExperienceReplay",
+    "FrameStack",
     "History",
     "Memory",
     "PrioritizedExperienceReplay",

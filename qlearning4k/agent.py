@@ -7,19 +7,20 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from qlearning4k._checks import (
     _check_batch_size,
     _check_epsilon,
     _check_positive_int,
-    _check_score,
     _check_unit,
     _is_int,
 )
+from qlearning4k._evaluation import _play_games, _summary
 from qlearning4k._learner import _make_learner, _StepConfig
 from qlearning4k._training import _TrainingRun
 from qlearning4k.games.game import Game
@@ -226,20 +227,15 @@ class Agent:
         frame = self._check_frame(game, game.get_frame())
         return np.repeat(frame[None, None], self.nb_frames, axis=1)
 
-    def _next_state(self, game, state) -> np.ndarray:
-        frame = self._check_frame(game, game.get_frame())
-        next_state = np.empty_like(state, dtype=np.result_type(state, frame))
-        next_state[0, :-1] = state[0, 1:]
-        next_state[0, -1] = frame
-        return next_state
-
-    def _choose(self, game, q, explore: bool) -> int:
-        """An action among the game's possible ones: random, or greedy on `q` `(nb_actions,)`."""
+    def _choose(self, game, q, explore: bool, rng: np.random.Generator | None = None) -> int:
+        """An action among the game's possible ones: random (from `rng`, by default the
+        agent's), or greedy on `q` `(nb_actions,)`."""
         possible = game.get_possible_actions()
         if len(possible) == 0:
             raise ValueError(f"{type(game).__name__}.get_possible_actions() returned no action.")
         if explore:
-            return int(possible[self.rng.integers(len(possible))])
+            rng = self.rng if rng is None else rng
+            return int(possible[rng.integers(len(possible))])
         if len(possible) == self.nb_actions:
             return int(np.argmax(q))
         possible = np.asarray(possible)
@@ -649,6 +645,81 @@ class Agent:
 
     # -- playing ------------------------------------------------------------
 
+    def evaluate(
+        self,
+        game: Game,
+        nb_games: int = 100,
+        seed: int | None = None,
+        epsilon: float = 0.0,
+        max_steps: int | None = 1000,
+        nb_parallel: int | None = None,
+        on_game_end: Callable[[Game], None] | None = None,
+    ) -> dict:
+        """Plays `nb_games` games greedily, side by side, and sums up their scores.
+
+        The games are copies of `game` (which is only reset), played
+        `nb_parallel` at a time with one compiled call per step for the
+        moves of all of them. Moves are the possible action of highest
+        Q-value or, with probability `epsilon`, a random possible action.
+        Training state is left alone: the agent's random generator is not
+        used when `seed` is given, so evaluating during training (as
+        `qlearning4k.callbacks.EvalCallback` does) does not change the run.
+
+        Args:
+            game: The `Game` to play; copies of it are played.
+            nb_games: Number of games. Defaults to 100.
+            seed: With a seed, game `i` gets the generator
+                `np.random.default_rng(seed + i)`, so it is the game that
+                `type(game)(seed=seed + i)` plays first (the same games on
+                every call), and random moves come from a generator of
+                their own. With `None`, the games' generators are drawn from
+                `game.rng` and random moves from the agent's. Defaults to
+                `None`.
+            epsilon: Probability of a random move, in [0, 1]. Defaults to 0.
+            max_steps: Stop a game after this many steps (it counts as not
+                won), so a policy that loops forever cannot hang; `None` for
+                no limit. Defaults to 1000.
+            nb_parallel: Games played side by side, or `None` for all of
+                them at once. Fewer keep fewer copies of a large game in
+                memory. Defaults to `None`.
+            on_game_end: A function called with each game copy when its game
+                ends, to read what the score does not say (Snake's length,
+                say). Defaults to `None`.
+
+        Returns:
+            A dict: `mean_score`, `std_score`, `min_score`, `max_score` (of
+            each game's summed `get_score()`), `win_rate`, `mean_steps`
+            (game length), `nb_games`, and `scores`, the array of each
+            game's score.
+
+        Raises:
+            TypeError, ValueError: If an argument or the game does not fit
+                the model, before any game is played.
+
+        Example:
+
+        ```python
+        results = agent.evaluate(Catch(), nb_games=100, seed=0)
+        print(results["win_rate"], results["mean_score"])
+        ```
+        """
+        nb_games = _check_positive_int("nb_games", nb_games)
+        eps, _ = _check_epsilon(epsilon)
+        if max_steps is not None:
+            max_steps = _check_positive_int("max_steps", max_steps)
+        nb_parallel = nb_games if nb_parallel is None else nb_parallel
+        nb_parallel = _check_positive_int("nb_parallel", nb_parallel)
+        if seed is not None and (not _is_int(seed) or seed < 0):
+            raise ValueError(f"seed must be None or an int >= 0. Received: seed={seed!r}")
+        if on_game_end is not None and not callable(on_game_end):
+            raise TypeError(f"on_game_end must be callable. Received: {on_game_end!r}")
+        self._check_game(game)
+        rng = self.rng if seed is None else np.random.default_rng([seed, 1])
+        played = _play_games(
+            self, game, nb_games, seed, eps, rng, max_steps, nb_parallel, on_game_end=on_game_end
+        )
+        return _summary(played)
+
     def play(
         self,
         game: Game,
@@ -664,14 +735,15 @@ class Agent:
 
         Actions are the possible action (`game.get_possible_actions()`) of
         highest Q-value, or a random possible action with probability
-        `epsilon`.
+        `epsilon`. The games are copies of `game` with generators drawn from
+        its own, played side by side as `evaluate()` plays them.
 
         Args:
             game: The `Game` to play.
             nb_epoch: Number of games. Defaults to 10.
             epsilon: Probability of a random action, in [0, 1]. Defaults to 0.
-            visualize: Save the games played as one animated GIF (from
-                `game.draw()`). Defaults to `True`.
+            visualize: Save the games played, one after the other, as one
+                animated GIF (from `game.draw()`). Defaults to `True`.
             path: The GIF file, or `None` for `"<game name>.gif"` in the
                 current folder. Defaults to `None`.
             fps: Pictures per second of the GIF. Defaults to 10.
@@ -693,32 +765,102 @@ class Agent:
         if max_steps is not None:
             max_steps = _check_positive_int("max_steps", max_steps)
         self._check_game(game)
-        learner = self._learner()
-        pictures = []
-        wins = 0
-        for _ in range(nb_epoch):
-            game.reset()
-            state = self._first_state(game)
-            if visualize:
-                pictures.append(game.draw())
-            steps = 0
-            while not game.is_over() and steps != max_steps:
-                explore = eps > 0 and self.rng.random() < eps
-                q = None if explore else learner.q_values(state)[0]
-                game.play(self._choose(game, q, explore))
-                _check_score(game, game.get_score())
-                state = self._next_state(game, state)
-                steps += 1
-                if visualize:
-                    pictures.append(game.draw())
-            wins += bool(game.is_over() and game.is_won())
+        played = _play_games(
+            self, game, nb_epoch, None, eps, self.rng, max_steps, nb_epoch, draw=visualize
+        )
+        wins = int(played.won.sum())
         win_rate = wins / nb_epoch
         if visualize:
             path = path if path is not None else f"{game.name.lower()}.gif"
-            save_gif(pictures, path, fps=fps)
+            save_gif([picture for shots in played.pictures for picture in shots], path, fps=fps)
         if verbose:
             print(f"Win rate: {win_rate:.2%} ({wins}/{nb_epoch} games)")
         return win_rate
+
+    # -- deploying ----------------------------------------------------------
+
+    def _states(self, observation, name: str) -> tuple[np.ndarray, bool]:
+        """`(n, nb_frames) + frame_shape` from a frame, a state or a batch; whether one."""
+        x = np.asarray(observation)
+        rank = len(self.frame_shape)
+        state_shape = (self.nb_frames, *self.frame_shape)
+        if x.ndim == rank and x.shape == self.frame_shape and self.nb_frames == 1:
+            return x[None, None], True
+        if x.ndim == rank + 1 and x.shape == state_shape:
+            return x[None], True
+        if x.ndim == rank + 2 and x.shape[1:] == state_shape:
+            return x, False
+        one = " or a frame " + str(self.frame_shape) if self.nb_frames == 1 else ""
+        raise ValueError(
+            f"{name}() expects a state {state_shape}{one}, or a batch (n,) + {state_shape}. "
+            f"Received: shape {x.shape}"
+        )
+
+    def q_values(self, observation: ArrayLike) -> np.ndarray:
+        """The model's Q-values for one state or a batch of them, in one compiled call.
+
+        Args:
+            observation: A state `(nb_frames,) + frame_shape` (the last
+                `nb_frames` frames, oldest first; a `FrameStack` keeps them),
+                a batch of states `(n, nb_frames) + frame_shape`, or, when
+                `nb_frames == 1`, a single frame `frame_shape`.
+
+        Returns:
+            `(nb_actions,)` for one state or frame, `(n, nb_actions)` for a
+            batch.
+
+        Raises:
+            ValueError: If the shape fits neither.
+        """
+        states, one = self._states(observation, "q_values")
+        q = self._learner().q_values(states)
+        return q[0] if one else q
+
+    def act(self, observation: ArrayLike, mask: ArrayLike | None = None) -> int | np.ndarray:
+        """The greedy action for one state or a batch of them.
+
+        Works the same after `Agent.load`, so a saved agent can be deployed
+        in another program: feed it what the game shows, get its move.
+
+        Args:
+            observation: As for `q_values()`: a state, a batch of states or
+                (with one frame per state) a frame.
+            mask: The possible actions, a bool array `(nb_actions,)` (for
+                every state) or `(n, nb_actions)`; `None` for all of them.
+                Defaults to `None`.
+
+        Returns:
+            An int for one state or frame, an `(n,)` int array for a batch.
+
+        Raises:
+            ValueError: If the shapes do not fit or a mask allows no action.
+
+        Example:
+
+        ```python
+        agent = Agent.load("catch_agent")
+        game = Catch(seed=0)
+        stack = FrameStack(agent.nb_frames)
+        state = stack.reset(game.get_frame())
+        while not game.is_over():
+            game.play(agent.act(state))
+            state = stack.push(game.get_frame())
+        ```
+        """
+        states, one = self._states(observation, "act")
+        q = self._learner().q_values(states)  # (n, nb_actions)
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape not in ((self.nb_actions,), (len(states), self.nb_actions)):
+                raise ValueError(
+                    f"act() expects a mask of shape ({self.nb_actions},) or "
+                    f"({len(states)}, {self.nb_actions}). Received: shape {mask.shape}"
+                )
+            if not np.broadcast_to(mask, q.shape).any(axis=1).all():
+                raise ValueError("act() expects a mask that allows at least one action per state.")
+            q = np.where(mask, q, -np.inf)
+        actions = q.argmax(axis=1)
+        return int(actions[0]) if one else actions
 
 
 def _check_target_update(value):

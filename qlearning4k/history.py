@@ -21,8 +21,10 @@ class History(keras.callbacks.History):
     Logged per epoch: `loss` (mean loss of the epoch's gradient steps; NaN
     here, and absent from the callbacks' logs, when it had none), `epsilon`,
     `win` (1.0 or 0.0), `win_rate` (over the last 100 games), `score` (sum of
-    the game's rewards), `steps` (game steps) and `time` (seconds since
-    training began).
+    the game's rewards), `steps` (game steps) and `time` (seconds of
+    training so far, evaluations by `EvalCallback` left out), and whatever
+    the callbacks add (`EvalCallback`'s `eval_score`, say; NaN in the epochs
+    before they add it).
 
     Example:
 
@@ -34,8 +36,15 @@ class History(keras.callbacks.History):
     """
 
     def on_epoch_end(self, epoch, logs=None):
-        # An epoch without gradient steps logs no loss; keep the lists aligned.
-        super().on_epoch_end(epoch, {"loss": float("nan"), **(logs or {})})
+        # Keep every list one value per epoch: an epoch without gradient steps
+        # logs no loss, and evaluation logs start at the first evaluation.
+        logs = {"loss": float("nan"), **(logs or {})}
+        seen = len(self.epoch)
+        for key in self.history.keys() - logs.keys():
+            logs[key] = float("nan")
+        for key in logs.keys() - self.history.keys():
+            self.history[key] = [float("nan")] * seen
+        super().on_epoch_end(epoch, logs)
 
     def plot(self, path: str | None = None, window: int = 100) -> Figure:
         """Draws the win rate (moving average) and the loss per epoch.
