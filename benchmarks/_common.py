@@ -163,11 +163,18 @@ def _run_worker(script: str, library: str, env: dict, extra_args) -> list[dict]:
 
 
 def compile_seconds(agent) -> float:
-    """Seconds of the first calls of the agent's compiled functions (tracing and compiling).
+    """Seconds of the first calls of the agent's training steps (tracing and compiling).
 
-    Reads a private attribute: benchmarks are the library's own tools.
+    The learner of the default config serves `evaluate()`, `play()` and
+    `act()` only, outside the timed training: it is left out. Reads private
+    attributes: benchmarks are the library's own tools.
     """
-    return sum(learner.compile_seconds for learner in agent._learners.values())
+    from qlearning4k._learner import _StepConfig
+
+    default = _StepConfig()
+    return sum(
+        learner.compile_seconds for config, learner in agent._learners.items() if config != default
+    )
 
 
 # -- the peer: Stable-Baselines3 DQN through a Gymnasium adapter ----------------
