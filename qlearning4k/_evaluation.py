@@ -21,12 +21,14 @@ class _Played(NamedTuple):
     pictures: list[list[np.ndarray]] | None  # each game's draw() pictures, if asked
 
 
-def _copies(game: Game, count: int, seed: int | None) -> tuple[list[Game], list]:
-    """`count` copies of `game` and the seeds of `nb_games` games' generators.
+def _copies(
+    game: Game, count: int, seed: int | None
+) -> tuple[list[Game], Callable[[int], np.random.Generator]]:
+    """`count` copies of `game`, and a function giving the generator of game `i`.
 
-    Returns the copies and a function giving the generator of game `i`:
-    `default_rng(seed + i)` with a seed, so that game `i` is the game a new
-    `type(game)(seed=seed + i)` would play first; else drawn from `game.rng`.
+    That generator is `default_rng(seed + i)` with a seed, so that game `i`
+    is the game a new `type(game)(seed=seed + i)` would play first; without
+    one it is drawn from `game.rng`.
     """
     copies = [copy.deepcopy(game) for _ in range(count)]
     if seed is None:
