@@ -16,6 +16,7 @@ from qlearning4k.frame_stack import FrameStack
 from qlearning4k.history import History
 from qlearning4k.memory import Batch, ExperienceReplay, Memory
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
+from qlearning4k.sb3 import from_sb3
 
 __version__ = "1.1.0"
 
@@ -30,4 +31,5 @@ __all__ = [
     "PrioritizedExperienceReplay",
     "__version__",
     "dueling",
+    "from_sb3",
 ]

@@ -49,6 +49,9 @@ class _StepConfig:
     batch_size: int = 1
     max_steps: int = 1
     target_update: int | float | None = None  # int: hard copy every N steps; float: tau
+    # A target network that the steps never update: the training loop copies
+    # the online weights into it between calls (`copy_target`), every N env steps.
+    target_copied: bool = False
     double_dqn: bool = False
     masked: bool = False
     prioritized: bool = False
@@ -107,7 +110,8 @@ class _Learner:
         self.compiling = contextlib.nullcontext
         # id(array) -> (array, the backend value that shares its memory): see buffer().
         self._bound = {}
-        self.uses_target = config.target_update is not None
+        self.uses_target = config.target_update is not None or config.target_copied
+        self.updates_target = config.target_update is not None  # inside each gradient step
         # The target network evaluates Q(S'); Double DQN then also needs the
         # online Q(S') to pick the action. Without a target network Double
         # DQN picks and evaluates with the same network: plain DQN.
@@ -184,6 +188,10 @@ class _Learner:
 
     def set_target(self, values: list[np.ndarray] | None) -> None:
         """Restores what `get_target()` returned."""
+
+    def copy_target(self) -> None:
+        """Copies the online weights into the target network, between calls."""
+        raise NotImplementedError
 
     def q_values(self, states: np.ndarray) -> np.ndarray:
         """Returns `Q(states)` as a NumPy array `(n, nb_actions)`."""
@@ -271,6 +279,12 @@ class _TensorFlowLearner(_Learner):
         for variable, value in zip(self._target + [self._counter], values, strict=True):
             variable.assign(value)
 
+    def copy_target(self):
+        model = self.model
+        online = model.trainable_variables + model.non_trainable_variables
+        for target, variable in zip(self._target, online, strict=True):
+            target.assign(self._tf.cast(variable.value, target.dtype))
+
     def _build_step(self, frames, floats, loop: bool):
         """Traces the step for arrays like `frames` and `floats`.
 
@@ -329,7 +343,7 @@ class _TensorFlowLearner(_Learner):
                     x=states, y=y, y_pred=q, sample_weight=batch_floats[:, 3], training=True
                 )
             optimizer.apply(tape.gradient(loss, variables), variables)
-            if self.uses_target:
+            if self.updates_target:
                 update_target()
             return loss, _td_errors(y, q)
 
@@ -578,6 +592,26 @@ class _JaxLearner(_Learner):
             as_array(values[-1], dtype="int32"),
         )
 
+    def copy_target(self):
+        # Copies: the step donates its state's buffers, and the target's must
+        # be its own.
+        copy = self._jax.numpy.array
+        if self._state is None:
+            model = self.model
+            trainable = [v.value for v in model.trainable_variables]
+            non_trainable = [v.value for v in model.non_trainable_variables]
+        else:
+            trainable, non_trainable = self._state[:2]
+        target = (
+            [copy(v).astype(t.dtype) for v, t in zip(trainable, self._target[0], strict=True)],
+            [copy(v).astype(t.dtype) for v, t in zip(non_trainable, self._target[1], strict=True)],
+            self._target[2] if self._state is None else self._state[3][2],
+        )
+        if self._state is None:
+            self._target = target
+        else:
+            self._state = self._state[:3] + (target,)
+
     def begin(self):
         # Copies: the step donates its state's buffers, which must not be
         # buffers that a variable (of this or another model) still holds.
@@ -647,7 +681,7 @@ class _JaxLearner(_Learner):
         trainable, optimizer_vars = model.optimizer.stateless_apply(
             optimizer_vars, grads, trainable
         )
-        if self.uses_target:
+        if self.updates_target:
             target_trainable, target_non_trainable, counter = target
             counter = counter + 1
             mix = self._mix(counter)
@@ -749,6 +783,13 @@ class _TorchLearner(_Learner):
                 tensor.copy_(self._tensor(value))
         self._counter = int(values[-1])
 
+    def copy_target(self):
+        model = self.model
+        with self._torch.no_grad():
+            online = model.trainable_variables + model.non_trainable_variables
+            for tensor, variable in zip(self._target, online, strict=True):
+                tensor.copy_(variable.value.to(tensor.dtype))
+
     def _tensor(self, array):
         from keras.src.backend.torch.core import get_device
 
@@ -811,7 +852,7 @@ class _TorchLearner(_Learner):
                 x[start + batch : start + 2 * batch],
                 floats[i * batch : (i + 1) * batch],
             )
-            if self.uses_target:
+            if self.updates_target:
                 self._update_target()
             losses[i] = float(loss)
             if self.config.prioritized:

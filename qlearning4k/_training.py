@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import random
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -27,6 +29,35 @@ MAX_DEFERRED = 8  # gradient steps that may wait for one compiled call
 _REPORT_INTERVAL = 0.05  # seconds between progress bar updates
 
 
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """The arguments of `Agent.train()`, checked there, for one run."""
+
+    nb_epoch: int  # games; with a step budget, as many as it takes
+    total_timesteps: int | None  # env steps of all copies together, or None
+    batch_size: int
+    gamma: float
+    epsilon_of: Callable[[int], float]  # epsilon of a game (games budget)
+    epsilon_at: Callable[[int], float]  # epsilon after that many env steps (step budget)
+    observe: int  # games
+    learning_starts: int  # env steps
+    reset_memory: bool
+    checkpoint: int | None
+    checkpoint_path: str
+    verbose: int
+    user_callbacks: list
+    nb_parallel: int
+    train_freq: int
+    gradient_steps: int  # per learning step, resolved from -1
+    max_steps: int | None
+    on_nan: str
+    target_update: int | float | None  # gradient steps, or tau
+    target_update_interval: int | None  # env steps
+    double_dqn: bool
+    n_step: int
+    single_core: bool
+
+
 class _TrainingRun:
     """The state of one training run: games, call buffers, counters and logs.
 
@@ -38,32 +69,29 @@ class _TrainingRun:
     one call per step, in fewer calls.
     """
 
-    def __init__(self, agent, game, settings: dict):
+    def __init__(self, agent, game, settings: _Settings):
         self.agent = agent
         self.model = agent.model
         self.memory = agent.memory
         self.rng = agent.rng
-        # The arguments of Agent.train(), checked there: nb_epoch, batch_size,
-        # gamma, epsilon_of, observe, reset_memory, checkpoint, checkpoint_path, verbose,
-        # user_callbacks, nb_parallel, train_freq, gradient_steps, max_steps, on_nan,
-        # target_update, double_dqn, n_step, single_core.
-        self.__dict__.update(settings)
+        self.settings = settings
         self.fast = type(self.memory).sample is not Memory.sample
-        self.queue_size = max(self.gradient_steps, MAX_DEFERRED)
+        self.queue_size = max(self.settings.gradient_steps, MAX_DEFERRED)
         # Masks only for games that can forbid actions: the others pay nothing.
         self.masked = _restricts_actions(game)
         self.prioritized = isinstance(self.memory, PrioritizedExperienceReplay)
         config = _StepConfig(
-            batch_size=self.batch_size,
+            batch_size=self.settings.batch_size,
             max_steps=self.queue_size,
-            target_update=self.target_update,
-            double_dqn=self.double_dqn,
+            target_update=self.settings.target_update,
+            double_dqn=self.settings.double_dqn,
+            target_copied=self.settings.target_update_interval is not None,
             masked=self.masked,
             prioritized=self.prioritized,
         )
         self.learner = agent._learner(config)
 
-        nb_copies = min(self.nb_parallel, self.nb_epoch)
+        nb_copies = min(self.settings.nb_parallel, self.settings.nb_epoch)
         self.games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
         for clone in self.games[1:]:
             clone.rng = np.random.default_rng(self.rng.integers(2**63))
@@ -80,7 +108,7 @@ class _TrainingRun:
         # A call's arrays: each gradient step's states and next states, then
         # the acting states; each transition's action, reward, game over and
         # weight, then the number of gradient steps.
-        batch = self.batch_size
+        batch = self.settings.batch_size
         self.frames = self.learner.buffer(
             (self.queue_size * 2 * batch + nb_copies,) + self.states.shape[1:], self.states.dtype
         )
@@ -90,8 +118,14 @@ class _TrainingRun:
         self.floats[:, 3] = 1.0
         self.sampled = np.zeros((self.queue_size, batch), dtype=np.int64)  # slots, for priorities
         self.nstep = (
-            _NStep(self.n_step, self.gamma, nb_copies, self.states.shape[1:], self.states.dtype)
-            if self.n_step > 1
+            _NStep(
+                self.settings.n_step,
+                self.settings.gamma,
+                nb_copies,
+                self.states.shape[1:],
+                self.states.dtype,
+            )
+            if self.settings.n_step > 1
             else None
         )
         self.pending = 0
@@ -100,7 +134,16 @@ class _TrainingRun:
 
         self.epoch_of = np.arange(nb_copies)  # the epoch each copy plays; -1 once done
         self.everyone = np.ones(nb_copies, dtype=bool)
-        self.eps = np.array([self.epsilon_of(e) for e in self.epoch_of])  # per copy
+        self.by_steps = self.settings.total_timesteps is not None  # a budget of env steps
+        self.budget = self.settings.total_timesteps if self.by_steps else sys.maxsize
+        self.eps = np.array([self.settings.epsilon_of(e) for e in self.epoch_of])  # per copy
+        if self.by_steps:
+            self.eps[:] = self.settings.epsilon_at(0)
+        # Target copies every N env steps, as Stable-Baselines3 counts them:
+        # every N // nb_copies steps of all copies.
+        interval = self.settings.target_update_interval
+        self.copy_period = None if interval is None else max(interval // nb_copies, 1)
+        self.target_due = False  # a copy comes before the next gradient steps
         self.started, self.finished, self.total_steps, self.step_count = nb_copies, 0, 0, 0
         self.loss_sum = np.zeros(nb_copies)
         self.nb_updates = np.zeros(nb_copies, dtype=np.int64)
@@ -112,23 +155,27 @@ class _TrainingRun:
         self.last_report = -_REPORT_INTERVAL
 
         self.history = History()
-        self.callbacks = _Callbacks([*self.user_callbacks, self.history], self.model, self.nb_epoch)
+        self.callbacks = _Callbacks(
+            [*self.settings.user_callbacks, self.history],
+            self.model,
+            None if self.by_steps else self.settings.nb_epoch,
+        )
         # JAX keeps the weights inside the compiled step; callbacks may read them.
-        self.sync = bool(self.user_callbacks) and keras.backend.backend() == "jax"
+        self.sync = bool(self.settings.user_callbacks) and keras.backend.backend() == "jax"
         self.progbar = (
             keras.utils.Progbar(
-                self.nb_epoch,
-                unit_name="game",
+                self.budget if self.by_steps else self.settings.nb_epoch,
+                unit_name="step" if self.by_steps else "game",
                 stateful_metrics=["loss", "epsilon", "win_rate", "steps/s"],  # shown as they are
             )
-            if self.verbose == 1
+            if self.settings.verbose == 1
             else None
         )
 
     # -- the loop -------------------------------------------------------------
 
     def run(self) -> History:
-        if not self.single_core:
+        if not self.settings.single_core:
             return self._run()
         learner = self.learner
         with _OneCore() as one_core:
@@ -147,19 +194,20 @@ class _TrainingRun:
         if self.fast:
             self.learner.begin()
         self.callbacks.on_train_begin()
-        if self.reset_memory and not self.step_count:
+        if self.settings.reset_memory and not self.step_count:
             self.memory.reset_memory()
         if self.resumed_ended:
             self._end_games(self.resumed_ended, save=False)
-        if self.nb_copies == 1 and self.finished < self.nb_epoch:
+        if self.nb_copies == 1 and self.finished < self.settings.nb_epoch:
             self.callbacks.on_epoch_begin(self.finished)
         try:
             active = self._running()
             if self.explore is None:
-                self.explore = self.rng.random(self.nb_copies) < self.eps
+                self.explore = self._draw_explore()
             q = None
             while (
-                self.finished < self.nb_epoch
+                self.finished < self.settings.nb_epoch
+                and self.total_steps < self.budget
                 and not self.model.stop_training
                 and not self.interrupted
             ):
@@ -167,40 +215,52 @@ class _TrainingRun:
                     q = self._q_values(self.states)
                 next_states, ended = self._play(active, self.explore, q)
                 self.step_count += 1
+                if self.copy_period is not None and self.step_count % self.copy_period == 0:
+                    self.target_due = True
                 # With n-step returns the first transitions come n - 1 steps late.
-                learning = self.finished >= self.observe and len(self.memory) > 0
+                learning = (
+                    self.finished >= self.settings.observe
+                    and self.total_steps > self.settings.learning_starts
+                    and len(self.memory) > 0
+                )
                 q = None
                 if ended:
                     self._restart(ended, next_states)
-                if learning and self.step_count % self.train_freq == 0:
+                if learning and self.step_count % self.settings.train_freq == 0:
                     q = self._learn(active, next_states)
                 # Decide the next moves now: a random one needs no Q-values,
                 # so queued gradient steps may wait for a later call.
                 going_on = self._running()
-                self.explore = self.rng.random(self.nb_copies) < self.eps
+                self.explore = self._draw_explore()
                 if self.pending and (ended or not self._all(self.explore, going_on)):
                     q = self._flush(active, next_states)
                 self.states = next_states
                 if ended:
                     self._end_games(ended)
-                    if self.reset_memory and self.finished < self.nb_epoch:
+                    if self.settings.reset_memory and self.finished < self.settings.nb_epoch:
                         self.memory.reset_memory()  # the next game starts afresh
                     if (
                         self.nb_copies == 1
-                        and self.finished < self.nb_epoch
+                        and self.finished < self.settings.nb_epoch
                         and not self.model.stop_training
                     ):
                         self.callbacks.on_epoch_begin(self.finished)
                 active = going_on
             if self.interrupted:
                 self._stop_after_interrupt(active)
+            elif self.by_steps and self.total_steps >= self.budget:
+                self._end_budget(active)
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
             if self.fast:
                 self.learner.end()
         self.callbacks.on_train_end()
-        if self.progbar is not None and self.finished < self.nb_epoch:
+        if (
+            self.progbar is not None
+            and not self.by_steps
+            and self.finished < self.settings.nb_epoch
+        ):
             sys.stdout.write("\n")
         return self.history
 
@@ -225,14 +285,42 @@ class _TrainingRun:
         """After Ctrl-C: run the queued gradient steps, checkpoint, tell the user."""
         if self.pending:
             self._flush(active, self.states)
-        if self.checkpoint:
-            if self.fast:
-                self.learner.end()
-            self.agent._save_checkpoint(self.checkpoint_path, self._run_state([]))
-            if self.fast:
-                self.learner.begin()
-        where = f", checkpoint in {self.checkpoint_path}" if self.checkpoint else ""
+        if self.settings.checkpoint:
+            self._checkpoint_now()
+        where = (
+            f", checkpoint in {self.settings.checkpoint_path}" if self.settings.checkpoint else ""
+        )
         print(f"\nInterrupted after {self.finished} games{where}.")
+
+    def _end_budget(self, active) -> None:
+        """At the end of the step budget: the queued gradient steps, the last checkpoint."""
+        if self.pending:
+            self._flush(active, self.states)
+        if self.settings.checkpoint:
+            self._checkpoint_now()
+        if self.progbar is not None:
+            self.progbar.update(self.total_steps, finalize=True)
+
+    def _checkpoint_now(self) -> None:
+        """Checkpoints the run between two steps."""
+        if self.fast:
+            self.learner.end()
+        self.agent._save_checkpoint(self.settings.checkpoint_path, self._run_state([]))
+        if self.fast:
+            self.learner.begin()
+
+    def _draw_explore(self) -> np.ndarray:
+        """Which copies move at random next: `(nb_copies,)` bool.
+
+        With probability epsilon each (with a step budget, epsilon follows
+        the env steps), and all of them before `learning_starts` env steps.
+        """
+        if self.by_steps:
+            self.eps[:] = self.settings.epsilon_at(self.total_steps)
+        explore = self.rng.random(self.nb_copies) < self.eps
+        if self.total_steps < self.settings.learning_starts:
+            explore[:] = True
+        return explore
 
     def _play(self, active, explore, q):
         """Plays one move in each running copy and remembers the transitions."""
@@ -267,12 +355,12 @@ class _TrainingRun:
             self.scores[k] += reward
             self.steps[k] += 1
             if game.is_over():
-                over[k] = True
+                over[k] = not game.is_truncated()  # a time limit: the future still counts
                 ended.append((k, self.epoch_of[k], game.is_won(), self.scores[k], self.steps[k]))
             else:
                 if masks is not None:  # a finished game has no next move to mask
                     masks[k, game.get_possible_actions()] = True
-                if self.steps[k] == self.max_steps:  # truncated: not a game over, not won
+                if self.steps[k] == self.settings.max_steps:  # truncated: not a game over, not won
                     ended.append((k, self.epoch_of[k], False, self.scores[k], self.steps[k]))
         transitions = (states, actions, rewards, next_states, over, masks)
         if len(running) != nb_copies:
@@ -294,7 +382,7 @@ class _TrainingRun:
     def _running(self) -> np.ndarray:
         """Which copies still play: `self.everyone` (one array, never written) while all do."""
         # A copy retires only when its game ends after the last game started.
-        if self.started < self.nb_epoch or self.epoch_of.min() >= 0:
+        if self.started < self.settings.nb_epoch or self.epoch_of.min() >= 0:
             return self.everyone
         return self.epoch_of >= 0
 
@@ -307,12 +395,12 @@ class _TrainingRun:
         step's call also gives the Q-values of their first states."""
         for k, *_ in ended:
             self.scores[k], self.steps[k] = 0.0, 0
-            if self.started < self.nb_epoch:
+            if self.started < self.settings.nb_epoch:
                 game = self.games[k]
                 game.reset()
                 next_states[k] = self.agent._first_state(game)[0]
                 self.epoch_of[k] = self.started
-                self.eps[k] = self.epsilon_of(self.started)
+                self.eps[k] = self.settings.epsilon_of(self.started)
                 self.started += 1
             else:
                 self.epoch_of[k] = -1
@@ -321,15 +409,22 @@ class _TrainingRun:
     def _learn(self, active, next_states):
         """Queues this step's gradient steps; returns Q-values if it had to call."""
         q = None
-        for _ in range(self.gradient_steps):
+        if self.target_due:  # as at an env step between calls: after the steps queued so far
+            if self.pending:
+                q = self._flush(active, next_states)
+            self.learner.copy_target()
+            self.target_due = False
+        for _ in range(self.settings.gradient_steps):
             if not self.fast:
-                inputs, targets = self.memory.get_batch(self.model, self.batch_size, self.gamma)
+                inputs, targets = self.memory.get_batch(
+                    self.model, self.settings.batch_size, self.settings.gamma
+                )
                 loss = float(self.model.train_on_batch(inputs, targets))
-                if not math.isfinite(loss) and self.on_nan == "raise":
+                if not math.isfinite(loss) and self.settings.on_nan == "raise":
                     self._raise_non_finite(np.array([loss]))
                 self.loss_sum[active] += loss
                 self.nb_updates[active] += 1
-                if self.user_callbacks:
+                if self.settings.user_callbacks:
                     self.callbacks.on_train_batch_begin(self.batch_index)
                     self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss})
                     self.batch_index += 1
@@ -343,19 +438,19 @@ class _TrainingRun:
 
     def _queue(self, slot: int) -> None:
         """Samples a batch into gradient step `slot` of the call's arrays."""
-        size = self.batch_size
+        size = self.settings.batch_size
         frames = self.frames[slot * 2 * size : (slot + 1) * 2 * size]
         rows = self.floats[slot * size : (slot + 1) * size]
         if isinstance(self.memory, ExperienceReplay):
             self.sampled[slot] = self.memory._sample_into(
-                frames[:size], frames[size:], rows, self.gamma
+                frames[:size], frames[size:], rows, self.settings.gamma
             )
             return
         batch = self.memory.sample(size)
         frames[:size], frames[size:] = batch.states, batch.next_states
         steps = 1 if batch.steps is None else np.asarray(batch.steps)
         rows[:, 0], rows[:, 1] = batch.actions, batch.rewards
-        rows[:, 2] = self.gamma**steps * ~np.asarray(batch.game_over, dtype=bool)
+        rows[:, 2] = self.settings.gamma**steps * ~np.asarray(batch.game_over, dtype=bool)
         rows[:, 3] = 1.0 if batch.weights is None else batch.weights
         if self.masked:
             rows[:, FIXED_COLUMNS:] = True if batch.next_mask is None else batch.next_mask
@@ -371,14 +466,14 @@ class _TrainingRun:
         self.frames[len(self.frames) - len(act_states) :] = act_states
         losses, q, td = self.learner.step(self.frames, self.floats, self.pending)
         loss = float(losses[: self.pending].sum())
-        if not math.isfinite(loss) and self.on_nan == "raise":
+        if not math.isfinite(loss) and self.settings.on_nan == "raise":
             self._raise_non_finite(losses[: self.pending])
         if td is not None and math.isfinite(loss):
-            done = self.pending * self.batch_size
+            done = self.pending * self.settings.batch_size
             self.memory.update_priorities(self.sampled[: self.pending].ravel(), td[:done])
         np.add(self.loss_sum, loss, out=self.loss_sum, where=active)
         np.add(self.nb_updates, self.pending, out=self.nb_updates, where=active)
-        if self.user_callbacks and self.pending:  # a Keras "batch": one call's steps
+        if self.settings.user_callbacks and self.pending:  # a Keras "batch": one call's steps
             self.callbacks.on_train_batch_begin(self.batch_index)
             self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss / self.pending})
             self.batch_index += 1
@@ -400,7 +495,7 @@ class _TrainingRun:
     _RUN_FIELDS = (
         "states", "explore", "epoch_of", "eps", "started", "finished", "total_steps",
         "step_count", "loss_sum", "nb_updates", "scores", "steps", "wins", "batch_index",
-        "nstep",
+        "nstep", "target_due",
     )  # fmt: skip
 
     def _run_state(self, ended) -> dict:
@@ -412,7 +507,7 @@ class _TrainingRun:
         state = {name: copy.copy(getattr(self, name)) for name in self._RUN_FIELDS}
         state.update(
             nb_copies=self.nb_copies,
-            batch_size=self.batch_size,
+            batch_size=self.settings.batch_size,
             games=self.games,
             ended=ended,
             history=(self.history.epoch, self.history.history),
@@ -425,14 +520,15 @@ class _TrainingRun:
 
     def resume(self, state: dict) -> None:
         """Continues from a checkpoint's run state (see `_run_state`)."""
-        for name in ("nb_copies", "batch_size"):
-            if state[name] != getattr(self, name):
+        same = (("nb_copies", self.nb_copies), ("batch_size", self.settings.batch_size))
+        for name, value in same:
+            if state[name] != value:
                 raise ValueError(
                     f"resume=True needs the {name} of the checkpointed run. "
-                    f"Received: {name}={getattr(self, name)} (checkpoint has {state[name]})"
+                    f"Received: {name}={value} (checkpoint has {state[name]})"
                 )
         for name in self._RUN_FIELDS:
-            setattr(self, name, state[name])
+            setattr(self, name, state[name] if name in state else getattr(self, name))
         for game, saved in zip(self.games, state["games"], strict=True):
             game.__dict__.update(saved.__dict__)
         self.history.epoch, self.history.history = state["history"]
@@ -450,12 +546,12 @@ class _TrainingRun:
         The compiled step's state goes back to the model once for all of
         them, when anything may read the weights.
         """
-        checkpoint = self.checkpoint
+        checkpoint = self.settings.checkpoint
         saves = (
             save
             and checkpoint
             and any(
-                (self.finished + i) % checkpoint == 0 or self.finished + i == self.nb_epoch
+                (self.finished + i) % checkpoint == 0 or self.finished + i == self.settings.nb_epoch
                 for i in range(1, len(ended) + 1)
             )
         )
@@ -463,14 +559,18 @@ class _TrainingRun:
         if synced:
             self.learner.end()
         if saves:  # the logs and callbacks of these games come after, as without a checkpoint
-            self.agent._save_checkpoint(self.checkpoint_path, self._run_state(ended))
+            self.agent._save_checkpoint(self.settings.checkpoint_path, self._run_state(ended))
         for k, epoch, won, score, game_steps in ended:
             self.finished += 1
             finished = self.finished
             self.wins[(finished - 1) % WIN_WINDOW] = won
             nb_updates = self.nb_updates[k]
             logs = {
-                "epsilon": self.epsilon_of(int(epoch)),
+                "epsilon": (
+                    self.settings.epsilon_at(self.total_steps)
+                    if self.by_steps
+                    else self.settings.epsilon_of(int(epoch))
+                ),
                 "win": float(won),
                 "win_rate": float(self.wins.sum() / min(finished, WIN_WINDOW)),
                 "score": float(score),
@@ -484,20 +584,20 @@ class _TrainingRun:
                 self.callbacks.on_epoch_begin(finished - 1)
             self.callbacks.on_epoch_end(finished - 1, logs)
             self._report(finished - 1, logs)
-            if self.model.stop_training or finished == self.nb_epoch:
+            if self.model.stop_training or finished == self.settings.nb_epoch:
                 break
         if synced:
             self.learner.begin()
 
     def _report(self, epoch: int, logs: dict) -> None:
-        if self.verbose == 1:
+        if self.settings.verbose == 1:
             # At most 20 updates a second: the bar costs nothing measurable.
-            final = epoch + 1 == self.nb_epoch
+            final = not self.by_steps and epoch + 1 == self.settings.nb_epoch
             if logs["time"] - self.last_report < _REPORT_INTERVAL and not final:
                 return
             self.last_report = logs["time"]
             self.progbar.update(
-                epoch + 1,
+                min(self.total_steps, self.budget) if self.by_steps else epoch + 1,
                 values=[
                     ("loss", logs.get("loss", float("nan"))),
                     ("epsilon", logs["epsilon"]),
@@ -506,11 +606,16 @@ class _TrainingRun:
                 ],
                 finalize=final,
             )
-        elif self.verbose == 2:
-            width = max(3, len(str(self.nb_epoch)))
+        elif self.settings.verbose == 2:
             window = min(epoch + 1, WIN_WINDOW)
+            if self.by_steps:
+                width = len(str(self.budget))
+                where = f"Game {epoch + 1} | Steps {self.total_steps:{width}d}/{self.budget}"
+            else:
+                width = max(3, len(str(self.settings.nb_epoch)))
+                where = f"Epoch {epoch + 1:0{width}d}/{self.settings.nb_epoch:0{width}d}"
             print(
-                f"Epoch {epoch + 1:0{width}d}/{self.nb_epoch:0{width}d} | "
+                f"{where} | "
                 f"Loss {logs.get('loss', float('nan')):.4f} | Epsilon {logs['epsilon']:.2f} | "
                 f"Win count {round(logs['win_rate'] * window)} (last {window})"
             )

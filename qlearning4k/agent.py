@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 
@@ -22,7 +23,7 @@ from qlearning4k._checks import (
 )
 from qlearning4k._evaluation import _play_games, _summary
 from qlearning4k._learner import _make_learner, _StepConfig
-from qlearning4k._training import _TrainingRun
+from qlearning4k._training import _Settings, _TrainingRun
 from qlearning4k.games.game import Game
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
@@ -246,7 +247,7 @@ class Agent:
     def train(
         self,
         game: Game,
-        nb_epoch: int = 1000,
+        nb_epoch: int | None = None,
         batch_size: int = 50,
         gamma: float = 0.9,
         epsilon: float | Sequence[float] = (1.0, 0.1),
@@ -267,14 +268,23 @@ class Agent:
         double_dqn: bool = False,
         n_step: int = 1,
         single_core: bool = False,
+        total_timesteps: int | None = None,
+        learning_starts: int = 0,
+        target_update_interval: int | None = None,
     ) -> History:
-        """Trains the model on `nb_epoch` games.
+        """Trains the model on `nb_epoch` games, or for `total_timesteps` env steps.
 
         Each step: choose an action (random with probability epsilon, else
         greedy), play it, remember the transition, then fit the model on a
         batch sampled from memory. An epoch is one game, from `reset()` to
         `is_over()`. With the defaults this is the original qlearning4k
         algorithm, one gradient step per game step.
+
+        Budgets and schedules count games by default. `total_timesteps`,
+        `learning_starts` and `target_update_interval` count env steps
+        instead, as Stable-Baselines3 does, so that its DQN settings (and
+        the RL Baselines3 Zoo's) carry over one to one; the docs' page
+        "Coming from Stable-Baselines3" has the table.
 
         Steps whose next action is random need no Q-values, so their gradient
         steps wait and run together with the next one that does, in one
@@ -291,16 +301,21 @@ class Agent:
 
         Args:
             game: The `Game` to learn.
-            nb_epoch: Number of games. Defaults to 1000.
+            nb_epoch: Number of games, or `None`: 1000 games unless
+                `total_timesteps` is given. Defaults to `None`.
             batch_size: Transitions per gradient step. Defaults to 50.
             gamma: Discount factor of future rewards, in [0, 1].
                 Defaults to 0.9.
             epsilon: Exploration probability in [0, 1]: a number, or a pair
                 `(start, end)` that goes linearly from start to end over the
-                first `epsilon_rate` fraction of the epochs after `observe`.
+                first `epsilon_rate` fraction of the budget: of the epochs
+                after `observe`, or with `total_timesteps` of the env steps
+                from the first one (Stable-Baselines3's
+                `exploration_initial_eps`, `exploration_final_eps`).
                 Defaults to `(1.0, 0.1)`.
-            epsilon_rate: Fraction of the epochs over which epsilon decays,
-                in [0, 1]. Defaults to 0.5.
+            epsilon_rate: Fraction of the budget over which epsilon decays,
+                in [0, 1] (Stable-Baselines3's `exploration_fraction` with
+                `total_timesteps`). Defaults to 0.5.
             reset_memory: Forget the memory at the start of every epoch.
                 Defaults to `False`.
             observe: Number of first epochs that act randomly and do not
@@ -321,9 +336,12 @@ class Agent:
                 with its own seed; one compiled call chooses the actions of
                 all of them. A step then plays `nb_parallel` game steps.
                 Defaults to 1.
-            train_freq: Learn every `train_freq` steps. Defaults to 1.
+            train_freq: Learn every `train_freq` steps (a step plays one move
+                in each of the `nb_parallel` copies). Defaults to 1.
             gradient_steps: Gradient steps each time it learns, each on its
-                own batch, all in one compiled call. Defaults to 1.
+                own batch, all in one compiled call; `-1` for as many as the
+                env steps played since it last learned
+                (`train_freq * nb_parallel`). Defaults to 1.
             max_steps: Stop a game after this many steps, or `None` for no
                 limit. A stopped game counts as not won, and its last
                 transition is not a game over (the future still counts).
@@ -342,7 +360,8 @@ class Agent:
                 with the same arguments as the interrupted run. Defaults to
                 `False`.
             target_update: A target network for the TD targets: an int `N`
-                copies the online weights to it every `N` gradient steps, a
+                copies the online weights to it every `N` gradient steps
+                (`target_update_interval` counts env steps instead), a
                 float `tau` in (0, 1) moves it towards them by `tau` after
                 every gradient step (Polyak averaging); `None` for none, the
                 original algorithm. With a target network, `keras.losses.Huber()`
@@ -367,6 +386,22 @@ class Agent:
                 and uses every core). Processes training side by side on one
                 machine each pick their own core; pin them yourself
                 (`taskset`) to choose. Defaults to `False`.
+            total_timesteps: Train for this many env steps (of all copies
+                together) instead of `nb_epoch` games, or `None`. Training
+                stops after the step that reaches it, in the middle of a
+                game if need be: the `History` has the games that ended, and
+                with `checkpoint` the last step is checkpointed. Defaults to
+                `None`.
+            learning_starts: Env steps played at random, without learning,
+                before the first gradient step: learning starts once more
+                than `learning_starts` env steps are in memory, as in
+                Stable-Baselines3 (`observe` counts games instead).
+                Defaults to 0.
+            target_update_interval: A target network copied from the online
+                weights every `target_update_interval` env steps (every
+                `target_update_interval // nb_parallel` steps of all copies),
+                between gradient steps as in Stable-Baselines3, or `None`.
+                Defaults to `None`.
 
         Ctrl-C stops training after the current step (a second one at once):
         the queued gradient steps run, a checkpoint is written if
@@ -377,10 +412,49 @@ class Agent:
 
         Raises:
             TypeError, ValueError: If an argument or the game does not fit,
-                before any training step.
+                or arguments that count games and env steps are mixed where
+                that is ambiguous (`nb_epoch` with `total_timesteps`,
+                `observe` with `total_timesteps` or `learning_starts`,
+                `target_update` with `target_update_interval`), before any
+                training step.
             FloatingPointError: If a loss is not finite and `on_nan="raise"`.
         """
-        nb_epoch = _check_positive_int("nb_epoch", nb_epoch)
+        if total_timesteps is not None:
+            total_timesteps = _check_positive_int("total_timesteps", total_timesteps)
+            if nb_epoch is not None:
+                raise ValueError(
+                    "Pass one budget: nb_epoch (games) or total_timesteps (env steps). "
+                    f"Received: nb_epoch={nb_epoch!r}, total_timesteps={total_timesteps!r}"
+                )
+            if observe:
+                raise ValueError(
+                    "observe counts games; with total_timesteps pass learning_starts (env "
+                    f"steps). Received: observe={observe!r}, total_timesteps={total_timesteps!r}"
+                )
+            nb_epoch = sys.maxsize  # as many games as the budget takes
+        else:
+            nb_epoch = _check_positive_int("nb_epoch", 1000 if nb_epoch is None else nb_epoch)
+        if not _is_int(learning_starts) or learning_starts < 0:
+            raise ValueError(
+                "learning_starts must be an int >= 0 (env steps). "
+                f"Received: learning_starts={learning_starts!r}"
+            )
+        if learning_starts and observe:
+            raise ValueError(
+                "Pass one of observe (games) and learning_starts (env steps). "
+                f"Received: observe={observe!r}, learning_starts={learning_starts!r}"
+            )
+        if target_update_interval is not None:
+            target_update_interval = _check_positive_int(
+                "target_update_interval", target_update_interval
+            )
+            if target_update is not None:
+                raise ValueError(
+                    "Pass one of target_update (gradient steps, or tau) and "
+                    "target_update_interval (env steps). Received: "
+                    f"target_update={target_update!r}, "
+                    f"target_update_interval={target_update_interval!r}"
+                )
         batch_size = _check_batch_size(batch_size)
         gamma = _check_unit("gamma", gamma)
         eps_start, eps_end = _check_epsilon(epsilon)
@@ -389,7 +463,8 @@ class Agent:
             raise ValueError(f"observe must be an int >= 0. Received: observe={observe!r}")
         nb_parallel = _check_positive_int("nb_parallel", nb_parallel)
         train_freq = _check_positive_int("train_freq", train_freq)
-        gradient_steps = _check_positive_int("gradient_steps", gradient_steps)
+        if not (_is_int(gradient_steps) and gradient_steps == -1):
+            gradient_steps = _check_positive_int("gradient_steps", gradient_steps)
         if max_steps is not None:
             max_steps = _check_positive_int("max_steps", max_steps)
         if resume and os.fspath(checkpoint_path).endswith(".h5"):
@@ -408,6 +483,7 @@ class Agent:
         if type(self.memory).sample is Memory.sample:
             for name, value, default in (
                 ("target_update", target_update, None),
+                ("target_update_interval", target_update_interval, None),
                 ("double_dqn", double_dqn, False),
                 ("n_step", n_step, 1),
             ):
@@ -444,6 +520,7 @@ class Agent:
         self._check_game(game)
 
         decay_epochs = nb_epoch * epsilon_rate
+        decay_steps = (total_timesteps or 0) * epsilon_rate
 
         def epsilon_of(epoch: int) -> float:
             if epoch < observe:
@@ -452,27 +529,37 @@ class Agent:
                 return eps_end
             return eps_start + (eps_end - eps_start) * min(1.0, (epoch - observe) / decay_epochs)
 
-        settings = {
-            "nb_epoch": nb_epoch,
-            "batch_size": batch_size,
-            "gamma": gamma,
-            "epsilon_of": epsilon_of,
-            "observe": observe,
-            "reset_memory": bool(reset_memory),
-            "checkpoint": checkpoint,
-            "checkpoint_path": checkpoint_path,
-            "verbose": verbose,
-            "user_callbacks": callbacks,
-            "nb_parallel": nb_parallel,
-            "train_freq": train_freq,
-            "gradient_steps": gradient_steps,
-            "max_steps": max_steps,
-            "on_nan": on_nan,
-            "target_update": target_update,
-            "double_dqn": bool(double_dqn),
-            "n_step": n_step,
-            "single_core": bool(single_core),
-        }
+        def epsilon_at(env_steps: int) -> float:  # Stable-Baselines3's linear schedule
+            if decay_steps == 0:
+                return eps_end
+            return eps_start + (eps_end - eps_start) * min(1.0, env_steps / decay_steps)
+
+        nb_copies = min(nb_parallel, nb_epoch)
+        settings = _Settings(
+            nb_epoch=nb_epoch,
+            total_timesteps=total_timesteps,
+            batch_size=batch_size,
+            gamma=gamma,
+            epsilon_of=epsilon_of,
+            epsilon_at=epsilon_at,
+            observe=observe,
+            learning_starts=int(learning_starts),
+            reset_memory=bool(reset_memory),
+            checkpoint=checkpoint,
+            checkpoint_path=checkpoint_path,
+            verbose=verbose,
+            user_callbacks=callbacks,
+            nb_parallel=nb_parallel,
+            train_freq=train_freq,
+            gradient_steps=train_freq * nb_copies if gradient_steps == -1 else gradient_steps,
+            max_steps=max_steps,
+            on_nan=on_nan,
+            target_update=target_update,
+            target_update_interval=target_update_interval,
+            double_dqn=bool(double_dqn),
+            n_step=n_step,
+            single_core=bool(single_core),
+        )
         run_state = self._restore(os.fspath(checkpoint_path)) if resume else None
         rng_state = self.rng.bit_generator.state
         run = _TrainingRun(self, game, settings)

@@ -1,8 +1,10 @@
 """A training run for test_resume.py: checkpoints, can pause to be killed, can resume.
 
-python tests/resume_worker.py CHECKPOINT OUT.npz [--pause-after N] [--resume] [--modern]
+python tests/resume_worker.py CHECKPOINT OUT.npz [--pause-after N] [--resume] [--modern] [--steps]
 
 --modern adds a target network, Double DQN, 3-step returns and prioritized replay.
+--steps counts in env steps: a step budget, learning_starts, gradient_steps=-1 and
+a target network copied every N env steps.
 """
 
 import argparse
@@ -36,6 +38,7 @@ def main():
     parser.add_argument("--pause-after", type=int)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--modern", action="store_true")
+    parser.add_argument("--steps", action="store_true")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
@@ -51,13 +54,17 @@ def main():
     memory = PrioritizedExperienceReplay(100, seed=1) if args.modern else None
     agent = Agent(model, memory=memory, memory_size=100, seed=0)
     modern = {"target_update": 5, "double_dqn": True, "n_step": 3} if args.modern else {}
+    budget = {"nb_epoch": 24}
+    if args.steps:
+        budget = {"total_timesteps": 170, "learning_starts": 20, "train_freq": 2}
+        budget.update(gradient_steps=-1, target_update_interval=12)
     callbacks = []
     if args.pause_after is not None:
         callbacks.append(_PauseAfter(args.pause_after, args.out + ".paused"))
     history = agent.train(
-        Catch(8, seed=0), nb_epoch=24, batch_size=8, epsilon=(1.0, 0.1), nb_parallel=2,
+        Catch(8, seed=0), batch_size=8, epsilon=(1.0, 0.1), nb_parallel=2,
         checkpoint=5, checkpoint_path=args.checkpoint, resume=args.resume, verbose=0,
-        callbacks=callbacks, **modern,
+        callbacks=callbacks, **budget, **modern,
     )  # fmt: skip
     np.savez(
         args.out,

@@ -19,6 +19,7 @@ from qlearning4k import Agent
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 _EPOCHS = 3  # games of training and of play per call, at most
+_STEPS = 300  # env steps of training per call with total_timesteps, at most
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 _SKIP = re.compile(r"<!--\s*not run:\s*(\S.*?)\s*-->\s*$")
 
@@ -37,14 +38,19 @@ def python_blocks(text: str) -> list[tuple[int, str, str | None]]:
 
 
 def _capped(method):
-    """`method` with its `nb_epoch` capped at `_EPOCHS`: the real call, a tiny budget."""
+    """`method` with its budget capped (`nb_epoch` at `_EPOCHS`, `total_timesteps` at
+    `_STEPS`): the real call, a tiny budget."""
     signature = inspect.signature(method)
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        bound.arguments["nb_epoch"] = min(bound.arguments["nb_epoch"], _EPOCHS)
+        arguments = bound.arguments
+        if arguments.get("total_timesteps") is not None:
+            arguments["total_timesteps"] = min(arguments["total_timesteps"], _STEPS)
+        else:
+            arguments["nb_epoch"] = min(arguments["nb_epoch"] or _EPOCHS, _EPOCHS)
         return method(*bound.args, **bound.kwargs)
 
     return wrapper
@@ -139,5 +145,7 @@ def test_nb_epoch_is_capped_but_every_other_argument_reaches_train(tiny_budgets,
     make_model = model_factory
     history = Agent(make_model(), seed=0).train(Catch(seed=0), 50, batch_size=8, verbose=0)
     assert len(history.epoch) == _EPOCHS
+    history = Agent(make_model(), seed=0).train(Catch(seed=0), total_timesteps=5000, verbose=0)
+    assert sum(history.history["steps"]) <= _STEPS
     with pytest.raises(ValueError, match="batch_size"):
         Agent(make_model(), seed=0).train(Catch(seed=0), nb_epoch=50, batch_size=0)

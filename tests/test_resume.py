@@ -23,9 +23,12 @@ def _run(*args, wait=True):
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("options", [(), ("--modern",)], ids=["original", "modern"])
+@pytest.mark.parametrize(
+    "options", [(), ("--modern",), ("--steps",)], ids=["original", "modern", "env steps"]
+)
 def test_sigkilled_run_resumes_to_the_same_result(tmp_path, options):
-    """`--modern`: target network, Double DQN, n-step returns and prioritized replay too."""
+    """`--modern`: target network, Double DQN, n-step returns and prioritized replay too;
+    `--steps`: a budget and schedules in env steps."""
     _run(tmp_path / "reference", tmp_path / "reference.npz", *options)
 
     killed = _run(

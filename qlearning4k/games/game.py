@@ -47,6 +47,11 @@ class Game:
       `range(nb_actions)`. A game that overrides it gets action masking:
       the agent stores the mask of every next state and both its moves and
       its Q-targets consider only possible actions.
+    - `is_truncated()`: whether a game that is over was stopped from outside
+      (a time limit) rather than ended by its rules. Defaults to `False`.
+      The last transition of a truncated game is not a game over: its
+      Q-target still counts the future, as for games stopped by
+      `Agent.train(max_steps=...)`.
 
     Games that use randomness take a `seed` and draw from their own
     generator (`self.rng`), never from the global `np.random` state, so that
@@ -148,6 +153,18 @@ class Game:
             f"{type(self).__name__} must implement `is_won()`, which "
             "returns whether the game ended in a win."
         )
+
+    def is_truncated(self) -> bool:
+        """Returns whether the game, now over, was stopped from outside its rules.
+
+        A time limit truncates a game; losing or winning ends it. Training
+        bootstraps the last transition of a truncated game (its Q-target
+        still counts the future) and not that of an ended one.
+
+        Returns:
+            `False` unless a subclass overrides it.
+        """
+        return False
 
     def get_frame(self) -> np.ndarray:
         """Returns what the model sees of the current step.

@@ -38,7 +38,9 @@ class GymGame(Game):
         `None`, `info["won"]` of the last step when the environment gives it
         (a `GameEnv` does), else the environment terminated without being
         truncated (right for goal-reaching tasks; CartPole, whose
-        termination is a failure, wants `win=475`, say).
+        termination is a failure, wants `win=475`, say). A truncated
+        episode (a time limit) is `is_truncated()`: training bootstraps its
+        last transition, as Stable-Baselines3 does.
 
     Args:
         env: A `gymnasium.Env`, or an environment id for `gymnasium.make`.
@@ -153,6 +155,9 @@ class GymGame(Game):
 
     def is_over(self) -> bool:
         return self._terminated or self._truncated
+
+    def is_truncated(self) -> bool:
+        return self._truncated and not self._terminated
 
     def is_won(self) -> bool:
         if not self.is_over():

@@ -1,0 +1,289 @@
+"""The classic-control suite: the RL Baselines3 Zoo's DQN settings in both libraries.
+
+For each task, qlearning4k (through `from_sb3`, from the same config dict)
+and Stable-Baselines3's DQN train for the Zoo's env-step budget on the same
+machine. Then the greedy policy plays 100 seeded episodes, the same ones for
+both libraries. Training seconds count `agent.train()` or `model.learn()`
+alone, first calls (compiling) included.
+
+A whole suite takes hours on 2 cores, so it runs in parts. Each `run`
+invocation trains one task, library and seed in a fresh process and appends
+one JSON line to the results file. `table` builds the Markdown table from
+whatever lines are there.
+
+    python benchmarks/suite.py run --task CartPole-v1 --library qlearning4k --seed 0
+    python benchmarks/suite.py run --task Acrobot-v1 --library sb3 --seed 1
+    python benchmarks/suite.py run --missing --backends tensorflow,jax   # all that is missing
+    python benchmarks/suite.py table --markdown
+
+Needs `pip install "gymnasium[box2d]" stable-baselines3` (LunarLander needs box2d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _common as c
+
+# -- settings -----------------------------------------------------------------
+# hyperparams/dqn.yml of the RL Baselines3 Zoo (its LunarLander-v2 entry, run on
+# Gymnasium's LunarLander-v3), and the Zoo's reported mean return of each.
+TASKS = {
+    "CartPole-v1": {
+        "zoo_return": 500.0,
+        "config": {
+            "n_timesteps": 5e4, "policy": "MlpPolicy", "learning_rate": 2.3e-3,
+            "batch_size": 64, "buffer_size": 100000, "learning_starts": 1000, "gamma": 0.99,
+            "target_update_interval": 10, "train_freq": 256, "gradient_steps": 128,
+            "exploration_fraction": 0.16, "exploration_final_eps": 0.04,
+            "policy_kwargs": {"net_arch": [256, 256]},
+        },
+    },
+    "Acrobot-v1": {
+        "zoo_return": -76.6,
+        "config": {
+            "n_timesteps": 1e5, "policy": "MlpPolicy", "learning_rate": 6.3e-4,
+            "batch_size": 128, "buffer_size": 50000, "learning_starts": 0, "gamma": 0.99,
+            "target_update_interval": 250, "train_freq": 4, "gradient_steps": -1,
+            "exploration_fraction": 0.12, "exploration_final_eps": 0.1,
+            "policy_kwargs": {"net_arch": [256, 256]},
+        },
+    },
+    "MountainCar-v0": {
+        "zoo_return": -100.8,
+        "config": {
+            "n_timesteps": 1.2e5, "policy": "MlpPolicy", "learning_rate": 4e-3,
+            "batch_size": 128, "buffer_size": 10000, "learning_starts": 1000, "gamma": 0.98,
+            "target_update_interval": 600, "train_freq": 16, "gradient_steps": 8,
+            "exploration_fraction": 0.2, "exploration_final_eps": 0.07,
+            "policy_kwargs": {"net_arch": [256, 256]},
+        },
+    },
+    "LunarLander-v3": {
+        "zoo_return": 154.0,
+        "config": {
+            "n_timesteps": 1e5, "policy": "MlpPolicy", "learning_rate": 6.3e-4,
+            "batch_size": 128, "buffer_size": 50000, "learning_starts": 0, "gamma": 0.99,
+            "target_update_interval": 250, "train_freq": 4, "gradient_steps": -1,
+            "exploration_fraction": 0.12, "exploration_final_eps": 0.1,
+            "policy_kwargs": {"net_arch": [256, 256]},
+        },
+    },
+}  # fmt: skip
+SEEDS = (0, 1, 2)
+EVAL_EPISODES = 100
+EVAL_SEED = 1_000_000  # episode i of the evaluation is the first of GymGame(seed=EVAL_SEED + i)
+RESULTS = Path(__file__).parent / "results" / "suite.jsonl"
+LIBRARIES = ("qlearning4k", "sb3")
+# -----------------------------------------------------------------------------
+
+
+def _train_qlearning4k(task: str, seed: int, budget: int | None) -> dict:
+    from qlearning4k import from_sb3
+    from qlearning4k.games import GymGame
+
+    agent, kwargs = from_sb3(TASKS[task]["config"], GymGame(task), seed=seed)
+    if budget is not None:
+        kwargs["total_timesteps"] = budget
+    game = GymGame(task, seed=seed)
+    start = time.perf_counter()
+    agent.train(game, verbose=0, **kwargs)
+    seconds = time.perf_counter() - start
+    result = agent.evaluate(GymGame(task), nb_games=EVAL_EPISODES, seed=EVAL_SEED, max_steps=None)
+    return {
+        "env_steps": kwargs["total_timesteps"],
+        "train_seconds": seconds,
+        "returns": result["scores"],
+    }
+
+
+def _train_sb3(task: str, seed: int, budget: int | None) -> dict:
+    import gymnasium
+    import numpy as np
+    from stable_baselines3 import DQN
+
+    from qlearning4k.games import GymGame
+
+    config = dict(TASKS[task]["config"])
+    total = int(config.pop("n_timesteps")) if budget is None else budget
+    model = DQN(env=gymnasium.make(task), seed=seed, device="cpu", **config)
+    start = time.perf_counter()
+    model.learn(total_timesteps=total)
+    seconds = time.perf_counter() - start
+
+    # The episodes agent.evaluate plays: game i is the first of GymGame(seed=EVAL_SEED + i).
+    games = [GymGame(task) for _ in range(EVAL_EPISODES)]
+    for i, game in enumerate(games):
+        game.rng = np.random.default_rng(EVAL_SEED + i)
+        game.reset()
+    running = list(range(EVAL_EPISODES))
+    while running:
+        observations = np.stack([games[i].get_frame() for i in running])
+        actions, _ = model.predict(observations, deterministic=True)
+        for i, action in zip(running, actions, strict=True):
+            games[i].play(int(action))
+        running = [i for i in running if not games[i].is_over()]
+    return {
+        "env_steps": int(model.num_timesteps),
+        "train_seconds": seconds,
+        "returns": [g.total_reward for g in games],
+    }
+
+
+def _versions(library: str) -> dict:
+    import keras
+
+    versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
+    if library == "sb3":
+        import stable_baselines3
+        import torch
+
+        versions = {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__}
+    return versions
+
+
+def run_one(task: str, library: str, seed: int, budget: int | None) -> dict:
+    """Trains and evaluates one task, library and seed in this process: its record."""
+    train = _train_qlearning4k if library == "qlearning4k" else _train_sb3
+    outcome = train(task, seed, budget)
+    returns = outcome.pop("returns")
+    versions = _versions(library)
+    return {
+        "task": task,
+        "library": library,
+        "backend": versions.get("backend", "torch"),
+        "seed": seed,
+        **outcome,
+        "mean_return": statistics.fmean(returns),
+        "std_return": statistics.pstdev(returns),
+        "eval_episodes": len(returns),
+        "zoo_return": TASKS[task]["zoo_return"],
+        "versions": versions,
+        "machine": c.machine(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _load(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _append(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _jobs(tasks, libraries, backends, seeds):
+    for task in tasks:
+        for seed in seeds:
+            for library in libraries:
+                for backend in backends if library == "qlearning4k" else ("torch",):
+                    yield task, library, backend, seed
+
+
+def run_missing(args) -> None:
+    """Runs every job that the results file lacks, each in its own process."""
+    done = {(r["task"], r["library"], r["backend"], r["seed"]) for r in _load(args.results)}
+    for task, library, backend, seed in _jobs(
+        args.tasks, args.libraries, args.backends, args.seeds
+    ):
+        if (task, library, backend, seed) in done:
+            continue
+        command = [
+            sys.executable, __file__, "run", "--task", task, "--library", library,
+            "--seed", str(seed), "--results", str(args.results),
+        ]  # fmt: skip
+        if args.budget is not None:
+            command += ["--budget", str(args.budget)]
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow" if library == "sb3" else backend}
+        print(f"{task} {library} {backend} seed {seed}", flush=True)
+        subprocess.run(command, env=env, check=True)
+
+
+def table(records: list[dict], markdown: bool) -> str:
+    """One row per task and library (backend): median return and seconds over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["task"], r["library"], r["backend"]), []).append(r)
+    peer_seconds = {
+        task: statistics.median(x["train_seconds"] for x in rs)
+        for (task, library, _), rs in groups.items()
+        if library == "sb3"
+    }
+    lines = []
+    if markdown:
+        lines += [
+            "| task | library | seeds | env steps | median return (each seed) | Zoo | "
+            "median training s | SB3's s / ours |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for (task, library, backend), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        returns = [r["mean_return"] for r in rs]
+        seconds = statistics.median(r["train_seconds"] for r in rs)
+        name = "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend})"
+        ratio = ""
+        if library != "sb3" and task in peer_seconds:
+            ratio = f"{peer_seconds[task] / seconds:.2f}x"
+        cells = [
+            task,
+            name,
+            str(len(rs)),
+            f"{rs[0]['env_steps']:,}",
+            f"{statistics.median(returns):.1f} ({', '.join(f'{x:.1f}' for x in returns)})",
+            f"{rs[0]['zoo_return']:g}",
+            f"{seconds:.0f}",
+            ratio,
+        ]
+        lines.append("| " + " | ".join(cells) + " |" if markdown else "  ".join(cells))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=("run", "table"))
+    parser.add_argument("--task", choices=tuple(TASKS))
+    parser.add_argument("--library", choices=LIBRARIES)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--missing", action="store_true", help="run every job not in results")
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--libraries", default=",".join(LIBRARIES))
+    parser.add_argument("--backends", default="tensorflow")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--budget", type=int, help="env steps instead of the Zoo's (smoke runs)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    args.tasks = args.tasks.split(",")
+    args.libraries = args.libraries.split(",")
+    args.backends = args.backends.split(",")
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    for task in args.tasks:
+        if task not in TASKS:
+            parser.error(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+
+    if args.command == "table":
+        print(table(_load(args.results), args.markdown))
+    elif args.missing:
+        run_missing(args)
+    else:
+        if args.task is None or args.library is None or args.seed is None:
+            parser.error("run needs --task, --library and --seed, or --missing")
+        record = run_one(args.task, args.library, args.seed, args.budget)
+        _append(args.results, record)
+        c.emit(record)
+
+
+if __name__ == "__main__":
+    main()

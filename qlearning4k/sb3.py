@@ -1,0 +1,228 @@
+"""Stable-Baselines3 DQN settings (and the RL Zoo's) as an agent and `train()` arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from qlearning4k.agent import Agent
+from qlearning4k.games.game import Game
+
+# Stable-Baselines3's DQN defaults (2.x), for the keys a config leaves out.
+_DEFAULTS = {
+    "policy": "MlpPolicy",
+    "learning_rate": 1e-4,
+    "buffer_size": 1_000_000,
+    "learning_starts": 100,
+    "batch_size": 32,
+    "tau": 1.0,
+    "gamma": 0.99,
+    "train_freq": 4,
+    "gradient_steps": 1,
+    "n_steps": 1,
+    "target_update_interval": 10_000,
+    "exploration_fraction": 0.1,
+    "exploration_initial_eps": 1.0,
+    "exploration_final_eps": 0.05,
+    "max_grad_norm": 10.0,
+    "policy_kwargs": None,
+    "n_envs": 1,
+    "frame_stack": 1,
+}
+# Keys that change nothing qlearning4k computes: logging, devices, memory layout.
+_IGNORED = {"verbose", "device", "tensorboard_log", "stats_window_size", "optimize_memory_usage"}
+_BUDGETS = ("n_timesteps", "total_timesteps")  # the Zoo's name and learn()'s
+
+
+def from_sb3(
+    hyperparams: Mapping[str, Any], game: Game, seed: int | None = None
+) -> tuple[Agent, dict[str, Any]]:
+    """Builds the agent and `train()` arguments of a Stable-Baselines3 DQN config.
+
+    `hyperparams` holds the arguments of `stable_baselines3.DQN` and the
+    budget, as an RL Baselines3 Zoo entry does (`n_timesteps`, or
+    `total_timesteps` as `learn()` calls it); keys it leaves out take
+    Stable-Baselines3's defaults. The result trains the same algorithm:
+
+    - the network of `MlpPolicy`: the stacked frames flattened, one ReLU
+      `Dense` layer per `policy_kwargs["net_arch"]` entry (default
+      `[64, 64]`), one linear output per action;
+    - Adam with `learning_rate`, the Huber loss, gradients clipped to the
+      global norm `max_grad_norm`. Keras' Huber loss averages over the
+      actions (the Q-targets equal the Q-values except at the taken one),
+      so its gradients are Stable-Baselines3's divided by `nb_actions`:
+      the clip norm and Adam's epsilon (1e-8) are divided by it too, which
+      leaves every update Stable-Baselines3's;
+    - a replay memory of `buffer_size` transitions, `n_envs` copies of the
+      game side by side (`nb_parallel`) and `frame_stack` stacked frames;
+    - `train()` arguments in env steps: `total_timesteps`,
+      `learning_starts`, `epsilon=(exploration_initial_eps,
+      exploration_final_eps)`, `epsilon_rate=exploration_fraction`,
+      `train_freq`, `gradient_steps` (`-1` included),
+      `target_update_interval`, `batch_size`, `gamma`, `n_step=n_steps`.
+
+    Keys that change nothing computed (`verbose`, `device`,
+    `tensorboard_log`, `stats_window_size`, `optimize_memory_usage`) are
+    ignored. The network's initial weights are Keras' (Glorot uniform), not
+    PyTorch's.
+
+    Args:
+        hyperparams: The config, a mapping of Stable-Baselines3 DQN argument
+            names to values. `policy_kwargs` is a dict (the Zoo's YAML
+            writes it as the string `"dict(net_arch=[256, 256])"`: pass the
+            dict).
+        game: The game to learn: gives the frame shape and the number of
+            actions.
+        seed: Seed of the network's initial weights and of the agent (its
+            exploration and memory sampling), or `None`. Defaults to `None`.
+
+    Returns:
+        `(agent, train_kwargs)`: an `Agent` with its compiled model, and the
+        arguments to pass on as `agent.train(game, **train_kwargs)`.
+
+    Raises:
+        ValueError: For an unknown key, a value qlearning4k has no
+            equivalent for (a policy other than `MlpPolicy`, `tau` other than
+            1, `train_freq` counted in episodes, `policy_kwargs` other than
+            `net_arch`), or a config without a budget.
+        TypeError: If `game` is not a `Game` or a value has the wrong type.
+
+    Example:
+
+    ```python
+    from qlearning4k import from_sb3
+    from qlearning4k.games import GymGame
+
+    zoo = {  # the RL Baselines3 Zoo's DQN entry for CartPole-v1
+        "n_timesteps": 5e4, "policy": "MlpPolicy", "learning_rate": 2.3e-3,
+        "batch_size": 64, "buffer_size": 100000, "learning_starts": 1000,
+        "gamma": 0.99, "target_update_interval": 10, "train_freq": 256,
+        "gradient_steps": 128, "exploration_fraction": 0.16,
+        "exploration_final_eps": 0.04, "policy_kwargs": {"net_arch": [256, 256]},
+    }
+    agent, train_kwargs = from_sb3(zoo, GymGame("CartPole-v1"), seed=0)
+    train_kwargs["total_timesteps"] = 2000  # a shorter run than the Zoo's
+    agent.train(GymGame("CartPole-v1", seed=0), verbose=0, **train_kwargs)
+    ```
+    """
+    if not isinstance(hyperparams, Mapping):
+        raise TypeError(
+            "hyperparams must be a mapping of Stable-Baselines3 DQN arguments. "
+            f"Received: {hyperparams!r} (of type {type(hyperparams).__name__})"
+        )
+    if not isinstance(game, Game):
+        raise TypeError(
+            f"Expected a qlearning4k Game. Received: {game!r} (of type {type(game).__name__})"
+        )
+    known = set(_DEFAULTS) | _IGNORED | set(_BUDGETS)
+    unknown = sorted(set(hyperparams) - known)
+    if unknown:
+        raise ValueError(
+            f"Unknown Stable-Baselines3 DQN setting {unknown[0]!r}: qlearning4k knows "
+            f"{', '.join(sorted(known))}. Received: {unknown[0]}={hyperparams[unknown[0]]!r}"
+        )
+    budgets = [key for key in _BUDGETS if key in hyperparams]
+    if len(budgets) != 1:
+        raise ValueError(
+            "The config needs one budget: n_timesteps (the Zoo's name) or total_timesteps. "
+            f"Received: {', '.join(budgets) or 'neither'}"
+        )
+    config = {**_DEFAULTS, **hyperparams}
+    if config["policy"] != "MlpPolicy":
+        raise ValueError(
+            "from_sb3 builds MlpPolicy's network; for another policy build the Keras model "
+            "yourself and pass the train() arguments. "
+            f"Received: policy={config['policy']!r}"
+        )
+    if float(config["tau"]) != 1.0:
+        raise ValueError(
+            "qlearning4k copies the target network every target_update_interval env steps "
+            "(tau=1); soft updates count gradient steps (train(target_update=tau)). "
+            f"Received: tau={config['tau']!r}"
+        )
+    train_freq = config["train_freq"]
+    if isinstance(train_freq, (tuple, list)):
+        if len(train_freq) != 2 or train_freq[1] != "step":
+            raise ValueError(
+                "train_freq must count steps: an int or (n, 'step'). "
+                f"Received: train_freq={train_freq!r}"
+            )
+        train_freq = train_freq[0]
+    policy_kwargs = dict(config["policy_kwargs"] or {})
+    if set(policy_kwargs) - {"net_arch"}:
+        raise ValueError(
+            "policy_kwargs may only set net_arch (a list of layer widths). "
+            f"Received: policy_kwargs={policy_kwargs!r}"
+        )
+    net_arch = policy_kwargs.get("net_arch", [64, 64])
+    if not isinstance(net_arch, (list, tuple)) or not all(_is_count(width) for width in net_arch):
+        raise ValueError(
+            f"net_arch must be a list of positive ints. Received: net_arch={net_arch!r}"
+        )
+
+    nb_frames = _count(config, "frame_stack")
+    game.reset()
+    frame_shape = np.asarray(game.get_frame()).shape
+    nb_actions = game.nb_actions
+    weight_seeds = np.random.SeedSequence(seed).generate_state(len(net_arch) + 1)
+    layers = [keras.Input((nb_frames, *frame_shape)), keras.layers.Flatten()]
+    for width, layer_seed in zip(net_arch, weight_seeds, strict=False):
+        layers.append(
+            keras.layers.Dense(
+                int(width),
+                activation="relu",
+                kernel_initializer=keras.initializers.GlorotUniform(seed=int(layer_seed)),
+            )
+        )
+    layers.append(
+        keras.layers.Dense(
+            nb_actions,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=int(weight_seeds[-1])),
+        )
+    )
+    model = keras.Sequential(layers)
+    clip = config["max_grad_norm"]
+    optimizer = keras.optimizers.Adam(
+        learning_rate=float(config["learning_rate"]),
+        epsilon=1e-8 / nb_actions,
+        global_clipnorm=None if clip is None else float(clip) / nb_actions,
+    )
+    model.compile(optimizer, keras.losses.Huber())
+    agent = Agent(model, memory_size=_count(config, "buffer_size"), seed=seed)
+    train_kwargs = {
+        "total_timesteps": _count(config, budgets[0]),
+        "learning_starts": _count(config, "learning_starts", zero=True),
+        "batch_size": _count(config, "batch_size"),
+        "gamma": float(config["gamma"]),
+        "epsilon": (
+            float(config["exploration_initial_eps"]),
+            float(config["exploration_final_eps"]),
+        ),
+        "epsilon_rate": float(config["exploration_fraction"]),
+        "train_freq": _count({"train_freq": train_freq}, "train_freq"),
+        "gradient_steps": (
+            -1 if config["gradient_steps"] == -1 else _count(config, "gradient_steps")
+        ),
+        "target_update_interval": _count(config, "target_update_interval"),
+        "n_step": _count(config, "n_steps"),
+        "nb_parallel": _count(config, "n_envs"),
+    }
+    return agent, train_kwargs
+
+
+def _is_count(value) -> bool:
+    """An int, or an integral float (YAML's `!!float 5e4`), that is positive."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return False
+    return float(value).is_integer() and value > 0
+
+
+def _count(config: Mapping, key: str, zero: bool = False) -> int:
+    value = config[key]
+    if not (_is_count(value) or (zero and not isinstance(value, bool) and value == 0)):
+        least = "an int >= 0" if zero else "a positive int"
+        raise ValueError(f"{key} must be {least}. Received: {key}={value!r}")
+    return int(value)
