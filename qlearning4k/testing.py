@@ -22,7 +22,8 @@ def check_game(game: Game, nb_games: int = 5, max_steps: int = 10_000, seed: int
       holds no NaN or infinity;
     - `get_score()` is a finite number;
     - a game ends within `max_steps` random steps;
-    - `is_won()` is never true while the game is not over;
+    - `is_won()` and `is_truncated()` are never true while the game is not
+      over;
     - `reset()` restores a fresh game: after a played game, a reset with the
       same random generator state gives the same first frame as a new copy;
     - the game is deterministic: two copies with the same seed, given the
@@ -115,6 +116,10 @@ def _play(game, rng, nb_actions, reference, max_steps, problems, name):
             return frames, scores, actions
         if game.is_won():
             problems.append(f"{name}.is_won() is true while the game is not over (step {step}).")
+        if game.is_truncated():
+            problems.append(
+                f"{name}.is_truncated() is true while the game is not over (step {step})."
+            )
         possible = list(game.get_possible_actions())
         if not possible:
             problems.append(f"{name}.get_possible_actions() is empty at step {step}.")

@@ -67,6 +67,11 @@ class _WonEarly(_Counter):
         return True
 
 
+class _TruncatedEarly(_Counter):
+    def is_truncated(self):
+        return True
+
+
 class _BadActions(_Counter):
     def get_possible_actions(self):
         return [0, 1, 2]
@@ -108,6 +113,7 @@ class _TextScore(_Counter):
         (_NaNFrame(), "NaN or infinity"),
         (_Forever(), "did not end within max_steps=50"),
         (_WonEarly(), "is_won\\(\\) is true while the game is not over"),
+        (_TruncatedEarly(), "is_truncated\\(\\) is true while the game is not over"),
         (_BadActions(), "outside range\\(nb_actions=2\\)"),
         (_NoActions(), "get_possible_actions\\(\\) is empty"),
         (_StaleReset(), "reset\\(\\) does not restore a fresh game"),

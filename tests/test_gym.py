@@ -66,7 +66,13 @@ def test_discrete_and_box_observations_become_float32_frames():
     assert lake.get_frame().dtype == np.float32 and lake.get_frame().tolist() == [1.0] + [0.0] * 15
     pole = GymGame("CartPole-v1", seed=0)
     assert pole.get_frame().shape == (4,) and pole.get_frame().dtype == np.float32
-    assert pole.draw().shape == (1, 4, 3)  # no pygame here: grey levels of the frame
+    try:  # Gymnasium renders CartPole with pygame (gymnasium[classic-control] or [box2d])
+        import pygame  # noqa: F401
+
+        picture = (400, 600, 3)
+    except ImportError:  # the default drawing: grey levels of the frame
+        picture = (1, 4, 3)
+    assert pole.draw().shape == picture
 
 
 @pytest.mark.parametrize(
@@ -131,3 +137,12 @@ def test_agent_learns_non_slippery_frozen_lake():
     )  # fmt: skip
     lake = GymGame("FrozenLake-v1", is_slippery=False, win=1.0, seed=1)
     assert agent.play(lake, nb_epoch=20, visualize=False, verbose=0, max_steps=100) == 1.0
+
+
+def test_a_time_limit_reaches_both_adapters_as_truncation():
+    game = GymGame(gymnasium.make("CartPole-v1", max_episode_steps=3), seed=0)
+    env = game.to_gym()
+    env.reset(seed=0)
+    ends = [env.step(0)[2:4] for _ in range(3)]  # (terminated, truncated)
+    assert ends == [(False, False), (False, False), (False, True)]
+    assert game.is_over() and game.is_truncated() and not game.is_won()

@@ -48,9 +48,10 @@ class GameEnv(_ENV_BASE):
 
     Observations are `game.get_frame()` (in its own dtype; a Box that holds
     every value of that dtype), actions `Discrete(game.nb_actions)`,
-    rewards `game.get_score()`; `terminated` is `game.is_over()` and
-    `truncated` is always `False` (wrap the env in Gymnasium's
-    `TimeLimit` for a limit). `info["won"]` is `game.is_won()`.
+    rewards `game.get_score()`; `truncated` is `game.is_truncated()` and
+    `terminated` is `game.is_over()` otherwise (wrap the env in
+    Gymnasium's `TimeLimit` for a limit of its own). `info["won"]` is
+    `game.is_won()`.
     `reset(seed=...)` reseeds the game's own generator. With
     `render_mode="rgb_array"`, `render()` returns `game.draw()`.
 
@@ -108,9 +109,11 @@ class GameEnv(_ENV_BASE):
 
     def step(self, action):
         self.game.play(int(action))
-        terminated = bool(self.game.is_over())
+        over = bool(self.game.is_over())
+        truncated = over and bool(self.game.is_truncated())
         info = {"won": bool(self.game.is_won())}
-        return self._observation(), float(self.game.get_score()), terminated, False, info
+        reward = float(self.game.get_score())
+        return self._observation(), reward, over and not truncated, truncated, info
 
     def render(self):
         if self.render_mode == "rgb_array":
