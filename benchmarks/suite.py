@@ -2,9 +2,14 @@
 
 For each task, qlearning4k (through `from_sb3`, from the same config dict)
 and Stable-Baselines3's DQN train for the Zoo's env-step budget on the same
-machine. Then the greedy policy plays 100 seeded episodes, the same ones for
-both libraries. Training seconds count `agent.train()` or `model.learn()`
-alone, first calls (compiling) included.
+machine, and the greedy policy then plays 100 seeded episodes, the same
+ones for both libraries: the final policy's mean return. As the Zoo keeps
+the best model of its periodic evaluations, both libraries also evaluate
+during training (10 seeded episodes at the end of the first episode after
+every 5,000 env steps, and once before training) and keep the best weights,
+whose mean return on the same 100 episodes is the "best" figure. Training
+seconds count `agent.train()` or `model.learn()` less the evaluations, first
+calls (compiling) included.
 
 A whole suite takes hours on 2 cores, so it runs in parts. Each `run`
 invocation trains one task, library and seed in a fresh process and appends
@@ -81,61 +86,128 @@ TASKS = {
 SEEDS = (0, 1, 2)
 EVAL_EPISODES = 100
 EVAL_SEED = 1_000_000  # episode i of the evaluation is the first of GymGame(seed=EVAL_SEED + i)
+EVAL_EVERY = 5_000  # env steps between the evaluations during training
+EVAL_DURING = 10  # episodes of each of them, seeds from DURING_SEED
+DURING_SEED = 2_000_000
 RESULTS = Path(__file__).parent / "results" / "suite.jsonl"
 LIBRARIES = ("qlearning4k", "sb3")
 # -----------------------------------------------------------------------------
 
 
 def _train_qlearning4k(task: str, seed: int, budget: int | None) -> dict:
-    from qlearning4k import from_sb3
+    import tempfile
+
+    from qlearning4k import Agent, EvalCallback, from_sb3
     from qlearning4k.games import GymGame
 
     agent, kwargs = from_sb3(TASKS[task]["config"], GymGame(task), seed=seed)
     if budget is not None:
         kwargs["total_timesteps"] = budget
-    game = GymGame(task, seed=seed)
-    start = time.perf_counter()
-    agent.train(game, verbose=0, **kwargs)
-    seconds = time.perf_counter() - start
-    result = agent.evaluate(GymGame(task), nb_games=EVAL_EPISODES, seed=EVAL_SEED, max_steps=None)
+    with tempfile.TemporaryDirectory() as folder:
+        best = os.path.join(folder, "best")
+        during = EvalCallback(
+            GymGame(task), every_steps=EVAL_EVERY, nb_games=EVAL_DURING, seed=DURING_SEED,
+            max_steps=None, best_path=best,
+        )  # fmt: skip
+        start = time.perf_counter()
+        agent.train(GymGame(task, seed=seed), verbose=0, callbacks=[during], **kwargs)
+        seconds = time.perf_counter() - start - during.seconds
+        final, best_returns = _evaluate(agent, task), _evaluate(Agent.load(best), task)
     return {
         "env_steps": kwargs["total_timesteps"],
         "train_seconds": seconds,
-        "returns": result["scores"],
+        "eval_seconds_during": during.seconds,
+        "returns": final,
+        "best_returns": best_returns,
     }
+
+
+def _evaluate(agent, task: str) -> list[float]:
+    """The final evaluation: mean return of the greedy policy on the 100 seeded episodes."""
+    from qlearning4k.games import GymGame
+
+    games = agent.evaluate(GymGame(task), nb_games=EVAL_EPISODES, seed=EVAL_SEED, max_steps=None)
+    return games["scores"]
+
+
+def _play_sb3(policy, task: str, nb_episodes: int, seed: int) -> list[float]:
+    """The episodes agent.evaluate plays, game i the first of GymGame(seed=seed + i), played
+    greedily by a Stable-Baselines3 policy, all side by side."""
+    import numpy as np
+
+    from qlearning4k.games import GymGame
+
+    games = [GymGame(task) for _ in range(nb_episodes)]
+    for i, game in enumerate(games):
+        game.rng = np.random.default_rng(seed + i)
+        game.reset()
+    running = list(range(nb_episodes))
+    while running:
+        observations = np.stack([games[i].get_frame() for i in running])
+        actions, _ = policy.predict(observations, deterministic=True)
+        for i, action in zip(running, actions, strict=True):
+            games[i].play(int(action))
+        running = [i for i in running if not games[i].is_over()]
+    return [g.total_reward for g in games]
 
 
 def _train_sb3(task: str, seed: int, budget: int | None) -> dict:
     import gymnasium
-    import numpy as np
     from stable_baselines3 import DQN
 
-    from qlearning4k.games import GymGame
-
     config = dict(TASKS[task]["config"])
-    total = int(config.pop("n_timesteps")) if budget is None else budget
+    total = int(config.pop("n_timesteps"))
+    total = total if budget is None else budget
     model = DQN(env=gymnasium.make(task), seed=seed, device="cpu", **config)
+    during = _sb3_evaluations(task)
     start = time.perf_counter()
-    model.learn(total_timesteps=total)
-    seconds = time.perf_counter() - start
-
-    # The episodes agent.evaluate plays: game i is the first of GymGame(seed=EVAL_SEED + i).
-    games = [GymGame(task) for _ in range(EVAL_EPISODES)]
-    for i, game in enumerate(games):
-        game.rng = np.random.default_rng(EVAL_SEED + i)
-        game.reset()
-    running = list(range(EVAL_EPISODES))
-    while running:
-        observations = np.stack([games[i].get_frame() for i in running])
-        actions, _ = model.predict(observations, deterministic=True)
-        for i, action in zip(running, actions, strict=True):
-            games[i].play(int(action))
-        running = [i for i in running if not games[i].is_over()]
+    model.learn(total_timesteps=total, callback=during)
+    seconds = time.perf_counter() - start - during.seconds
+    final = _play_sb3(model, task, EVAL_EPISODES, EVAL_SEED)
+    model.policy.load_state_dict(during.best_state)
     return {
         "env_steps": int(model.num_timesteps),
         "train_seconds": seconds,
-        "returns": [g.total_reward for g in games],
+        "eval_seconds_during": during.seconds,
+        "returns": final,
+        "best_returns": _play_sb3(model, task, EVAL_EPISODES, EVAL_SEED),
     }
+
+
+def _sb3_evaluations(task: str):
+    """Stable-Baselines3's side of EvalCallback(every_steps=EVAL_EVERY): the same moments
+    (before training, then at the end of the first episode after every EVAL_EVERY env
+    steps), the same episodes, the best policy weights kept, the time measured."""
+    import copy
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Evaluations(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.best, self.best_state = 0.0, float("-inf"), None
+            self.next = EVAL_EVERY
+
+        def _evaluate(self):
+            start = time.perf_counter()
+            returns = _play_sb3(self.model, task, EVAL_DURING, DURING_SEED)
+            score = statistics.fmean(returns)
+            if score > self.best:
+                self.best = score
+                self.best_state = copy.deepcopy(self.model.policy.state_dict())
+            self.seconds += time.perf_counter() - start
+
+        def _on_training_start(self):
+            self._evaluate()
+
+        def _on_step(self):
+            if self.locals["dones"][0] and self.num_timesteps >= self.next:
+                while self.next <= self.num_timesteps:
+                    self.next += EVAL_EVERY
+                self._evaluate()
+            return True
+
+    return Evaluations()
 
 
 def _versions(library: str) -> dict:
@@ -154,7 +226,7 @@ def run_one(task: str, library: str, seed: int, budget: int | None) -> dict:
     """Trains and evaluates one task, library and seed in this process: its record."""
     train = _train_qlearning4k if library == "qlearning4k" else _train_sb3
     outcome = train(task, seed, budget)
-    returns = outcome.pop("returns")
+    returns, best = outcome.pop("returns"), outcome.pop("best_returns")
     versions = _versions(library)
     return {
         "task": task,
@@ -164,6 +236,8 @@ def run_one(task: str, library: str, seed: int, budget: int | None) -> dict:
         **outcome,
         "mean_return": statistics.fmean(returns),
         "std_return": statistics.pstdev(returns),
+        "best_mean_return": statistics.fmean(best),
+        "best_std_return": statistics.pstdev(best),
         "eval_episodes": len(returns),
         "zoo_return": TASKS[task]["zoo_return"],
         "versions": versions,
@@ -185,8 +259,9 @@ def _append(path: Path, record: dict) -> None:
 
 
 def _jobs(tasks, libraries, backends, seeds):
-    for task in tasks:
-        for seed in seeds:
+    """Seed by seed: a suite stopped early has every task for its first seeds."""
+    for seed in seeds:
+        for task in tasks:
             for library in libraries:
                 for backend in backends if library == "qlearning4k" else ("torch",):
                     yield task, library, backend, seed
@@ -224,13 +299,14 @@ def table(records: list[dict], markdown: bool) -> str:
     lines = []
     if markdown:
         lines += [
-            "| task | library | seeds | env steps | median return (each seed) | Zoo | "
-            "median training s | SB3's s / ours |",
-            "|---|---|---|---|---|---|---|---|",
+            "| task | library | seeds | env steps | final return, median (each seed) | "
+            "best return, median (each seed) | Zoo | training s, median | SB3's s / ours |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
     for (task, library, backend), rs in sorted(groups.items()):
         rs = sorted(rs, key=lambda r: r["seed"])
         returns = [r["mean_return"] for r in rs]
+        best = [r["best_mean_return"] for r in rs]
         seconds = statistics.median(r["train_seconds"] for r in rs)
         name = "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend})"
         ratio = ""
@@ -242,6 +318,7 @@ def table(records: list[dict], markdown: bool) -> str:
             str(len(rs)),
             f"{rs[0]['env_steps']:,}",
             f"{statistics.median(returns):.1f} ({', '.join(f'{x:.1f}' for x in returns)})",
+            f"{statistics.median(best):.1f} ({', '.join(f'{x:.1f}' for x in best)})",
             f"{rs[0]['zoo_return']:g}",
             f"{seconds:.0f}",
             ratio,

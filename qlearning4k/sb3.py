@@ -74,8 +74,8 @@ def from_sb3(
             names to values. `policy_kwargs` is a dict (the Zoo's YAML
             writes it as the string `"dict(net_arch=[256, 256])"`: pass the
             dict).
-        game: The game to learn: gives the frame shape and the number of
-            actions.
+        game: The game to learn: gives the frame shape (it is reset once to
+            read a frame) and the number of actions.
         seed: Seed of the network's initial weights and of the agent (its
             exploration and memory sampling), or `None`. Defaults to `None`.
 
