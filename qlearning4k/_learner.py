@@ -596,12 +596,7 @@ class _JaxLearner(_Learner):
         # Copies: the step donates its state's buffers, and the target's must
         # be its own.
         copy = self._jax.numpy.array
-        if self._state is None:
-            model = self.model
-            trainable = [v.value for v in model.trainable_variables]
-            non_trainable = [v.value for v in model.non_trainable_variables]
-        else:
-            trainable, non_trainable = self._state[:2]
+        trainable, non_trainable = self._weights()
         target = (
             [copy(v).astype(t.dtype) for v, t in zip(trainable, self._target[0], strict=True)],
             [copy(v).astype(t.dtype) for v, t in zip(non_trainable, self._target[1], strict=True)],
@@ -738,13 +733,18 @@ class _JaxLearner(_Learner):
         self._state, out = self._jit_step(self._state, self._value(frames), self._value(floats))
         return np.asarray(out)
 
+    def _weights(self):
+        """The online `(trainable, non_trainable)` values: the step's while it runs."""
+        if self._state is not None:
+            return self._state[:2]
+        model = self.model
+        return (
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+        )
+
     def q_values(self, states):
-        if self._state is None:
-            model = self.model
-            trainable = [v.value for v in model.trainable_variables]
-            non_trainable = [v.value for v in model.non_trainable_variables]
-        else:
-            trainable, non_trainable = self._state[:2]
+        trainable, non_trainable = self._weights()
         key = ("act", states.shape, states.dtype)
         act = self._call(self._calls, key, lambda: self._act, trainable, non_trainable, states)
         return np.asarray(act)
