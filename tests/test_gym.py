@@ -66,13 +66,26 @@ def test_discrete_and_box_observations_become_float32_frames():
     assert lake.get_frame().dtype == np.float32 and lake.get_frame().tolist() == [1.0] + [0.0] * 15
     pole = GymGame("CartPole-v1", seed=0)
     assert pole.get_frame().shape == (4,) and pole.get_frame().dtype == np.float32
+
+
+def test_draw_renders_only_with_a_render_mode():
+    plain = GymGame("CartPole-v1", seed=0)
+    assert plain.env.render_mode is None  # as gymnasium.make makes it: nothing rendered
+    with pytest.warns(UserWarning, match="render_mode='rgb_array'"):
+        assert plain.draw().shape == (1, 4, 3)  # grey levels of the frame
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per game
+        plain.draw()
+    pole = GymGame("CartPole-v1", seed=0, render_mode="rgb_array")
     try:  # Gymnasium renders CartPole with pygame (gymnasium[classic-control] or [box2d])
         import pygame  # noqa: F401
 
         picture = (400, 600, 3)
     except ImportError:  # the default drawing: grey levels of the frame
         picture = (1, 4, 3)
-    assert pole.draw().shape == picture
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pole.draw().shape == picture
 
 
 @pytest.mark.parametrize(

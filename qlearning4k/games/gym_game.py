@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +48,12 @@ class GymGame(Game):
         seed: Seed of the game's generator. Defaults to `None`.
         win: The win rule, as above. Defaults to `None`.
         **make_kwargs: Passed to `gymnasium.make` when `env` is an id (for
-            example `is_slippery=False`). An id is made with
-            `render_mode="rgb_array"` unless you pass another.
+            example `is_slippery=False`). Without `render_mode`, the env is
+            made as `gymnasium.make` makes it, which renders nothing; pass
+            `render_mode="rgb_array"` for the environment's own pictures in
+            `draw()` (GIFs). Rendering can slow the environment down even
+            when nothing is drawn: LunarLander then simulates its engines'
+            particles, which makes a step 2 to 10 times slower.
 
     Raises:
         ValueError: If the action space is not `Discrete` or the observation
@@ -74,7 +79,6 @@ class GymGame(Game):
         gymnasium = _import_gymnasium("GymGame")
         super().__init__(seed)
         if isinstance(env, str):
-            make_kwargs.setdefault("render_mode", "rgb_array")
             env = gymnasium.make(env, **make_kwargs)
         elif make_kwargs:
             raise TypeError(
@@ -108,6 +112,7 @@ class GymGame(Game):
         self.win = win
         self._action_start = int(env.action_space.start)
         self._can_render = env.render_mode == "rgb_array"
+        self._warned_draw = False
         self.reset()
 
     @property
@@ -171,7 +176,20 @@ class GymGame(Game):
         return self.total_reward >= self.win
 
     def draw(self) -> np.ndarray:
-        """The environment's `render()` in `rgb_array` mode, else grey levels of the frame."""
+        """The environment's `render()` in `rgb_array` mode, else grey levels of the frame.
+
+        Warns once when the environment renders nothing (made without
+        `render_mode="rgb_array"`), as a GIF of grey levels is rarely what
+        is wanted.
+        """
+        if self.env.render_mode is None and not getattr(self, "_warned_draw", False):
+            self._warned_draw = True
+            warnings.warn(
+                f"{self.name} was made without a render mode, so draw() gives grey levels "
+                "of the observation. Pass render_mode='rgb_array' to GymGame for the "
+                "environment's own pictures.",
+                stacklevel=2,
+            )
         if self._can_render:
             try:
                 picture = self.env.render()
