@@ -1,16 +1,28 @@
-"""Bytes of replay memory per stored transition, for Catch and Snake.
+"""Bytes of replay memory per stored transition: Catch, Snake, and 84x84 pixels.
 
-Fills an `ExperienceReplay` with transitions of real games (random moves,
-stacked frames as the agent stacks them) and divides the bytes its buffers
-hold by their capacity. The original qlearning4k stored each transition as
-one float64 row: both stacked states, action, reward and game over.
+Fills an `ExperienceReplay` with transitions as the agent makes them (random
+moves, stacked frames as the agent stacks them, a game's first frame
+repeated) and divides the bytes its buffers hold by their capacity. The
+original qlearning4k stored each transition as one float64 row: both
+stacked states, action, reward and game over.
+
+`--pixels` measures the Atari scale: random 84x84 `uint8` frames stacked 4
+deep in games of 1,000 moves, with frames stored once (the default for
+stacked states) and with whole states (the layout before, still used for
+states of one frame). Each case runs in a fresh process, which reports the
+resident memory it grew by while filling the memory and the time of
+sampling a batch of 32 into the agent's call arrays.
 
     python benchmarks/memory.py --markdown
+    python benchmarks/memory.py --pixels --markdown
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 
 import _common as c
@@ -22,6 +34,9 @@ from qlearning4k.games import Catch, Snake
 # -- settings -----------------------------------------------------------------
 MEMORY_SIZE = 10_000
 CASES = (("Catch", Catch, 1), ("Snake", Snake, 4))  # (name, game, nb_frames)
+PIXEL_CASES = (("frames once", 1_000_000), ("frames once", 100_000), ("whole states", 100_000))
+FRAME, NB_FRAMES, GAME_LENGTH = (84, 84), 4, 1000
+BATCH, SAMPLES, REPEATS = 32, 1000, 5
 # -----------------------------------------------------------------------------
 
 
@@ -45,10 +60,91 @@ def measure(game_class, nb_frames: int, seed: int = 0) -> dict:
     return {"bytes_per_transition": per_transition, "original_bytes": original}
 
 
+class _WholeStatesReplay(ExperienceReplay):
+    """ExperienceReplay keeping stacked states whole, as it did before frames were stored once."""
+
+    _frame_once = False
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def pixels_worker(layout: str, size: int, seed: int = 0) -> dict:
+    """Fills a memory of `size` 84x84x4 transitions in this process; its figures."""
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 256, (4096,) + FRAME, dtype=np.uint8)  # frames to draw from
+    memory = (ExperienceReplay if layout == "frames once" else _WholeStatesReplay)(size, seed)
+    before = _resident_bytes()
+    start = time.perf_counter()
+    frames = [pool[0]] * NB_FRAMES
+    state = np.stack(frames)
+    for t in range(size):
+        frames = frames[1:] + [pool[(t * 7 + 1) % len(pool)]]
+        next_state = np.stack(frames)
+        if t == 0:
+            memory.remember(state[None], 0, 0.0, next_state[None], False)
+        else:  # as the agent remembers one game's moves
+            memory._remember_one(state, 0, 0.0, next_state, False)
+        if t % GAME_LENGTH == GAME_LENGTH - 1:
+            frames = [pool[(t * 13) % len(pool)]] * NB_FRAMES
+            next_state = np.stack(frames)
+        state = next_state
+    fill = time.perf_counter() - start
+    grown = _resident_bytes() - before
+    states = np.zeros((BATCH, NB_FRAMES) + FRAME, np.uint8)
+    next_states = np.zeros_like(states)
+    floats = np.zeros((BATCH, 4), np.float32)
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        for _ in range(SAMPLES):
+            memory._sample_into(states, next_states, floats, 0.99)
+        times.append((time.perf_counter() - start) / SAMPLES)
+    return {
+        "benchmark": "memory_pixels", "layout": layout, "transitions": size,
+        "bytes_per_transition": memory.nbytes / memory.capacity,
+        "resident_growth_bytes": grown, "resident_bytes": _resident_bytes(),
+        "fill_seconds": fill, "sample_seconds": times,
+    }  # fmt: skip
+
+
+def pixels(markdown: bool) -> None:
+    rows = []
+    for layout, size in PIXEL_CASES:
+        command = [sys.executable, __file__, "--worker", layout, "--size", str(size)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        record = json.loads(out.strip().splitlines()[-1])
+        c.emit(record)
+        rows.append(record)
+    if markdown:
+        print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
+        print("| layout | transitions | bytes per transition | resident memory grown by | "
+              "sampling 32, us (median of 5) |\n|---|---|---|---|---|")  # fmt: skip
+        for r in rows:
+            sample = c.median_spread(r["sample_seconds"])
+            print(f"| {r['layout']} | {r['transitions']:,} | {r['bytes_per_transition']:,.0f} | "
+                  f"{r['resident_growth_bytes'] / 2**30:.2f} GiB | {sample[0] * 1e6:.0f} "
+                  f"({sample[1] * 1e6:.0f}-{sample[2] * 1e6:.0f}) |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--pixels", action="store_true", help="84x84 frames at 1M transitions")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        c.emit(pixels_worker(args.worker, args.size))
+        return
+    if args.pixels:
+        pixels(args.markdown)
+        return
     rows = []
     for name, game_class, nb_frames in CASES:
         record = {"benchmark": "memory", "game": name, "nb_frames": nb_frames,

@@ -372,7 +372,7 @@ class _TrainingRun:
             self.nstep.add(self.memory, copies, transitions, finished[copies])
         elif masks is not None and isinstance(self.memory, ExperienceReplay):
             self.memory.remember(*transitions[:5], next_mask=transitions[5])
-        elif self.remember_one and self.memory._states is not None:
+        elif self.remember_one and self.memory.capacity:
             self.memory._remember_one(states[0], actions[0], rewards[0], next_states[0], over[0])
         else:
             self.memory.remember(*transitions[:5])

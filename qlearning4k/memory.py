@@ -11,12 +11,13 @@ from numpy.typing import ArrayLike
 
 from qlearning4k._checks import _check_batch_size, _check_memory_size
 from qlearning4k._learner import FIXED_COLUMNS as _FIXED_COLUMNS
+from qlearning4k._replay_states import _FrameOnceStates, _WholeStates
 
 _UNBOUNDED_START = 1024  # first capacity of an unbounded memory; it doubles
-# Optional buffers, made the first time a transition needs them: next states
-# kept whole (and which are), n-step counts, masks of possible next actions.
-_OPTIONAL_BUFFERS = ("_next_full", "_is_full", "_steps", "_next_mask")
-_BUFFERS = ("_states", "_next_frames", "_actions", "_rewards", "_game_over", *_OPTIONAL_BUFFERS)
+# Optional columns, made the first time a transition needs them: n-step
+# counts, masks of possible next actions. The states are the layout's.
+_OPTIONAL_BUFFERS = ("_steps", "_next_mask")
+_BUFFERS = ("_actions", "_rewards", "_game_over", *_OPTIONAL_BUFFERS)
 
 
 class Batch(NamedTuple):
@@ -159,12 +160,18 @@ class ExperienceReplay(Memory):
     """Uniform experience replay in preallocated NumPy ring buffers.
 
     Transitions are stored in the dtype the game gives (Catch and Snake give
-    `uint8` frames). A stacked state `s_prime` whose first frames are the last
-    frames of `s` (as the agent's frame stacking always makes it) is stored
-    as its newest frame only, so a transition of Snake with 4 frames takes
-    about 500 bytes instead of the 6,400 of two `float64` states. Any other
-    `s_prime` is stored whole, in a buffer made the first time one comes.
-    Sampling is uniform, with replacement, by fancy indexing.
+    `uint8` frames). States of stacked frames (a frame axis longer than 1)
+    store each frame once, in a ring of frames, and the stacks are rebuilt
+    by fancy indexing when sampling: a state that is the previous
+    transition's next state, or that state shifted by one frame, reuses its
+    frames, and a game's first state (its first frame repeated) stores that
+    frame once. So a transition of 84x84 frames stacked 4 deep takes about
+    7,200 bytes, where the two whole states took 56,448 in `uint8`, and a
+    transition of Snake with 4 frames about 170. States of one frame are
+    stored whole, with the next state's frame. Any `s` and `s_prime` come
+    back exactly as they were remembered; the frame ring grows rather than
+    overwrite a frame that a stored transition uses. Sampling is uniform,
+    with replacement, by fancy indexing.
 
     Two optional columns are kept only once a transition uses them: the
     number of game steps a transition spans (n-step returns) and the
@@ -190,6 +197,8 @@ class ExperienceReplay(Memory):
     ```
     """
 
+    _frame_once = True  # frames of stacked states stored once (a benchmark compares False)
+
     def __init__(self, memory_size: int = 100, seed: int | None = None):
         self._memory_size = _check_memory_size(memory_size)
         self.rng = np.random.default_rng(seed)
@@ -198,6 +207,7 @@ class ExperienceReplay(Memory):
     def _free(self) -> None:
         for name in _BUFFERS:
             setattr(self, name, None)  # the optional ones are made when first needed
+        self._layout = None  # how the states are kept, made with the first transition
         self._size = 0
         self._cursor = 0
 
@@ -212,7 +222,7 @@ class ExperienceReplay(Memory):
     def memory_size(self, memory_size: int) -> None:
         memory_size = _check_memory_size(memory_size)
         self._memory_size = memory_size
-        if self._states is None:
+        if self._layout is None:
             return
         keep = self._size if memory_size == -1 else min(self._size, memory_size)
         capacity = max(keep, _UNBOUNDED_START) if memory_size == -1 else memory_size
@@ -224,13 +234,14 @@ class ExperienceReplay(Memory):
     @property
     def capacity(self) -> int:
         """Number of transitions the buffers hold now (0 before any)."""
-        return 0 if self._states is None else len(self._states)
+        return 0 if self._actions is None else len(self._actions)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the buffers."""
+        """Bytes held by the buffers, the states' included."""
         buffers = (getattr(self, name) for name in _BUFFERS)
-        return sum(b.nbytes for b in buffers if b is not None)
+        layout = 0 if self._layout is None else self._layout.nbytes
+        return layout + sum(b.nbytes for b in buffers if b is not None)
 
     def reset_memory(self) -> None:
         """Forgets every transition and frees the buffers."""
@@ -239,9 +250,9 @@ class ExperienceReplay(Memory):
     # -- storage ------------------------------------------------------------
 
     def _allocate(self, s: np.ndarray, capacity: int) -> None:
-        state_shape = s.shape[1:]
-        self._states = np.zeros((capacity,) + state_shape, dtype=s.dtype)
-        self._next_frames = np.zeros((capacity,) + state_shape[1:], dtype=s.dtype)
+        self._state_shape = s.shape[1:]
+        layout = _FrameOnceStates if self._frame_once and s.shape[1] > 1 else _WholeStates
+        self._layout = layout.allocate(s, capacity)
         self._actions = np.zeros(capacity, dtype=np.int32)
         self._rewards = np.zeros(capacity, dtype=np.float32)
         self._game_over = np.zeros(capacity, dtype=bool)
@@ -260,8 +271,22 @@ class ExperienceReplay(Memory):
             new = np.zeros((capacity,) + old.shape[1:], dtype=old.dtype)
             new[: len(slots)] = old[slots]
             setattr(self, name, new)
+        self._layout.relayout(slots, capacity)
         self._size = len(slots)
         self._cursor = self._size % capacity
+
+    def _live(self, count: int):
+        """`live()` of the layout: the slots still stored after writing `count` at the cursor."""
+
+        def live() -> np.ndarray:
+            kept = min(self._size, self.capacity - count)
+            return (self._cursor - kept + np.arange(kept)) % self.capacity
+
+        return live
+
+    def _transitions(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The states and next states stored at `slots`, rebuilt as `sample()` does."""
+        return self._layout.take(np.asarray(slots, dtype=np.intp))
 
     def remember(
         self,
@@ -301,12 +326,12 @@ class ExperienceReplay(Memory):
                 "remember() expects s and s_prime of one shape (n,) + state_shape, with a "
                 f"leading batch axis. Received: s.shape={s.shape}, s_prime.shape={s_prime.shape}"
             )
-        if self._states is None:
+        if self._layout is None:
             bounded = self._memory_size != -1
             self._allocate(s, self._memory_size if bounded else max(_UNBOUNDED_START, len(s)))
-        elif s.shape[1:] != self._states.shape[1:]:
+        elif s.shape[1:] != self._state_shape:
             raise ValueError(
-                f"remember() expects states of shape (n,) + {self._states.shape[1:]} as "
+                f"remember() expects states of shape (n,) + {self._state_shape} as "
                 f"before. Received: s.shape={s.shape}"
             )
         n = s.shape[0]
@@ -342,8 +367,7 @@ class ExperienceReplay(Memory):
             next_mask = None if next_mask is None else next_mask[-capacity:]
             n = capacity
         slots = (self._cursor + np.arange(n)) % capacity  # (n,)
-        self._states[slots] = s
-        self._next_frames[slots] = s_prime[:, -1]
+        self._layout.store(slots, s, s_prime, self._live(n))
         self._actions[slots] = a
         self._rewards[slots] = r
         self._game_over[slots] = game_over
@@ -353,9 +377,6 @@ class ExperienceReplay(Memory):
             self._optional("_next_mask", next_mask.shape[1:], bool, True)[slots] = next_mask
         elif self._next_mask is not None:
             self._next_mask[slots] = True
-        # s_prime is s shifted by one frame plus its newest frame, unless not.
-        shifted = np.all((s_prime[:, :-1] == s[:, 1:]).reshape(n, -1), axis=1)  # (n,)
-        self._store_whole(slots, shifted, s_prime)
         self._cursor = (self._cursor + n) % capacity
         self._size = min(self._size + n, capacity)
         self._stored(slots)
@@ -384,8 +405,7 @@ class ExperienceReplay(Memory):
         if self._memory_size == -1 and self._size == self.capacity:
             self._relayout(self._chronological(), 2 * self.capacity)
         slot = self._cursor
-        self._states[slot] = s
-        self._next_frames[slot] = s_prime[-1]
+        self._layout.store_one(slot, s, s_prime, self._live(1))
         self._actions[slot] = a
         self._rewards[slot] = r
         self._game_over[slot] = game_over
@@ -393,35 +413,18 @@ class ExperienceReplay(Memory):
             self._steps[slot] = 1
         if self._next_mask is not None:
             self._next_mask[slot] = True
-        if len(s) > 1 and not np.array_equal(s_prime[:-1], s[1:]):
-            self._store_whole(np.array([slot]), np.array([False]), s_prime[None])
-        elif self._is_full is not None:
-            self._is_full[slot] = False
         self._cursor = (slot + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
         self._stored(slot)
 
-    def _store_whole(self, slots, shifted, s_prime) -> None:
-        """Keeps the `s_prime` that are not `s` shifted by one frame, whole."""
-        if self._is_full is not None:
-            self._is_full[slots] = ~shifted
-        if shifted.all():
-            return
-        if self._next_full is None:
-            self._next_full = np.zeros_like(self._states)
-            self._is_full = np.zeros(self.capacity, dtype=bool)
-            self._is_full[slots] = ~shifted
-        self._next_full[slots[~shifted]] = s_prime[~shifted]
-
     def _get_state(self) -> dict:
         """The stored transitions, oldest first, as arrays for `np.savez`."""
-        if self._states is None:
+        if self._layout is None:
             return {"size": np.array(0)}
         order = self._chronological()
         state = {
             "size": np.array(self._size),
-            "states": self._states[order],
-            "next_frames": self._next_frames[order],
+            **self._layout.get_state(order),
             "actions": self._actions[order],
             "rewards": self._rewards[order],
             "game_over": self._game_over[order],
@@ -440,6 +443,9 @@ class ExperienceReplay(Memory):
         capacity = size if self._memory_size == -1 else self._memory_size
         capacity = max(capacity, _UNBOUNDED_START) if self._memory_size == -1 else capacity
         keep = slice(max(0, size - capacity), size)
+        layout = _FrameOnceStates if "frames" in state else _WholeStates
+        self._layout = layout.from_state(state, keep, capacity)
+        self._state_shape = self._layout.take(np.zeros(1, np.intp))[0].shape[1:]
         for name in (buffer[1:] for buffer in _BUFFERS):
             if name in state:
                 array = state[name][keep]
@@ -477,11 +483,7 @@ class ExperienceReplay(Memory):
         batch_size = _check_batch_size(batch_size)
         self._check_not_empty()
         idx, weights = self._draw(batch_size)  # (batch,)
-        states = self._states[idx]
-        next_states = np.concatenate([states[:, 1:], self._next_frames[idx][:, None]], axis=1)
-        if self._next_full is not None:
-            whole = self._is_full[idx]
-            next_states[whole] = self._next_full[idx[whole]]
+        states, next_states = self._layout.take(idx)
         steps, mask = self._steps, self._next_mask
         return Batch(
             states,
@@ -506,16 +508,7 @@ class ExperienceReplay(Memory):
         """
         self._check_not_empty()
         idx, weights = self._draw(len(states))  # (batch,)
-        if states.dtype == self._states.dtype:
-            np.take(self._states, idx, axis=0, out=states, mode="clip")
-        else:
-            states[:] = self._states[idx]
-        if states.shape[1] > 1:
-            next_states[:, :-1] = states[:, 1:]
-        next_states[:, -1] = self._next_frames[idx]
-        if self._next_full is not None:
-            whole = self._is_full[idx]
-            next_states[whole] = self._next_full[idx[whole]]
+        self._layout.take_into(idx, states, next_states)
         floats[:, 0] = self._actions[idx]
         floats[:, 1] = self._rewards[idx]
         discount = gamma if self._steps is None else np.float32(gamma) ** self._steps[idx]

@@ -194,6 +194,6 @@ class PrioritizedExperienceReplay(ExperienceReplay):
         super()._set_state(state)
         self.beta = float(state.get("beta", self.beta))
         self.max_priority = float(state.get("max_priority", 1.0))
-        if self._states is not None:
+        if self._layout is not None:
             priorities = np.asarray(state["priorities"])[-self._size :]
             self._rebuild(priorities, self.capacity)

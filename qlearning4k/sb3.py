@@ -55,7 +55,9 @@ def from_sb3(
       actions (the Q-targets equal the Q-values except at the taken one),
       so its gradients are Stable-Baselines3's divided by `nb_actions`:
       the clip norm and Adam's epsilon (1e-8) are divided by it too, which
-      leaves every update Stable-Baselines3's;
+      leaves every update Stable-Baselines3's. On TensorFlow the model is
+      compiled with `jit_compile=True` (XLA), which Keras leaves off on
+      CPUs and which makes these steps a fifth to a third faster;
     - a replay memory of `buffer_size` transitions, `n_envs` copies of the
       game side by side (`nb_parallel`) and `frame_stack` stacked frames;
     - `train()` arguments in env steps: `total_timesteps`,
@@ -190,7 +192,10 @@ def from_sb3(
         epsilon=1e-8 / nb_actions,
         global_clipnorm=None if clip is None else float(clip) / nb_actions,
     )
-    model.compile(optimizer, keras.losses.Huber())
+    # XLA on TensorFlow, which Keras leaves off on CPUs: these networks' steps
+    # are a quarter faster with it (docs/performance.md). JAX compiles anyway.
+    jit = True if keras.backend.backend() == "tensorflow" else "auto"
+    model.compile(optimizer, keras.losses.Huber(), jit_compile=jit)
     agent = Agent(model, memory_size=_count(config, "buffer_size"), seed=seed)
     train_kwargs = {
         "total_timesteps": _count(config, budgets[0]),

@@ -2,7 +2,8 @@
 
 python tests/resume_worker.py CHECKPOINT OUT.npz [--pause-after N] [--resume] [--modern] [--steps]
 
---modern adds a target network, Double DQN, 3-step returns and prioritized replay.
+--modern adds a target network, Double DQN, 3-step returns and prioritized replay,
+on 2 stacked frames (a memory that stores each frame once).
 --steps counts in env steps: a step budget, learning_starts, gradient_steps=-1 and
 a target network copied every N env steps.
 """
@@ -44,7 +45,7 @@ def main():
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [
-            keras.Input((1, 8, 8)),
+            keras.Input((2 if args.modern else 1, 8, 8)),
             keras.layers.Flatten(),
             keras.layers.Dense(32, activation="relu"),
             keras.layers.Dense(3),

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from conftest import make_model
 
-from qlearning4k import Batch, ExperienceReplay, Memory
+from qlearning4k import Agent, Batch, ExperienceReplay, Memory
+from qlearning4k._replay_states import _FrameOnceStates
+from qlearning4k.games import Catch
 
 
 def _episode(nb_frames, length, frame_shape=(3, 4), start=0, dtype=np.uint8):
@@ -23,12 +25,23 @@ def _episode(nb_frames, length, frame_shape=(3, 4), start=0, dtype=np.uint8):
 def _all_transitions(memory):
     """Every stored transition, oldest first, through sample()'s reconstruction."""
     order = memory._chronological()
-    states = memory._states[order]
-    nexts = np.concatenate([states[:, 1:], memory._next_frames[order][:, None]], axis=1)
-    if memory._next_full is not None:
-        whole = memory._is_full[order]
-        nexts[whole] = memory._next_full[order][whole]
+    states, nexts = memory._transitions(order)
     return states, memory._actions[order], memory._rewards[order], nexts
+
+
+def _streams(rng, nb_frames, copies, moves, frame_shape=(3, 4), p_end=0.15):
+    """`moves` batches of (s, s_prime, game_over) of `copies` games played side
+    by side, stacked as the agent stacks them, each game restarting when it ends."""
+
+    def first():
+        return [rng.integers(0, 256, frame_shape, dtype=np.uint8)] * nb_frames
+
+    stacks = [first() for _ in range(copies)]
+    for _ in range(moves):
+        nexts = [st[1:] + [rng.integers(0, 256, frame_shape, dtype=np.uint8)] for st in stacks]
+        over = rng.random(copies) < p_end
+        yield np.stack([np.stack(x) for x in stacks]), np.stack([np.stack(x) for x in nexts]), over
+        stacks = [first() if o else x for x, o in zip(nexts, over, strict=True)]
 
 
 def test_ring_buffer_overwrites_the_oldest():
@@ -83,8 +96,77 @@ def test_stacked_states_come_back_exactly(nb_frames):
     states, _, _, nexts = _all_transitions(memory)
     np.testing.assert_array_equal(states, np.stack([e[0] for e in expected]))
     np.testing.assert_array_equal(nexts, np.stack([e[1] for e in expected]))
-    if nb_frames > 1:
-        assert memory._next_full is not None and memory._is_full.sum() == 1
+    if nb_frames > 1:  # each frame once: 7 a game, and one for each odd stack
+        assert memory._layout.written == 4 * 7 + 2
+
+
+@pytest.mark.parametrize(
+    ("nb_frames", "copies", "memory_size"),
+    [(2, 1, 5), (4, 1, 50), (4, 3, 7), (4, 3, 200), (3, 4, -1), (4, 16, 40), (1, 3, 20)],
+)
+def test_frames_stored_once_rebuild_every_state_of_interleaved_games(
+    nb_frames, copies, memory_size
+):
+    rng = np.random.default_rng(nb_frames * 100 + copies)
+    memory = ExperienceReplay(memory_size, seed=0)
+    seen = []
+    for s, s2, over in _streams(rng, nb_frames, copies, 150):
+        memory.remember(s, 1, 0.0, s2, over)
+        seen += zip(s, s2, strict=True)
+    seen = seen[-len(memory) :]
+    states, _, _, nexts = _all_transitions(memory)
+    np.testing.assert_array_equal(states, np.stack([x for x, _ in seen]))
+    np.testing.assert_array_equal(nexts, np.stack([y for _, y in seen]))
+    batch = memory.sample(64)  # and what sample() rebuilds is among them
+    pairs = {(x.tobytes(), y.tobytes()) for x, y in seen}
+    rebuilt = zip(batch.states, batch.next_states, strict=True)
+    assert all((x.tobytes(), y.tobytes()) in pairs for x, y in rebuilt)
+
+
+def test_shifted_states_share_frames_as_n_step_transitions_do():
+    # n-step: s is the previous s shifted by one frame, s_prime lies n moves ahead.
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (40, 2, 2), dtype=np.uint8)
+    memory, n = ExperienceReplay(100, seed=0), 3
+    stacks = [frames[max(0, t - 3) : t + 1] for t in range(40)]
+    stacks = [np.concatenate([st[:1]] * (4 - len(st)) + [st]) for st in stacks]
+    for t in range(40 - n):
+        memory.remember(stacks[t][None], 0, 0.0, stacks[t + n][None], False)
+    states, _, _, nexts = _all_transitions(memory)
+    np.testing.assert_array_equal(states, np.stack(stacks[: 40 - n]))
+    np.testing.assert_array_equal(nexts, np.stack(stacks[n:]))
+    assert memory._layout.written <= 2 * (40 - n) + 4  # two frames a transition, not eight
+
+
+def test_frame_ring_grows_rather_than_lose_a_frame_in_use():
+    # One-move games: two frames a transition, more than the ring first holds.
+    rng = np.random.default_rng(0)
+    memory = ExperienceReplay(64, seed=0)
+    seen = []
+    for s, s2, over in _streams(rng, 4, 2, 300, p_end=1.0):
+        memory.remember(s, 0, 0.0, s2, over)
+        seen += zip(s, s2, strict=True)
+    assert len(memory._layout.frames) >= 2 * 64
+    states, _, _, nexts = _all_transitions(memory)
+    np.testing.assert_array_equal(states, np.stack([x for x, _ in seen[-64:]]))
+    np.testing.assert_array_equal(nexts, np.stack([y for _, y in seen[-64:]]))
+
+
+@pytest.mark.parametrize("memory_size", [30, 12])
+def test_frame_once_memory_saves_and_restores_exactly(memory_size):
+    rng = np.random.default_rng(4)
+    memory = ExperienceReplay(30, seed=0)
+    for s, s2, over in _streams(rng, 4, 2, 50):
+        memory.remember(s, 2, 1.0, s2, over)
+    restored = ExperienceReplay(memory_size, seed=0)
+    restored._set_state(memory._get_state())
+    for x, y in zip(_all_transitions(restored), _all_transitions(memory), strict=True):
+        np.testing.assert_array_equal(x, y[-memory_size:])
+    for s, s2, over in _streams(rng, 4, 2, 50):  # and it goes on storing
+        memory.remember(s, 2, 1.0, s2, over)
+        restored.remember(s, 2, 1.0, s2, over)
+    for x, y in zip(_all_transitions(restored), _all_transitions(memory), strict=True):
+        np.testing.assert_array_equal(x, y[-memory_size:])
 
 
 def test_sample_is_seeded_and_uniform_over_stored():
@@ -126,13 +208,24 @@ def test_sample_into_call_arrays_equals_sample(nb_frames):
     np.testing.assert_array_equal(floats.T, [batch.actions, batch.rewards, discount, np.ones(64)])
 
 
-def test_snake_transition_fits_in_800_bytes():
+def test_snake_transition_fits_in_200_bytes():
     memory = ExperienceReplay(memory_size=1000, seed=0)
     for s, s2 in _episode(4, 3, frame_shape=(10, 10)):
         memory.remember(s, 4, 1.0, s2, False)
     per_transition = memory.nbytes / memory.capacity
-    assert per_transition <= 800
-    assert per_transition < 6400 / 8
+    assert per_transition <= 200  # two whole float64 states: 6,400
+
+
+def test_84x84_frames_stacked_4_deep_take_under_7300_bytes_a_transition():
+    rng = np.random.default_rng(0)
+    memory = ExperienceReplay(memory_size=4096, seed=0)
+    stack = [rng.integers(0, 256, (84, 84), dtype=np.uint8)] * 4
+    for move in range(5000):  # games of 200 moves; the ring wraps
+        nexts = stack[1:] + [rng.integers(0, 256, (84, 84), dtype=np.uint8)]
+        memory.remember(np.stack(stack)[None], 0, 0.0, np.stack(nexts)[None], False)
+        stack = [nexts[-1]] * 4 if move % 200 == 199 else nexts
+    assert memory.nbytes / memory.capacity <= 7300
+    assert np.array_equal(memory._transitions([memory._cursor - 1])[1][0], np.stack(nexts))
 
 
 def test_memory_size_setter_keeps_the_newest_and_reset_frees():
@@ -226,3 +319,60 @@ def test_memory_contract_says_what_to_implement():
         Empty().remember(None, 0, 0, None, False)
     with pytest.raises(NotImplementedError, match="get_batch"):
         Empty().get_batch(None, 1)
+
+
+class _Recording(ExperienceReplay):
+    """Remembers as ExperienceReplay does, and keeps a copy of every transition."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = []
+
+    def remember(self, s, a, r, s_prime, game_over, steps=1, next_mask=None):
+        self.seen += zip(np.array(s), np.array(s_prime), strict=True)
+        super().remember(s, a, r, s_prime, game_over, steps=steps, next_mask=next_mask)
+
+
+@pytest.mark.parametrize(
+    ("nb_parallel", "n_step", "frames_each"), [(1, 1, 1.3), (3, 1, 1.3), (2, 3, 3.5)]
+)
+def test_states_rebuilt_from_frames_are_the_states_the_agent_saw(nb_parallel, n_step, frames_each):
+    # Frames a transition: one, and one more a game (9 moves of Catch); with
+    # n-step returns two, and the last transitions of a game store their own.
+    memory = _Recording(memory_size=50, seed=0)  # the ring wraps several times
+    agent = Agent(make_model(nb_frames=3), memory=memory, seed=0)
+    agent.train(Catch(seed=0), nb_epoch=25, batch_size=8, nb_parallel=nb_parallel,
+                n_step=n_step, verbose=0)  # fmt: skip
+    assert isinstance(memory._layout, _FrameOnceStates)
+    states, _, _, nexts = _all_transitions(memory)
+    np.testing.assert_array_equal(states, np.stack([x for x, _ in memory.seen[-50:]]))
+    np.testing.assert_array_equal(nexts, np.stack([y for _, y in memory.seen[-50:]]))
+    assert memory._layout.written <= frames_each * len(memory.seen)  # whole states: 6
+
+
+def test_remember_one_equals_remember_on_stacked_frames():
+    rng = np.random.default_rng(2)
+    one, many = ExperienceReplay(20, seed=0), ExperienceReplay(20, seed=0)
+    for t, (s, s2, over) in enumerate(_streams(rng, 4, 1, 60)):
+        many.remember(s, 1, 0.5, s2, over)
+        if t == 0:  # the first one allocates
+            one.remember(s, 1, 0.5, s2, over)
+        else:
+            one._remember_one(s[0], 1, 0.5, s2[0], over[0])
+    for x, y in zip(_all_transitions(one), _all_transitions(many), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_smaller_frame_once_memory_gives_back_its_frames():
+    rng = np.random.default_rng(5)
+    memory = ExperienceReplay(400, seed=0)
+    for s, s2, over in _streams(rng, 4, 2, 300):
+        memory.remember(s, 0, 0.0, s2, over)
+    newest = _all_transitions(memory)
+    memory.memory_size = 20
+    assert len(memory._layout.frames) < 100 and memory.nbytes < 100 * 12 * 4 + 20 * 80
+    for x, y in zip(_all_transitions(memory), newest, strict=True):
+        np.testing.assert_array_equal(x, y[-20:])
+    for s, s2, over in _streams(rng, 4, 2, 30):  # and it goes on
+        memory.remember(s, 0, 0.0, s2, over)
+    assert len(memory) == 20

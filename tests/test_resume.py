@@ -27,7 +27,8 @@ def _run(*args, wait=True):
     "options", [(), ("--modern",), ("--steps",)], ids=["original", "modern", "env steps"]
 )
 def test_sigkilled_run_resumes_to_the_same_result(tmp_path, options):
-    """`--modern`: target network, Double DQN, n-step returns and prioritized replay too;
+    """`--modern`: target network, Double DQN, n-step returns and prioritized replay too,
+    on stacked frames;
     `--steps`: a budget and schedules in env steps."""
     _run(tmp_path / "reference", tmp_path / "reference.npz", *options)
 
