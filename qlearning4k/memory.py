@@ -165,9 +165,9 @@ class ExperienceReplay(Memory):
     by fancy indexing when sampling: a state that is the previous
     transition's next state, or that state shifted by one frame, reuses its
     frames, and a game's first state (its first frame repeated) stores that
-    frame once. So a transition of 84x84 frames stacked 4 deep takes about
-    7,200 bytes, where the two whole states took 56,448 in `uint8`, and a
-    transition of Snake with 4 frames about 170. States of one frame are
+    frame once. So a transition of 84x84 `uint8` frames stacked 4 deep
+    takes about 7,240 bytes (a whole state and the next frame: 35,289), and
+    one of Snake with 4 frames (short random games) about 230. States of one frame are
     stored whole, with the next state's frame. Any `s` and `s_prime` come
     back exactly as they were remembered; the frame ring grows rather than
     overwrite a frame that a stored transition uses. Sampling is uniform,
