@@ -326,10 +326,11 @@ class _Countdown(Game):
 
 def _chronological(memory):
     order = memory._chronological()
+    states, next_states = memory._transitions(order)
     return (
-        memory._states[order, -1, 0],
+        states[:, -1, 0],
         memory._rewards[order],
-        memory._next_frames[order, 0],
+        next_states[:, -1, 0],
         memory._game_over[order],
         memory._steps[order],
     )
@@ -377,7 +378,8 @@ def test_action_masks_are_respected_in_play_memory_and_targets():
     agent = Agent(make_model(), seed=0)
     agent.train(_LeftOnlyAtEdge(seed=0), nb_epoch=30, batch_size=8, verbose=0, nb_parallel=2)
     memory = agent.memory
-    fruits = memory._states[: len(memory), 0, :-1].any(axis=1)  # (n, columns)
+    states = memory._transitions(np.arange(len(memory)))[0]
+    fruits = states[:, 0, :-1].any(axis=1)  # (n, columns)
     left_half = fruits[:, :5].any(axis=1)
     assert left_half.any() and not (memory._actions[: len(memory)][left_half] == 2).any()
     assert (memory._actions[: len(memory)][~left_half] == 2).any()
