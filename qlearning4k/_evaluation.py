@@ -10,6 +10,7 @@ import numpy as np
 
 from qlearning4k._checks import _check_score
 from qlearning4k.games.game import Game
+from qlearning4k.games.vector_game import VectorGame
 
 
 class _Played(NamedTuple):
@@ -57,6 +58,8 @@ def _play_games(
     """
     from qlearning4k._training import _restricts_actions
 
+    if isinstance(game, VectorGame):
+        return _play_vector_games(agent, game, nb_games, seed, epsilon, rng, max_steps, on_game_end)
     masked = _restricts_actions(game)
     learner = agent._learner()
     width = min(nb_parallel, nb_games)
@@ -110,6 +113,83 @@ def _play_games(
         if draw:
             pictures.extend(shots)
     return _Played(scores, lengths, won, pictures)
+
+
+def _play_vector_games(
+    agent,
+    game: VectorGame,
+    nb_games: int,
+    seed: int | None,
+    epsilon: float,
+    rng: np.random.Generator,
+    max_steps: int | None,
+    on_game_end: Callable[[VectorGame, int], None] | None,
+) -> _Played:
+    """`_play_games` for a vector game: its copies play the games, one call a step.
+
+    The game is reset with `seed` first. A copy whose game ends starts the
+    next game while games are left; the others keep moving (a vector game
+    steps all its copies) and are not counted. Games are numbered in the
+    order they start.
+    """
+    from qlearning4k._training import (
+        _allowed,
+        _check_scores,
+        _flags,
+        _restricts_actions,
+        _vector_actions,
+    )
+
+    masked = _restricts_actions(game)
+    learner = agent._learner()
+    n = game.nb_copies
+    game.reset(seed=seed)
+    states = agent._first_states(game, game.get_frames())  # (n, nb_frames) + frame
+    game_of = np.where(np.arange(n) < nb_games, np.arange(n), -1)  # the game each copy plays
+    started = min(n, nb_games)
+    scores = np.zeros(nb_games)
+    lengths = np.zeros(nb_games, dtype=np.int64)
+    won = np.zeros(nb_games, dtype=bool)
+    score, length = np.zeros(n), np.zeros(n, dtype=np.int64)
+    allowed = _allowed(game) if masked else None
+    while (game_of >= 0).any():
+        playing = game_of >= 0
+        explore = rng.random(n) < epsilon if epsilon > 0 else np.zeros(n, dtype=bool)
+        q = None if explore[playing].all() else learner.q_values(states)  # (n, nb_actions)
+        game.play(_vector_actions(q, explore, allowed, rng, agent.nb_actions))
+        frames = agent._check_frames(game, game.get_frames())
+        rewards = _check_scores(game, game.get_scores())
+        over = _flags(game, "is_over")
+        score += np.where(playing, rewards, 0.0)
+        length += playing
+        if agent.nb_frames > 1:
+            states[:, :-1] = states[:, 1:]
+        states[:, -1] = frames
+        if masked:
+            allowed = _allowed(game)
+        ending = playing & (over | (length == max_steps)) if max_steps else playing & over
+        if not ending.any():
+            continue
+        wins = _flags(game, "is_won") & over
+        restart = np.zeros(n, dtype=bool)
+        for k in np.flatnonzero(ending):  # once per game
+            index = game_of[k]
+            scores[index], lengths[index], won[index] = score[k], length[k], wins[k]
+            if on_game_end is not None:
+                on_game_end(game, int(k))
+            score[k], length[k] = 0.0, 0
+            if started < nb_games:
+                game_of[k], restart[k] = started, True
+                started += 1
+            else:
+                game_of[k] = -1
+        if restart.any():
+            game.reset(restart)
+            frames = agent._check_frames(game, game.get_frames())
+            states[restart] = frames[restart][:, None]
+            if masked:
+                allowed = _allowed(game)
+    return _Played(scores, lengths, won, None)
 
 
 def _summary(played: _Played) -> dict:

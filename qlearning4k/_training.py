@@ -20,6 +20,7 @@ from qlearning4k._affinity import _OneCore
 from qlearning4k._checks import _check_score
 from qlearning4k._learner import FIXED_COLUMNS, _StepConfig
 from qlearning4k.games.game import Game
+from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
@@ -91,11 +92,22 @@ class _TrainingRun:
         )
         self.learner = agent._learner(config)
 
-        nb_copies = min(self.settings.nb_parallel, self.settings.nb_epoch)
-        self.games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
-        for clone in self.games[1:]:
-            clone.rng = np.random.default_rng(self.rng.integers(2**63))
-            clone.reset()
+        # A vector game steps all its copies in one call (`_play_vector`);
+        # plain games are copied and played one by one (`_play`).
+        self.vector = game if isinstance(game, VectorGame) else None
+        if self.vector is not None:
+            nb_copies = game.nb_copies
+            self.games = [game]
+            self.states = agent._first_states(game, game.get_frames())
+            # (nb_copies, nb_actions) bool: the actions possible now, for masked games
+            self.allowed = _allowed(game) if self.masked else None
+        else:
+            nb_copies = min(self.settings.nb_parallel, self.settings.nb_epoch)
+            self.games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
+            for clone in self.games[1:]:
+                clone.rng = np.random.default_rng(self.rng.integers(2**63))
+                clone.reset()
+            self.states = np.concatenate([agent._first_state(g) for g in self.games])
         self.nb_copies = nb_copies
         # One game's transitions skip remember()'s batch checks (once the
         # memory is allocated), unless a subclass remembers its own way.
@@ -104,7 +116,6 @@ class _TrainingRun:
             and isinstance(self.memory, ExperienceReplay)
             and type(self.memory).remember is ExperienceReplay.remember
         )
-        self.states = np.concatenate([agent._first_state(g) for g in self.games])
         # A call's arrays: each gradient step's states and next states, then
         # the acting states; each transition's action, reward, game over and
         # weight, then the number of gradient steps.
@@ -132,11 +143,14 @@ class _TrainingRun:
         self.queued_at = np.zeros(self.queue_size, dtype=np.int64)  # game step of each
         self.batch_index = 0  # compiled calls with gradient steps, for batch-level callbacks
 
-        self.epoch_of = np.arange(nb_copies)  # the epoch each copy plays; -1 once done
+        # The epoch each copy plays; -1 once done (or, for the copies of a
+        # vector game beyond nb_epoch, from the start).
+        copies = np.arange(nb_copies)
+        self.epoch_of = np.where(copies < self.settings.nb_epoch, copies, -1)
         self.everyone = np.ones(nb_copies, dtype=bool)
         self.by_steps = self.settings.total_timesteps is not None  # a budget of env steps
         self.budget = self.settings.total_timesteps if self.by_steps else sys.maxsize
-        self.eps = np.array([self.settings.epsilon_of(e) for e in self.epoch_of])  # per copy
+        self.eps = np.array([self.settings.epsilon_of(e) if e >= 0 else 0.0 for e in self.epoch_of])
         if self.by_steps:
             self.eps[:] = self.settings.epsilon_at(0)
         # Target copies every N env steps, as Stable-Baselines3 counts them:
@@ -144,7 +158,8 @@ class _TrainingRun:
         interval = self.settings.target_update_interval
         self.copy_period = None if interval is None else max(interval // nb_copies, 1)
         self.target_due = False  # a copy comes before the next gradient steps
-        self.started, self.finished, self.total_steps, self.step_count = nb_copies, 0, 0, 0
+        self.started = min(nb_copies, self.settings.nb_epoch)
+        self.finished, self.total_steps, self.step_count = 0, 0, 0
         self.loss_sum = np.zeros(nb_copies)
         self.nb_updates = np.zeros(nb_copies, dtype=np.int64)
         self.scores = np.zeros(nb_copies)
@@ -324,6 +339,8 @@ class _TrainingRun:
 
     def _play(self, active, explore, q):
         """Plays one move in each running copy and remembers the transitions."""
+        if self.vector is not None:
+            return self._play_vector(active, explore, q)
         agent, states = self.agent, self.states
         nb_copies = self.nb_copies
         actions = np.zeros(nb_copies, dtype=np.int32)
@@ -362,22 +379,67 @@ class _TrainingRun:
                     masks[k, game.get_possible_actions()] = True
                 if self.steps[k] == self.settings.max_steps:  # truncated: not a game over, not won
                     ended.append((k, self.epoch_of[k], False, self.scores[k], self.steps[k]))
-        transitions = (states, actions, rewards, next_states, over, masks)
+        self._remember((states, actions, rewards, next_states, over, masks), active, running, ended)
+        return next_states, ended
+
+    def _play_vector(self, active, explore, q):
+        """`_play` for a vector game: one `play()` call moves every copy.
+
+        Copies that no longer play (`active` false) move too, as a vector
+        game steps all its copies; their steps are not remembered or counted.
+        """
+        agent, game, states, n = self.agent, self.vector, self.states, self.nb_copies
+        actions = _vector_actions(q, explore, self.allowed, self.rng, agent.nb_actions)
+        game.play(actions)
+        frames = agent._check_frames(game, game.get_frames())
+        rewards = _check_scores(game, game.get_scores())  # (nb_copies,) float32
+        over_now = _flags(game, "is_over")
+        next_states = np.empty_like(states)
+        next_states[:, :-1] = states[:, 1:]
+        next_states[:, -1] = frames
+        everyone = active is self.everyone
+        self.scores += rewards if everyone else np.where(active, rewards, 0.0)
+        self.steps += 1 if everyone else active
+        ending = over_now if everyone else over_now & active
+        if self.settings.max_steps is not None:  # stopped: not a game over, not won
+            ending = ending | (self.steps == self.settings.max_steps) & active
+        # A time limit is not a game over: the future still counts.
+        over = over_now & ~_flags(game, "is_truncated") if over_now.any() else over_now
+        masks = None
+        if self.masked:  # of each next state, for the max over Q(S'); none after a game over
+            masks = _allowed(game)
+            masks[over_now] = False
+            self.allowed = masks
+        ended = []  # (copy, epoch, won, score, steps) of the games that ended
+        if ending.any():
+            won = _flags(game, "is_won") & over_now
+            ended = [
+                (k, self.epoch_of[k], bool(won[k]), self.scores[k], self.steps[k])
+                for k in np.flatnonzero(ending)
+            ]
+        running = range(n) if everyone else np.flatnonzero(active)
+        transitions = (states, actions.astype(np.int32), rewards, next_states, over, masks)
+        self._remember(transitions, active, running, ended)
+        return next_states, ended
+
+    def _remember(self, transitions, active, running, ended) -> None:
+        """Remembers one step's transitions of the copies that played (`running`)."""
+        nb_copies = self.nb_copies
         if len(running) != nb_copies:
             transitions = tuple(None if x is None else x[active] for x in transitions)
+        states, actions, rewards, next_states, over, masks = transitions
         if self.nstep is not None:
             finished = np.zeros(nb_copies, dtype=bool)
             finished[[k for k, *_ in ended]] = True
             copies = np.asarray(running)
             self.nstep.add(self.memory, copies, transitions, finished[copies])
         elif masks is not None and isinstance(self.memory, ExperienceReplay):
-            self.memory.remember(*transitions[:5], next_mask=transitions[5])
+            self.memory.remember(states, actions, rewards, next_states, over, next_mask=masks)
         elif self.remember_one and self.memory.capacity:
             self.memory._remember_one(states[0], actions[0], rewards[0], next_states[0], over[0])
         else:
-            self.memory.remember(*transitions[:5])
+            self.memory.remember(states, actions, rewards, next_states, over)
         self.total_steps += len(running)
-        return next_states, ended
 
     def _running(self) -> np.ndarray:
         """Which copies still play: `self.everyone` (one array, never written) while all do."""
@@ -393,18 +455,29 @@ class _TrainingRun:
     def _restart(self, ended, next_states) -> None:
         """Ended games restart now (while games are left), so that this
         step's call also gives the Q-values of their first states."""
+        restart = np.zeros(self.nb_copies, dtype=bool)
         for k, *_ in ended:
             self.scores[k], self.steps[k] = 0.0, 0
             if self.started < self.settings.nb_epoch:
-                game = self.games[k]
-                game.reset()
-                next_states[k] = self.agent._first_state(game)[0]
+                if self.vector is not None:
+                    restart[k] = True  # all together below
+                else:
+                    game = self.games[k]
+                    game.reset()
+                    next_states[k] = self.agent._first_state(game)[0]
                 self.epoch_of[k] = self.started
                 self.eps[k] = self.settings.epsilon_of(self.started)
                 self.started += 1
             else:
                 self.epoch_of[k] = -1
                 self.eps[k] = 0.0
+        if restart.any():
+            game = self.vector
+            game.reset(restart)
+            frames = self.agent._check_frames(game, game.get_frames())
+            next_states[restart] = frames[restart][:, None]  # the first frame, repeated
+            if self.masked:
+                self.allowed = _allowed(game)
 
     def _learn(self, active, next_states):
         """Queues this step's gradient steps; returns Q-values if it had to call."""
@@ -508,7 +581,7 @@ class _TrainingRun:
         state.update(
             nb_copies=self.nb_copies,
             batch_size=self.settings.batch_size,
-            games=self.games,
+            games=self.games if getattr(self.games[0], "_resumable", True) else None,
             ended=ended,
             history=(self.history.epoch, self.history.history),
             python_random=random.getstate(),
@@ -621,13 +694,35 @@ class _TrainingRun:
             )
 
 
+# Each hook a run calls, and the methods through which a callback may take it:
+# Keras' on_train_batch_* call the older on_batch_* (keras.callbacks.TerminateOnNaN).
+_HOOKS = {
+    "on_train_begin": ("on_train_begin",),
+    "on_train_end": ("on_train_end",),
+    "on_epoch_begin": ("on_epoch_begin",),
+    "on_epoch_end": ("on_epoch_end",),
+    "on_train_batch_begin": ("on_train_batch_begin", "on_batch_begin"),
+    "on_train_batch_end": ("on_train_batch_end", "on_batch_end"),
+}
+
+
+def _overrides(callback, name: str) -> bool:
+    """Whether `callback.<name>` is not the empty one of `keras.callbacks.Callback`.
+
+    An instance attribute counts too (`keras.callbacks.LambdaCallback`).
+    """
+    base = getattr(keras.callbacks.Callback, name)
+    return getattr(getattr(callback, name), "__func__", None) is not base
+
+
 class _Callbacks:
     """Drives a run's callbacks (the user's, then its `History`) as Keras' `CallbackList` does.
 
     Same hooks, order and logs (sorted, every value a Python float), without
     the list's check of every log value for backend tensors: on TensorFlow
     that check cost 0.1 ms a game alone and 0.3 ms inside the training loop
-    here, while these logs hold Python numbers only.
+    here, while these logs hold Python numbers only. A hook is called only on
+    the callbacks that override it: the base class's are empty.
 
     Callbacks that evaluate the agent (`_evaluates`, as `EvalCallback`) run
     first, so that the others see the logs they add, and the seconds they
@@ -641,15 +736,27 @@ class _Callbacks:
         for callback in callbacks:
             callback.set_model(model)
             callback.set_params({"verbose": 0, "epochs": epochs})
+        # For each hook, the callbacks that override it (evaluators first):
+        # with thousands of games a second, the empty ones are not called.
+        self.hooked = {}
+        for hook, names in _HOOKS.items():
+            which = [c for c in self.callbacks if any(_overrides(c, name) for name in names)]
+            self.hooked[hook] = (
+                [c for c in which if c in self.evaluators],
+                [c for c in which if c not in self.evaluators],
+            )
 
     def _call(self, hook: str, *args, logs=None) -> None:
+        evaluators, others = self.hooked[hook]
+        if not evaluators and not others:  # nobody overrides the hook: nothing to do
+            return
         logs = {k: float(v) for k, v in sorted(logs.items())} if logs else {}
-        if self.evaluators:
+        if evaluators:
             start = time.perf_counter()
-            for callback in self.evaluators:
+            for callback in evaluators:
                 getattr(callback, hook)(*args, logs)
             self.untimed += time.perf_counter() - start
-        for callback in self.callbacks[len(self.evaluators) :]:
+        for callback in others:
             getattr(callback, hook)(*args, logs)
 
     def on_train_begin(self, logs=None):
@@ -691,7 +798,77 @@ def _set_keras_seed_state(value) -> None:
 
 def _restricts_actions(game) -> bool:
     """Whether `game` may forbid actions: it overrides `get_possible_actions()`."""
-    return type(game).get_possible_actions is not Game.get_possible_actions
+    base = VectorGame if isinstance(game, VectorGame) else Game
+    return type(game).get_possible_actions is not base.get_possible_actions
+
+
+def _vector_actions(q, explore, allowed, rng, nb_actions: int) -> np.ndarray:
+    """Every copy's move, `(nb_copies,)`: random (from `rng`) where `explore`, else
+    greedy on `q` `(nb_copies, nb_actions)`; all random when `q` is `None`.
+
+    With `allowed` `(nb_copies, nb_actions)` bool, both are among the possible
+    actions of each copy.
+    """
+    nb_copies = len(explore)
+    if q is None:
+        actions = np.zeros(nb_copies, dtype=np.int64)
+        picks = np.arange(nb_copies)
+    else:
+        actions = (q if allowed is None else np.where(allowed, q, -np.inf)).argmax(axis=1)
+        picks = np.flatnonzero(explore)
+    if len(picks):
+        if allowed is None:
+            actions[picks] = rng.integers(nb_actions, size=len(picks))
+        else:  # uniform among the possible ones
+            draws = rng.random((len(picks), nb_actions))
+            actions[picks] = np.where(allowed[picks], draws, -1.0).argmax(axis=1)
+    return actions
+
+
+def _flags(game: VectorGame, method: str) -> np.ndarray:
+    """`game.<method>()` as a bool array `(nb_copies,)`, checked."""
+    flags = np.asarray(getattr(game, method)())
+    if flags.shape != (game.nb_copies,) or flags.dtype != bool:
+        raise ValueError(
+            f"{type(game).__name__}.{method}() must return a bool array of shape "
+            f"({game.nb_copies},). Received: shape {flags.shape} and dtype {flags.dtype}"
+        )
+    return flags
+
+
+def _check_scores(game: VectorGame, scores) -> np.ndarray:
+    """`get_scores()` of a vector game as float32 `(nb_copies,)`, each finite."""
+    scores = np.asarray(scores)
+    if scores.shape != (game.nb_copies,) or scores.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{type(game).__name__}.get_scores() must return a number per copy, an array of "
+            f"shape ({game.nb_copies},). Received: shape {scores.shape} and dtype {scores.dtype}"
+        )
+    if scores.dtype.kind == "f" and not np.isfinite(scores).all():
+        copy_index = int(np.flatnonzero(~np.isfinite(scores))[0])
+        raise ValueError(
+            f"{type(game).__name__}.get_scores() must return finite numbers. "
+            f"Received: {scores[copy_index]} for copy {copy_index}"
+        )
+    return scores.astype(np.float32, copy=False)
+
+
+def _allowed(game: VectorGame) -> np.ndarray:
+    """A copy of `game.get_possible_actions()`, checked: bool `(nb_copies, nb_actions)`."""
+    allowed = np.array(game.get_possible_actions())
+    expected = (game.nb_copies, game.nb_actions)
+    if allowed.shape != expected or allowed.dtype != bool:
+        raise ValueError(
+            f"{type(game).__name__}.get_possible_actions() must return a bool array of shape "
+            f"{expected}. Received: shape {allowed.shape} and dtype {allowed.dtype}"
+        )
+    empty = ~allowed.any(axis=1) & ~_flags(game, "is_over")
+    if empty.any():
+        raise ValueError(
+            f"{type(game).__name__}.get_possible_actions() allows no action for copy "
+            f"{int(np.flatnonzero(empty)[0])}, whose game is not over."
+        )
+    return allowed
 
 
 class _NStep:

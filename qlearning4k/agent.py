@@ -25,6 +25,7 @@ from qlearning4k._evaluation import _play_games, _summary
 from qlearning4k._learner import _make_learner, _StepConfig
 from qlearning4k._training import _Settings, _TrainingRun
 from qlearning4k.games.game import Game
+from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
@@ -201,9 +202,10 @@ class Agent:
         return self._learners[config]
 
     def _check_game(self, game) -> None:
-        if not isinstance(game, Game):
+        if not isinstance(game, (Game, VectorGame)):
             raise TypeError(
-                f"Expected a qlearning4k Game. Received: {game!r} (of type {type(game).__name__})"
+                "Expected a qlearning4k Game, a VectorGame or a gymnasium.vector.VectorEnv. "
+                f"Received: {game!r} (of type {type(game).__name__})"
             )
         if game.nb_actions != self.nb_actions:
             raise ValueError(
@@ -211,7 +213,10 @@ class Agent:
                 f"nb_actions={game.nb_actions}. Received: game {game.name!r}"
             )
         game.reset()
-        self._check_frame(game, game.get_frame())
+        if isinstance(game, VectorGame):
+            self._check_frames(game, game.get_frames())
+        else:
+            self._check_frame(game, game.get_frame())
 
     def _check_frame(self, game, frame) -> np.ndarray:
         frame = np.asarray(frame)
@@ -227,6 +232,26 @@ class Agent:
         """`(1, nb_frames) + frame_shape`: the first frame, repeated."""
         frame = self._check_frame(game, game.get_frame())
         return np.repeat(frame[None, None], self.nb_frames, axis=1)
+
+    def _check_frames(self, game: VectorGame, frames) -> np.ndarray:
+        """A vector game's `get_frames()`: `(nb_copies,) + frame_shape`."""
+        try:
+            frames = np.asarray(frames)
+        except ValueError:  # frames of different shapes
+            frames = np.empty(0)
+        if frames.shape[1:] != self.frame_shape or len(frames) != game.nb_copies:
+            raise ValueError(
+                f"The model takes frames of shape {self.frame_shape} (its input is "
+                f"(batch, {self.nb_frames}) + {self.frame_shape}), so "
+                f"{type(game).__name__}.get_frames() must return shape "
+                f"({game.nb_copies},) + {self.frame_shape}. Received: shape {frames.shape}"
+            )
+        return frames
+
+    def _first_states(self, game: VectorGame, frames) -> np.ndarray:
+        """`(nb_copies, nb_frames) + frame_shape`: each copy's first frame, repeated."""
+        frames = self._check_frames(game, frames)
+        return np.repeat(frames[:, None], self.nb_frames, axis=1)
 
     def _choose(self, game, q, explore: bool, rng: np.random.Generator | None = None) -> int:
         """An action among the game's possible ones: random (from `rng`, by default the
@@ -517,7 +542,22 @@ class Agent:
                     "callbacks must be keras.callbacks.Callback instances. "
                     f"Received: {callback!r} (of type {type(callback).__name__})"
                 )
+        game = _as_game(game, lambda: int(self.rng.integers(2**31)))
         self._check_game(game)
+        if isinstance(game, VectorGame):
+            if nb_parallel not in (1, game.nb_copies):
+                raise ValueError(
+                    "A vector game plays its own copies: leave nb_parallel at 1 (or pass its "
+                    f"nb_copies). Received: nb_parallel={nb_parallel} with nb_copies="
+                    f"{game.nb_copies}"
+                )
+            nb_parallel = game.nb_copies
+            if resume and not getattr(game, "_resumable", True):
+                raise ValueError(
+                    f"resume=True restores the games of the checkpointed run, and a "
+                    f"{type(game).__name__}'s environments cannot be saved. Received: "
+                    f"resume=True with {game!r}"
+                )
 
         decay_epochs = nb_epoch * epsilon_rate
         decay_steps = (total_timesteps or 0) * epsilon_rate
@@ -534,7 +574,7 @@ class Agent:
                 return eps_end
             return eps_start + (eps_end - eps_start) * min(1.0, env_steps / decay_steps)
 
-        nb_copies = min(nb_parallel, nb_epoch)
+        nb_copies = nb_parallel if isinstance(game, VectorGame) else min(nb_parallel, nb_epoch)
         settings = _Settings(
             nb_epoch=nb_epoch,
             total_timesteps=total_timesteps,
@@ -800,7 +840,13 @@ class Agent:
             raise ValueError(f"seed must be None or an int >= 0. Received: seed={seed!r}")
         if on_game_end is not None and not callable(on_game_end):
             raise TypeError(f"on_game_end must be callable. Received: {on_game_end!r}")
+        game = _as_game(game, lambda: seed)
         self._check_game(game)
+        if isinstance(game, VectorGame) and nb_parallel not in (nb_games, game.nb_copies):
+            raise ValueError(
+                "A vector game plays its own copies side by side: leave nb_parallel at None. "
+                f"Received: nb_parallel={nb_parallel} with nb_copies={game.nb_copies}"
+            )
         rng = self.rng if seed is None else np.random.default_rng([seed, 1])
         played = _play_games(
             self, game, nb_games, seed, eps, rng, max_steps, nb_parallel, on_game_end=on_game_end
@@ -851,6 +897,11 @@ class Agent:
             raise ValueError(f"verbose must be 0 or 1. Received: verbose={verbose!r}")
         if max_steps is not None:
             max_steps = _check_positive_int("max_steps", max_steps)
+        if not isinstance(game, Game):
+            raise TypeError(
+                "play() draws its games one by one: pass a Game (a VectorGame or a vector "
+                f"env goes to evaluate()). Received: {game!r} (of type {type(game).__name__})"
+            )
         self._check_game(game)
         played = _play_games(
             self, game, nb_epoch, None, eps, self.rng, max_steps, nb_epoch, draw=visualize
@@ -948,6 +999,17 @@ class Agent:
             q = np.where(mask, q, -np.inf)
         actions = q.argmax(axis=1)
         return int(actions[0]) if one else actions
+
+
+def _as_game(game, seed: Callable[[], int | None]):
+    """`game`, with a `gymnasium.vector.VectorEnv` wrapped in a `GymVectorGame`
+    whose first reset gets the seed `seed()` (called only then)."""
+    gymnasium = sys.modules.get("gymnasium")  # a vector env means Gymnasium is imported
+    if gymnasium is not None and isinstance(game, gymnasium.vector.VectorEnv):
+        from qlearning4k.games.gym_vector_game import GymVectorGame
+
+        return GymVectorGame(game, seed=seed())
+    return game
 
 
 def _check_target_update(value):

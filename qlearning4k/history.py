@@ -44,7 +44,16 @@ class History(keras.callbacks.History):
             logs[key] = float("nan")
         for key in logs.keys() - self.history.keys():
             self.history[key] = [float("nan")] * seen
-        super().on_epoch_end(epoch, logs)
+        # keras.callbacks.History.on_epoch_end, with the model's `history`
+        # attribute set only when it changes: setting an attribute of a Keras
+        # model is tracked, and cost more than the rest with thousands of
+        # games a second (vector games).
+        self.epoch.append(epoch)
+        history = self.history
+        for key, value in logs.items():
+            history[key].append(value)
+        if getattr(self.model, "history", None) is not self:
+            self.model.history = self
 
     def plot(self, path: str | None = None, window: int = 100) -> Figure:
         """Draws the win rate (moving average) and the loss per epoch.

@@ -1,4 +1,4 @@
-"""`check_game`: the checker to run on your own `Game` subclasses."""
+"""`check_game`: the checker to run on your own `Game` and `VectorGame` subclasses."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import numbers
 import numpy as np
 
 from qlearning4k.games.game import Game
+from qlearning4k.games.vector_game import VectorGame
 
 
-def check_game(game: Game, nb_games: int = 5, max_steps: int = 10_000, seed: int = 0) -> None:
+def check_game(
+    game: Game | VectorGame, nb_games: int = 5, max_steps: int = 10_000, seed: int = 0
+) -> None:
     """Plays seeded random games of `game` and raises if it breaks the contract.
 
     Runs on copies of `game` (the game itself is not changed) and checks:
@@ -29,16 +32,24 @@ def check_game(game: Game, nb_games: int = 5, max_steps: int = 10_000, seed: int
     - the game is deterministic: two copies with the same seed, given the
       same actions, show the same frames and scores.
 
+    A `VectorGame` is checked on itself (it is reset with `seed`): every
+    getter returns one entry per copy, with the shapes and dtypes of the
+    contract; a copy that is over stays over, showing the same frame and
+    scoring 0, until it is reset; `reset(mask)` restarts the copies in
+    `mask` only; random moves end `nb_games` games in all, each within
+    `max_steps` steps; and `reset(seed=seed)` replays the same games.
+
     Args:
         game: The game to check.
-        nb_games: Number of random games played. Defaults to 5.
+        nb_games: Number of random games played (by all copies together,
+            for a vector game). Defaults to 5.
         max_steps: Steps after which a game that is not over is reported.
             Defaults to 10,000.
         seed: Seed of the checker's random actions and of the games'
             generators. Defaults to 0.
 
     Raises:
-        TypeError: If `game` is not a `Game`.
+        TypeError: If `game` is neither a `Game` nor a `VectorGame`.
         ValueError: Listing every problem found, one per line.
 
     Example:
@@ -49,9 +60,9 @@ def check_game(game: Game, nb_games: int = 5, max_steps: int = 10_000, seed: int
     check_game(MyGame())  # raises ValueError naming each problem
     ```
     """
-    if not isinstance(game, Game):
+    if not isinstance(game, (Game, VectorGame)):
         raise TypeError(
-            f"check_game() expects a qlearning4k Game. Received: {game!r} "
+            f"check_game() expects a qlearning4k Game or VectorGame. Received: {game!r} "
             f"(of type {type(game).__name__})"
         )
     name = type(game).__name__
@@ -61,6 +72,10 @@ def check_game(game: Game, nb_games: int = 5, max_steps: int = 10_000, seed: int
         raise ValueError(f"{name}.nb_actions must be a positive int. Received: {nb_actions!r}")
     if nb_actions < 1:
         raise ValueError(f"{name}.nb_actions must be a positive int. Received: {nb_actions}")
+    if isinstance(game, VectorGame):
+        _check_vector_game(game, nb_games, max_steps, seed, problems)
+        _raise(problems, name)
+        return
 
     def fresh(game_seed):
         clone = copy.deepcopy(game)
@@ -99,6 +114,10 @@ def check_game(game: Game, nb_games: int = 5, max_steps: int = 10_000, seed: int
                     "from self.rng only."
                 )
                 break
+    _raise(problems, name)
+
+
+def _raise(problems: list[str], name: str) -> None:
     if problems:
         unique = list(dict.fromkeys(problems))
         raise ValueError(
@@ -161,3 +180,134 @@ def _check_frame(frame, reference, problems, name, when) -> None:
         )
     elif frame.dtype.kind == "f" and not np.isfinite(frame).all():
         problems.append(f"{name}.get_frame() holds NaN or infinity {when}.")
+
+
+def _check_vector_game(game, nb_games, max_steps, seed, problems) -> None:
+    """`check_game` for a `VectorGame`: plays it until `nb_games` games end."""
+    name, n = type(game).__name__, game.nb_copies
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        problems.append(f"{name}.nb_copies must be a positive int. Received: {n!r}")
+        return
+    nb_actions = int(game.nb_actions)
+
+    def array(method, shape, kinds, when):
+        value = np.array(getattr(game, method)())
+        if value.shape != shape or value.dtype.kind not in kinds:
+            problems.append(
+                f"{name}.{method}() must return an array of shape {shape} "
+                f"({'bool' if kinds == 'b' else 'numbers'}) {when}. "
+                f"Received: shape {value.shape} and dtype {value.dtype}"
+            )
+            return None
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            problems.append(f"{name}.{method}() holds NaN or infinity {when}.")
+            return None
+        return value
+
+    def trace(actions_of):
+        game.reset(seed=seed)
+        reference = np.array(game.get_frames())
+        if reference.ndim < 1 or len(reference) != n:
+            problems.append(
+                f"{name}.get_frames() must return shape ({n},) + frame_shape. "
+                f"Received: shape {reference.shape}"
+            )
+            return None
+        frames, scores, actions = [reference], [], []
+        over = array("is_over", (n,), "b", "after reset()")
+        if over is None:
+            return None
+        if over.any():
+            problems.append(f"{name}.reset() leaves copies whose game is already over.")
+        ended, steps = 0, np.zeros(n, dtype=np.int64)
+        for step in range(1, max_steps * max(1, -(-nb_games // n)) + 1):
+            when = f"at step {step}"
+            allowed = array("get_possible_actions", (n, nb_actions), "b", when)
+            if allowed is None:
+                return None
+            if (~allowed.any(axis=1) & ~over).any():
+                problems.append(f"{name}.get_possible_actions() allows no action {when}.")
+                return None
+            action = actions_of(step, allowed)
+            before = np.array(game.get_frames())
+            game.play(action)
+            frame = np.array(game.get_frames())
+            if frame.shape != reference.shape or frame.dtype != reference.dtype:
+                problems.append(
+                    f"{name}.get_frames() changed shape or dtype {when}: expected "
+                    f"{reference.shape} {reference.dtype}. Received: {frame.shape} {frame.dtype}"
+                )
+                return None
+            if frame.dtype.kind == "f" and not np.isfinite(frame).all():
+                problems.append(f"{name}.get_frames() holds NaN or infinity {when}.")
+            score = array("get_scores", (n,), "biuf", when)
+            now = array("is_over", (n,), "b", when)
+            won = array("is_won", (n,), "b", when)
+            cut = array("is_truncated", (n,), "b", when)
+            if score is None or now is None or won is None or cut is None:
+                return None
+            if (won & ~now).any():
+                problems.append(f"{name}.is_won() is true for a copy whose game is not over.")
+            if (cut & ~now).any():
+                problems.append(f"{name}.is_truncated() is true for a copy whose game is not over.")
+            if (over & ~now).any():
+                problems.append(
+                    f"{name} restarted a copy on its own {when}: a copy that is over must stay "
+                    "over until reset(mask) restarts it."
+                )
+            if over.any() and not np.array_equal(frame[over], before[over]):
+                problems.append(f"{name}.play() changed the frame of a copy that was over.")
+            if over.any() and (score[over] != 0).any():
+                problems.append(f"{name}.get_scores() is not 0 for a copy that was already over.")
+            frames.append(frame)
+            scores.append(score)
+            actions.append(action)
+            steps += ~now
+            late = (steps >= max_steps) & ~now
+            if late.any():
+                problems.append(f"{name} did not end within max_steps={max_steps} random steps.")
+                return None
+            done = now & ~over
+            ended += int(done.sum())
+            if ended >= nb_games:
+                return frames, scores, actions
+            # Half the copies that are over restart now, the others a step later.
+            restart = now & ((np.arange(n) + step) % 2 == 0)
+            if restart.any():
+                others = np.array(game.get_frames())[~restart]
+                game.reset(restart)
+                after = np.array(game.get_frames())
+                if not np.array_equal(after[~restart], others):
+                    problems.append(f"{name}.reset(mask) changed copies outside the mask.")
+                again = array("is_over", (n,), "b", "after reset(mask)")
+                if again is None:
+                    return None
+                if again[restart].any():
+                    problems.append(f"{name}.reset(mask) left a copy over.")
+                frames[-1] = after
+                steps[restart] = 0
+                now = again
+            over = now
+        return frames, scores, actions
+
+    rng = np.random.default_rng(seed)
+
+    def random_moves(step, allowed):
+        draws = np.where(allowed, rng.random(allowed.shape), -1.0)
+        return draws.argmax(axis=1)
+
+    played = trace(random_moves)
+    if played is None:
+        return
+    frames, scores, actions = played
+    replay = trace(lambda step, allowed: actions[step - 1])
+    if replay is None:
+        return
+    same = len(replay[0]) == len(frames) and all(
+        np.array_equal(x, y) for x, y in zip(replay[0], frames, strict=True)
+    )
+    if not same or not all(np.array_equal(x, y) for x, y in zip(replay[1], scores, strict=True)):
+        problems.append(
+            f"{name} is not deterministic under a seed: reset(seed=...) and the same actions "
+            "gave different frames or scores. Draw randomness from self.rng only."
+        )

@@ -58,14 +58,18 @@ class Catch(Game):
 
     def __init__(self, grid_size: int = 10, seed: int | None = None):
         super().__init__(seed)
+        self._check_grid_size(grid_size)
+        self.grid_size = int(grid_size)
+        self.reset()
+
+    @staticmethod
+    def _check_grid_size(grid_size) -> None:
         if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)):
             raise TypeError(
                 f"Catch expects an integer grid_size. Received: grid_size={grid_size!r}"
             )
         if grid_size < 5:
             raise ValueError(f"Catch needs grid_size >= 5. Received: grid_size={grid_size}")
-        self.grid_size = int(grid_size)
-        self.reset()
 
     @property
     def nb_actions(self) -> int:

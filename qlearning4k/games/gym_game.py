@@ -117,8 +117,7 @@ class GymGame(Game):
 
     @property
     def name(self) -> str:
-        spec = getattr(self.env, "spec", None)
-        return spec.id.replace("/", "_") if spec is not None else type(self.env).__name__
+        return _env_name(self.env)
 
     @property
     def nb_actions(self) -> int:
@@ -217,3 +216,9 @@ class GymGame(Game):
         else:
             clone.env = copy.deepcopy(self.env, memo)
         return clone
+
+
+def _env_name(env) -> str:
+    """A file-name-safe name of a Gymnasium env (or vector env): its id, else its class."""
+    spec = getattr(env, "spec", None)
+    return spec.id.replace("/", "_") if spec is not None else type(env).__name__

@@ -73,6 +73,14 @@ class Snake(Game):
 
     def __init__(self, grid_size: int = 10, snake_length: int = 3, seed: int | None = None):
         super().__init__(seed)
+        self._check_sizes(grid_size, snake_length)
+        self.grid_size = int(grid_size)
+        self.snake_length = int(snake_length)
+        self._board = np.zeros((self.grid_size, self.grid_size), dtype=np.uint8)
+        self.reset()
+
+    @staticmethod
+    def _check_sizes(grid_size, snake_length) -> None:
         for name, value in (("grid_size", grid_size), ("snake_length", snake_length)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"Snake expects an integer {name}. Received: {name}={value!r}")
@@ -83,10 +91,6 @@ class Snake(Game):
                 f"Snake needs 2 <= snake_length <= grid_size - 3 = {grid_size - 3}. "
                 f"Received: snake_length={snake_length}"
             )
-        self.grid_size = int(grid_size)
-        self.snake_length = int(snake_length)
-        self._board = np.zeros((self.grid_size, self.grid_size), dtype=np.uint8)
-        self.reset()
 
     @property
     def nb_actions(self) -> int:
