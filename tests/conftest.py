@@ -4,6 +4,17 @@ import keras
 import pytest
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `backend_free` run once, on the default (TensorFlow) backend:
+    CI runs the suite on each backend, and they would test nothing new there."""
+    if keras.backend.backend() == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason="backend_free: run on the default backend only")
+    for item in items:
+        if item.get_closest_marker("backend_free"):
+            item.add_marker(skip)
+
+
 def make_model(
     nb_frames=1,
     frame_shape=(10, 10),

@@ -6,6 +6,8 @@ import pytest
 from qlearning4k.games import Catch, Game, Snake
 from qlearning4k.testing import check_game
 
+pytestmark = pytest.mark.backend_free  # games and checkers only
+
 
 @pytest.mark.parametrize(
     "game", [Catch(seed=0), Catch(6, seed=1), Snake(seed=0), Snake(8, 4, seed=2)]

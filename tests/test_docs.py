@@ -16,6 +16,9 @@ import pytest
 
 from qlearning4k import Agent
 
+# The pages show one API; other tests run it on every backend.
+pytestmark = pytest.mark.backend_free
+
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 _EPOCHS = 3  # games of training and of play per call, at most

@@ -5,6 +5,8 @@ import pytest
 
 from qlearning4k.games import Catch, Game, Snake
 
+pytestmark = pytest.mark.backend_free  # games and checkers only
+
 LEFT, STAY, RIGHT = 0, 1, 2
 S_LEFT, S_RIGHT, S_UP, S_DOWN, S_IDLE = 0, 1, 2, 3, 4
 

@@ -42,6 +42,7 @@ def _catch_envs(kind, mode, n):
 # -- the games ----------------------------------------------------------------
 
 
+@pytest.mark.backend_free
 def test_vector_catch_plays_as_catch_in_every_copy():
     game, rng = VectorCatch(50, seed=3), np.random.default_rng(0)
     singles = []
@@ -61,6 +62,7 @@ def test_vector_catch_plays_as_catch_in_every_copy():
             assert game.is_won()[k] == single.is_won()
 
 
+@pytest.mark.backend_free
 def test_vector_snake_plays_as_snake_in_every_copy():
     n = 24
     game = VectorSnake(n, grid_size=7, snake_length=2, seed=1)
@@ -111,6 +113,7 @@ def test_vector_snake_plays_as_snake_in_every_copy():
     [VectorCatch(6, seed=0), VectorCatch(1, grid_size=5), VectorSnake(5, seed=0)],
     ids=["catch", "catch-one", "snake"],
 )
+@pytest.mark.backend_free
 def test_built_in_vector_games_pass_check_game(game):
     check_game(game, nb_games=20, max_steps=2000)
 
@@ -146,6 +149,7 @@ class _ResetsEveryone(VectorCatch):
     ],
     ids=["restarts", "scores", "unseeded", "reset-all"],
 )
+@pytest.mark.backend_free
 def test_check_game_names_what_a_vector_game_breaks(game, match):
     with pytest.raises(ValueError, match=match):
         check_game(game, nb_games=8, max_steps=50)
@@ -164,8 +168,15 @@ _SOURCES = {
 }
 
 
+_EVERY_BACKEND = ("vector-catch", "sync-same-step")  # the others' logic is the same Python
+
+
 @pytest.mark.parametrize("n_step", [1, 3])
-@pytest.mark.parametrize("source", list(_SOURCES))
+@pytest.mark.parametrize(
+    "source",
+    [s if s in _EVERY_BACKEND else pytest.param(s, marks=pytest.mark.backend_free)
+     for s in _SOURCES],
+)  # fmt: skip
 def test_no_transition_joins_two_games_and_memory_holds_what_was_seen(source, n_step):
     game = _SOURCES[source](4)
     memory = _Recording(memory_size=400, seed=0)
@@ -363,6 +374,7 @@ def test_bad_vector_input_is_a_clear_error_before_training(call, error, match):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.backend_free
 def test_vector_game_is_a_documented_contract():
     with pytest.raises(NotImplementedError, match="play"):
         VectorGame(2).play(np.zeros(2, dtype=np.int64))
@@ -370,6 +382,7 @@ def test_vector_game_is_a_documented_contract():
 
 
 @pytest.mark.parametrize("mode", [None, "sync"], ids=["native", "sync"])
+@pytest.mark.backend_free
 def test_gymnasium_vector_envs_pass_check_game(mode):
     envs = gymnasium.make_vec("CartPole-v1", num_envs=3, vectorization_mode=mode)
     check_game(GymVectorGame(envs, seed=0), nb_games=10, max_steps=600)
