@@ -28,8 +28,20 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "tensorboard", "gymnasium>=1.0"],
+        "test": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "tensorboard",
+            "gymnasium>=1.0",
+            "minatar>=1.0.15",
+            "ale-py>=0.10",
+            "opencv-python-headless>=4.8",
+        ],
         "gym": ["gymnasium>=1.0"],
+        # MinAtar's games through Gymnasium (minatar.gym.register_envs()).
+        "minatar": ["gymnasium>=1.0", "minatar>=1.0.15"],
+        # Atari through ale-py (its wheel ships the ROMs); OpenCV for AtariPreprocessing.
+        "atari": ["gymnasium>=1.0", "ale-py>=0.10", "opencv-python-headless>=4.8"],
         # The other Keras backends. torch is pinned to the CPU build.
         "jax": ["jax>=0.10"],
         "torch": ["torch==2.13.0"],

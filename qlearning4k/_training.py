@@ -164,7 +164,8 @@ class _TrainingRun:
         self.nb_updates = np.zeros(nb_copies, dtype=np.int64)
         self.scores = np.zeros(nb_copies)
         self.steps = np.zeros(nb_copies, dtype=np.int64)
-        self.wins = np.zeros(WIN_WINDOW)
+        self.wins = np.zeros(WIN_WINDOW)  # the last games' wins, a ring
+        self.win_sum = 0  # of `wins`, kept as games end
         self.explore = None  # the next step's random moves, drawn after each step
         self.resumed_ended = []
         self.last_report = -_REPORT_INTERVAL
@@ -610,6 +611,7 @@ class _TrainingRun:
         _set_keras_seed_state(state["keras_seed"])
         self.learner.set_target(state.get("target"))
         self.resumed_ended = state["ended"]
+        self.win_sum = int(self.wins.sum())
 
     # -- logs -----------------------------------------------------------------
 
@@ -636,22 +638,25 @@ class _TrainingRun:
         for k, epoch, won, score, game_steps in ended:
             self.finished += 1
             finished = self.finished
-            self.wins[(finished - 1) % WIN_WINDOW] = won
-            nb_updates = self.nb_updates[k]
+            slot = (finished - 1) % WIN_WINDOW
+            self.win_sum += int(won) - int(self.wins[slot])
+            self.wins[slot] = won
+            nb_updates = int(self.nb_updates[k])
+            # Python floats, keys in sorted order: as the callbacks get them.
             logs = {
                 "epsilon": (
                     self.settings.epsilon_at(self.total_steps)
                     if self.by_steps
                     else self.settings.epsilon_of(int(epoch))
-                ),
-                "win": float(won),
-                "win_rate": float(self.wins.sum() / min(finished, WIN_WINDOW)),
-                "score": float(score),
-                "steps": int(game_steps),
-                "time": time.perf_counter() - self.start - self.callbacks.untimed,
+                )
             }
             if nb_updates:  # no loss at all in epochs without gradient steps
-                logs = {"loss": self.loss_sum[k] / nb_updates, **logs}
+                logs["loss"] = float(self.loss_sum[k]) / nb_updates
+            logs["score"] = float(score)
+            logs["steps"] = float(game_steps)
+            logs["time"] = time.perf_counter() - self.start - self.callbacks.untimed
+            logs["win"] = float(won)
+            logs["win_rate"] = self.win_sum / min(finished, WIN_WINDOW)
             self.loss_sum[k], self.nb_updates[k] = 0.0, 0
             if self.nb_copies > 1:  # games overlap: each begins when its log is ready
                 self.callbacks.on_epoch_begin(finished - 1)
@@ -745,6 +750,10 @@ class _Callbacks:
                 [c for c in which if c in self.evaluators],
                 [c for c in which if c not in self.evaluators],
             )
+        # The run's History (the last callback), when no other callback ends epochs.
+        listeners = self.hooked["on_epoch_end"]
+        alone = not listeners[0] and listeners[1] == callbacks[-1:]
+        self.only_history = callbacks[-1] if alone else None
 
     def _call(self, hook: str, *args, logs=None) -> None:
         evaluators, others = self.hooked[hook]
@@ -769,6 +778,9 @@ class _Callbacks:
         self._call("on_epoch_begin", epoch, logs=logs)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.only_history:  # the logs are sorted Python floats already (`_end_games`)
+            self.only_history.on_epoch_end(epoch, logs)
+            return
         self._call("on_epoch_end", epoch, logs=logs)
 
     def on_train_batch_begin(self, batch, logs=None):

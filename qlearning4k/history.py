@@ -35,25 +35,30 @@ class History(keras.callbacks.History):
     ```
     """
 
+    def set_model(self, model):
+        super().set_model(model)
+        # Set once here rather than after every epoch as Keras' History does
+        # (the same object either way): setting an attribute of a Keras model
+        # is tracked, and with thousands of games a second (vector games) it
+        # cost more than the rest of the log.
+        model.history = self
+
     def on_epoch_end(self, epoch, logs=None):
-        # Keep every list one value per epoch: an epoch without gradient steps
-        # logs no loss, and evaluation logs start at the first evaluation.
-        logs = {"loss": float("nan"), **(logs or {})}
-        seen = len(self.epoch)
-        for key in self.history.keys() - logs.keys():
-            logs[key] = float("nan")
-        for key in logs.keys() - self.history.keys():
-            self.history[key] = [float("nan")] * seen
-        # keras.callbacks.History.on_epoch_end, with the model's `history`
-        # attribute set only when it changes: setting an attribute of a Keras
-        # model is tracked, and cost more than the rest with thousands of
-        # games a second (vector games).
-        self.epoch.append(epoch)
+        logs = logs or {}
         history = self.history
+        if "loss" not in logs or logs.keys() != history.keys():
+            # Keep every list one value per epoch: an epoch without gradient
+            # steps logs no loss, and evaluation logs start at the first
+            # evaluation.
+            logs = {"loss": float("nan"), **logs}
+            seen = len(self.epoch)
+            for key in history.keys() - logs.keys():
+                logs[key] = float("nan")
+            for key in logs.keys() - history.keys():
+                history[key] = [float("nan")] * seen
+        self.epoch.append(epoch)
         for key, value in logs.items():
             history[key].append(value)
-        if getattr(self.model, "history", None) is not self:
-            self.model.history = self
 
     def plot(self, path: str | None = None, window: int = 100) -> Figure:
         """Draws the win rate (moving average) and the loss per epoch.

@@ -26,8 +26,11 @@ class GymGame(Game):
         The environment's `Discrete(n)` actions, shifted to `0 .. n - 1`.
 
     Observation:
-        `get_frame()` is the observation as a `float32` array: a `Box`
-        observation as it is, a `Discrete` one one-hot encoded.
+        `get_frame()` is the observation as an array: a `Box` of `uint8`
+        (pixels) as it is, a `Box` of `bool` (MinAtar) as `uint8`, so that
+        frames take one byte each in the replay memory; any other `Box` as
+        `float32`; a `Discrete` one one-hot encoded in `float32`. The agent
+        casts frames to the model's input dtype.
 
     Rewards:
         `get_score()` is the reward of the last step.
@@ -97,10 +100,12 @@ class GymGame(Game):
                 f"Received: action_space={env.action_space}"
             )
         space = env.observation_space
+        self._dtype = np.dtype(np.float32)
         if isinstance(space, spaces.Discrete):
             self._one_hot = int(space.n)
         elif isinstance(space, spaces.Box):
             self._one_hot = None
+            self._dtype = _frame_dtype(space)
         else:
             raise ValueError(
                 "GymGame needs a Box or Discrete observation space. "
@@ -128,7 +133,7 @@ class GymGame(Game):
             frame = np.zeros(self._one_hot, dtype=np.float32)
             frame[int(observation)] = 1.0
             return frame
-        return np.asarray(observation, dtype=np.float32)
+        return np.asarray(observation, dtype=getattr(self, "_dtype", np.float32))
 
     def reset(self) -> None:
         observation, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
@@ -222,3 +227,9 @@ def _env_name(env) -> str:
     """A file-name-safe name of a Gymnasium env (or vector env): its id, else its class."""
     spec = getattr(env, "spec", None)
     return spec.id.replace("/", "_") if spec is not None else type(env).__name__
+
+
+def _frame_dtype(space) -> np.dtype:
+    """The dtype of frames of a `Box` observation: `uint8` for pixels and bools."""
+    kind = np.dtype(space.dtype)
+    return np.dtype(np.uint8 if kind in (np.dtype(np.uint8), np.dtype(bool)) else np.float32)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qlearning4k.games.game_env import _import_gymnasium
-from qlearning4k.games.gym_game import _env_name
+from qlearning4k.games.gym_game import _env_name, _frame_dtype
 from qlearning4k.games.vector_game import VectorGame
 
 if TYPE_CHECKING:
@@ -42,11 +42,9 @@ class GymVectorGame(VectorGame):
         `0 .. n - 1`.
 
     Observation:
-        `get_frames()` is the batch of observations: a `Box` observation
-        keeps its dtype when it is `uint8` (pixels stay one byte each in the
-        replay memory) and becomes `uint8` when it is `bool` (MinAtar);
-        other `Box` observations become `float32`, and `Discrete` ones are
-        one-hot encoded in `float32`, as in `GymGame`.
+        `get_frames()` is the batch of observations, each as `GymGame` makes
+        its frame: a `Box` of `uint8` or `bool` as `uint8`, any other `Box`
+        as `float32`, a `Discrete` one one-hot encoded.
 
     Rewards:
         `get_scores()` is the batch of rewards of the last step.
@@ -122,9 +120,7 @@ class GymVectorGame(VectorGame):
         if isinstance(space, spaces.Discrete):
             self._one_hot, self._dtype = int(space.n), np.dtype(np.float32)
         elif isinstance(space, spaces.Box):
-            kind = np.dtype(space.dtype)
-            keep = kind in (np.dtype(np.uint8), np.dtype(bool))
-            self._one_hot, self._dtype = None, np.dtype(np.uint8 if keep else np.float32)
+            self._one_hot, self._dtype = None, _frame_dtype(space)
         else:
             raise ValueError(
                 "GymVectorGame needs a Box or Discrete observation space. "

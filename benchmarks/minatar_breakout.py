@@ -1,0 +1,286 @@
+"""MinAtar Breakout: qlearning4k against Stable-Baselines3 DQN, same network and settings.
+
+qlearning4k runs `examples/minatar_breakout.py` itself (the MinAtar paper's network and
+DQN settings: 500,000 env steps, RMSProp, a memory of 100,000, a target copied
+every 1,000 env steps, epsilon from 1 to 0.1 over 100,000 env steps, 5,000
+random moves first, no gradient clipping). Stable-Baselines3's DQN gets the
+same: the same convolution and dense layers (a features extractor of its
+own), centred RMSProp (alpha 0.95, eps 0.01), Huber loss, `max_grad_norm`
+off. Both evaluate their greedy policy on the same 100 seeded episodes
+before training and every 50,000 env steps (at the end of the episode that
+passes them; the learning curve), and once more at the end (the final
+return). Training seconds leave the evaluations out, first calls
+(compiling) in.
+
+A run takes about an hour (SB3 longer) on 2 cores, so the comparison runs in
+parts. Each `run` trains one library and seed in a fresh process and
+appends one JSON line to the results file; `table` builds the table.
+
+    python benchmarks/minatar_breakout.py run --library qlearning4k --seed 0
+    python benchmarks/minatar_breakout.py run --library sb3 --seed 0
+    python benchmarks/minatar_breakout.py run --missing   # every library and seed not done
+    python benchmarks/minatar_breakout.py table --markdown
+
+Needs `pip install "qlearning4k[minatar]" stable-baselines3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _common as c
+import suite
+
+# -- settings -----------------------------------------------------------------
+EXAMPLE = Path(__file__).parent.parent / "examples" / "minatar_breakout.py"
+SEEDS = (0, 1, 2)
+LIBRARIES = ("qlearning4k", "sb3")
+RESULTS = Path(__file__).parent / "results" / "minatar.jsonl"
+# -----------------------------------------------------------------------------
+
+
+def _example():
+    """examples/minatar_breakout.py as a module: its settings and its `main`."""
+    spec = importlib.util.spec_from_file_location("minatar_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _train_qlearning4k(seed: int, budget: int | None) -> dict:
+    example = _example()
+    if budget is not None:
+        example.TOTAL_TIMESTEPS = budget
+        example.EVAL_EVERY = max(budget // 4, 1)
+    outcome = example.main(seed=seed)
+    return {
+        "env_steps": example.TOTAL_TIMESTEPS,
+        "train_seconds": outcome["training_seconds"],
+        "mean_return": outcome["final"],
+        "best_return": outcome["best"],
+        "curve": [(steps, score) for steps, _, score in outcome["curve"]],
+    }
+
+
+def _features_extractor():
+    """The MinAtar paper's network for Stable-Baselines3: conv 3x3x16, dense 128."""
+    import torch
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    class MinAtarNet(BaseFeaturesExtractor):
+        def __init__(self, observation_space, features_dim: int = 128):
+            super().__init__(observation_space, features_dim)
+            rows, cols, channels = observation_space.shape
+            self.conv = torch.nn.Conv2d(channels, 16, 3)
+            self.dense = torch.nn.Linear(16 * (rows - 2) * (cols - 2), features_dim)
+
+        def forward(self, observations):
+            x = observations.permute(0, 3, 1, 2)  # channels last to first
+            x = torch.relu(self.conv(x)).flatten(1)
+            return torch.relu(self.dense(x))
+
+    return MinAtarNet
+
+
+def _play_sb3(model, example, nb_episodes: int, seed: int) -> list[float]:
+    """The episodes `agent.evaluate(..., seed=seed)` plays, greedily by SB3, side by side."""
+    import gymnasium
+    import numpy as np
+
+    from qlearning4k.games import GymGame
+
+    games = [GymGame(gymnasium.make(example.ENV_ID)) for _ in range(nb_episodes)]
+    for i, game in enumerate(games):
+        game.rng = np.random.default_rng(seed + i)
+        game.reset()
+    running, steps = list(range(nb_episodes)), 0
+    while running and steps < example.EVAL_MAX_STEPS:
+        observations = np.stack([games[i].get_frame() for i in running]).astype(bool)
+        actions, _ = model.predict(observations, deterministic=True)
+        for i, action in zip(running, actions, strict=True):
+            games[i].play(int(action))
+        running = [i for i in running if not games[i].is_over()]
+        steps += 1
+    return [g.total_reward for g in games]
+
+
+def _train_sb3(seed: int, budget: int | None) -> dict:
+    import gymnasium
+    import minatar.gym
+    import torch
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    example = _example()
+    total = example.TOTAL_TIMESTEPS if budget is None else budget
+    every = example.EVAL_EVERY if budget is None else max(budget // 4, 1)
+    minatar.gym.register_envs()
+    torch.set_num_threads(2)
+    model = DQN(
+        "MlpPolicy",
+        gymnasium.make(example.ENV_ID),
+        learning_rate=example.LEARNING_RATE,
+        buffer_size=example.MEMORY_SIZE,
+        learning_starts=example.LEARNING_STARTS,
+        batch_size=example.BATCH_SIZE,
+        gamma=example.GAMMA,
+        train_freq=1,
+        gradient_steps=1,
+        target_update_interval=example.TARGET_UPDATE_INTERVAL,
+        exploration_fraction=example.EPSILON_RATE,
+        exploration_initial_eps=example.EPSILON[0],
+        exploration_final_eps=example.EPSILON[1],
+        max_grad_norm=1e10,  # the paper does not clip
+        policy_kwargs={
+            "features_extractor_class": _features_extractor(),
+            "net_arch": [],
+            "optimizer_class": torch.optim.RMSprop,
+            "optimizer_kwargs": {"alpha": 0.95, "eps": 0.01, "centered": True},
+        },
+        seed=seed,
+        verbose=0,
+        device="cpu",
+    )
+
+    class Evaluations(BaseCallback):  # EvalCallback(every_steps=...)'s moments and episodes
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.curve, self.next = 0.0, [], every
+
+        def evaluate(self):
+            start = time.perf_counter()
+            returns = _play_sb3(self.model, example, example.EVAL_EPISODES, example.EVAL_SEED)
+            self.curve.append((int(self.num_timesteps), statistics.fmean(returns)))
+            self.seconds += time.perf_counter() - start
+
+        def _on_training_start(self):
+            self.evaluate()
+
+        def _on_step(self):
+            if self.locals["dones"][0] and self.num_timesteps >= self.next:
+                while self.next <= self.num_timesteps:
+                    self.next += every
+                self.evaluate()
+            return True
+
+    during = Evaluations()
+    start = time.perf_counter()
+    model.learn(total_timesteps=total, callback=during)
+    seconds = time.perf_counter() - start - during.seconds
+    final = _play_sb3(model, example, example.EVAL_EPISODES, example.EVAL_SEED)
+    return {
+        "env_steps": int(model.num_timesteps),
+        "train_seconds": seconds,
+        "mean_return": statistics.fmean(final),
+        "best_return": max(score for _, score in during.curve),
+        "curve": during.curve,
+    }
+
+
+def run_one(library: str, seed: int, budget: int | None) -> dict:
+    """Trains and evaluates one library and seed in this process: its record."""
+    train = _train_qlearning4k if library == "qlearning4k" else _train_sb3
+    outcome = train(seed, budget)
+    versions = suite._versions(library)
+    return {
+        "task": "MinAtar/Breakout-v1",
+        "library": library,
+        "backend": versions.get("backend", "torch"),
+        "seed": seed,
+        **outcome,
+        "versions": versions,
+        "machine": c.machine(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_missing(args) -> None:
+    """Runs every library and seed that the results file lacks, each in its own process."""
+    done = {(r["library"], r["backend"], r["seed"]) for r in suite._load(args.results)}
+    for seed in args.seeds:
+        for library in args.libraries:
+            for backend in args.backends if library == "qlearning4k" else ("torch",):
+                if (library, backend, seed) in done:
+                    continue
+                command = [sys.executable, __file__, "run", "--library", library,
+                           "--seed", str(seed), "--results", str(args.results)]  # fmt: skip
+                if args.budget is not None:
+                    command += ["--budget", str(args.budget)]
+                env = {**os.environ, "KERAS_BACKEND": "tensorflow" if library == "sb3" else backend}
+                print(f"{library} {backend} seed {seed}", flush=True)
+                subprocess.run(command, env=env, check=True)
+
+
+def table(records: list[dict]) -> str:
+    """One row per library (backend): median final return and training seconds over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["library"], r["backend"]), []).append(r)
+    peer = groups.get(("sb3", "torch"))
+    peer_seconds = statistics.median(r["train_seconds"] for r in peer) if peer else None
+    lines = [
+        "| library | seeds | env steps | final return, median (each seed) | best evaluation, "
+        "median | training s, median (each seed) | SB3's s / ours |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (library, backend), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        final = [r["mean_return"] for r in rs]
+        seconds = [r["train_seconds"] for r in rs]
+        name = "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend})"
+        ratio = ""
+        if library != "sb3" and peer_seconds:
+            ratio = f"{peer_seconds / statistics.median(seconds):.2f}x"
+        cells = [
+            name,
+            str(len(rs)),
+            f"{rs[0]['env_steps']:,}",
+            f"{statistics.median(final):.2f} ({', '.join(f'{x:.2f}' for x in final)})",
+            f"{statistics.median(r['best_return'] for r in rs):.2f}",
+            f"{statistics.median(seconds):.0f} ({', '.join(f'{x:.0f}' for x in seconds)})",
+            ratio,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    curves = [f"- {r['library']} ({r['backend']}), seed {r['seed']}: " + ", ".join(
+        f"{steps:,}: {score:.2f}" for steps, score in r["curve"]) for r in records]  # fmt: skip
+    return "\n".join(lines) + "\n\nGreedy return against env steps:\n\n" + "\n".join(curves)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=("run", "table"))
+    parser.add_argument("--library", choices=LIBRARIES)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--missing", action="store_true", help="run every job not in results")
+    parser.add_argument("--libraries", default=",".join(LIBRARIES))
+    parser.add_argument("--backends", default="tensorflow")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--budget", type=int, help="env steps instead of 500,000 (smoke runs)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--markdown", action="store_true", help="(the table is Markdown)")
+    args = parser.parse_args()
+    args.libraries = args.libraries.split(",")
+    args.backends = args.backends.split(",")
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    if args.command == "table":
+        print(table(suite._load(args.results)))
+    elif args.missing:
+        run_missing(args)
+    else:
+        if args.library is None or args.seed is None:
+            parser.error("run needs --library and --seed, or --missing")
+        record = run_one(args.library, args.seed, args.budget)
+        suite._append(args.results, record)
+        c.emit(record)
+
+
+if __name__ == "__main__":
+    main()
