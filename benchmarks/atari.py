@@ -98,7 +98,11 @@ def peer(seed: int) -> float:
     from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
     torch.set_num_threads(2)
-    envs = VecFrameStack(DummyVecEnv([_env]), n_stack=4)
+    import gymnasium
+
+    # A channel axis, as SB3's own AtariWrapper gives: VecFrameStack stacks on it.
+    envs = DummyVecEnv([lambda: gymnasium.wrappers.ReshapeObservation(_env(), (84, 84, 1))])
+    envs = VecFrameStack(envs, n_stack=4)
     model = DQN(
         "CnnPolicy",
         envs,
