@@ -4,7 +4,8 @@ Catch with 1, 16, 64 and 256 copies, in three forms: `VectorCatch` (a vector
 game, all copies in one NumPy step), `SyncVectorEnv` of the Gymnasium id
 `qlearning4k/Catch-v0` (one Python env a copy, `SAME_STEP` autoreset), and
 Stable-Baselines3 DQN on the same number of copies (its `DummyVecEnv` of the
-same Gymnasium env). Stable-Baselines3's settings on both sides: one step of
+same Gymnasium env); on TensorFlow also `VectorCatch` with the model compiled
+with `jit_compile=True` (XLA). Stable-Baselines3's settings on both sides: one step of
 every copy, then one gradient step on a batch of 32 (`train_freq=1`,
 `gradient_steps=1`), the README's model (two hidden layers of 100), a replay
 memory of 50,000, epsilon fixed at 0.1. The first WARMUP_STEPS steps of all
@@ -31,7 +32,9 @@ REPEATS = 3  # seeds; the median is reported
 BATCH_SIZE = 32
 EPSILON = 0.1
 MEMORY_SIZE = 50_000
-FORMS = ("vector", "sync")  # ours: VectorCatch, and SyncVectorEnv of GameEnv
+# Ours: VectorCatch, and SyncVectorEnv of GameEnv; on TensorFlow also VectorCatch
+# with the model compiled with jit_compile=True (XLA, which Keras leaves off on CPUs).
+FORMS = ("vector", "sync")
 # -----------------------------------------------------------------------------
 
 
@@ -60,11 +63,11 @@ def ours(form: str, copies: int, seed: int) -> float:
     from qlearning4k.games import GymVectorGame, VectorCatch
 
     keras.utils.set_random_seed(seed)
-    agent = Agent(
-        c.catch_model(optimizer="sgd", learning_rate=0.2), memory_size=MEMORY_SIZE, seed=seed
-    )
+    jit = True if form == "vector-xla" else "auto"
+    model = c.catch_model(optimizer="sgd", learning_rate=0.2, jit_compile=jit)
+    agent = Agent(model, memory_size=MEMORY_SIZE, seed=seed)
     envs = None
-    if form == "vector":
+    if form in ("vector", "vector-xla"):
         game = VectorCatch(copies, c.GRID_SIZE, seed=seed)
     else:
         envs = _sync_envs(copies, seed)
@@ -127,7 +130,8 @@ def worker(library: str, repeats: int, copies_list) -> None:
                         "form": "DummyVecEnv", "copies": copies, "seed": seed,
                         "steps_per_second": peer(copies, seed)})  # fmt: skip
                 continue
-            for form in FORMS:  # alternated, in one process
+            forms = FORMS + (("vector-xla",) if backend == "tensorflow" else ())
+            for form in forms:  # alternated, in one process
                 c.emit({"benchmark": "copies", "library": library, "backend": backend,
                         "form": form, "copies": copies, "seed": seed,
                         "steps_per_second": ours(form, copies, seed)})  # fmt: skip
@@ -135,6 +139,7 @@ def worker(library: str, repeats: int, copies_list) -> None:
 
 _FORM_NAMES = {
     "vector": "`VectorCatch`",
+    "vector-xla": "`VectorCatch`, XLA",
     "sync": "`SyncVectorEnv`",
     "DummyVecEnv": "`DummyVecEnv`",
 }

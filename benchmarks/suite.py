@@ -21,7 +21,11 @@ whatever lines are there.
     python benchmarks/suite.py run --missing --backends tensorflow,jax   # all that is missing
     python benchmarks/suite.py table --markdown
 
-Needs `pip install "gymnasium[box2d]" stable-baselines3` (LunarLander needs box2d).
+`QR-DQN/Acrobot-v1` is the Zoo's QR-DQN entry (qlearning4k through
+`from_sb3(..., algo="qrdqn")`, the peer sb3-contrib's `QRDQN`).
+
+Needs `pip install "gymnasium[box2d]" stable-baselines3` (LunarLander needs box2d),
+and `sb3-contrib` for the peer's QR-DQN.
 """
 
 from __future__ import annotations
@@ -82,6 +86,20 @@ TASKS = {
             "policy_kwargs": {"net_arch": [256, 256]},
         },
     },
+    # hyperparams/qrdqn.yml of the Zoo: sb3-contrib's QRDQN, the same settings
+    # as its DQN entry and 25 quantiles; the Zoo reports -69.1.
+    "QR-DQN/Acrobot-v1": {
+        "env": "Acrobot-v1",
+        "algo": "qrdqn",
+        "zoo_return": -69.1,
+        "config": {
+            "n_timesteps": 1e5, "policy": "MlpPolicy", "learning_rate": 6.3e-4,
+            "batch_size": 128, "buffer_size": 50000, "learning_starts": 0, "gamma": 0.99,
+            "target_update_interval": 250, "train_freq": 4, "gradient_steps": -1,
+            "exploration_fraction": 0.12, "exploration_final_eps": 0.1,
+            "policy_kwargs": {"net_arch": [256, 256], "n_quantiles": 25},
+        },
+    },
 }  # fmt: skip
 SEEDS = (0, 1, 2)
 EVAL_EPISODES = 100
@@ -94,23 +112,30 @@ LIBRARIES = ("qlearning4k", "sb3")
 # -----------------------------------------------------------------------------
 
 
+def _env(task: str) -> str:
+    """The Gymnasium id of a task (a task of another algorithm than DQN names it)."""
+    return TASKS[task].get("env", task)
+
+
 def _train_qlearning4k(task: str, seed: int, budget: int | None) -> dict:
     import tempfile
 
     from qlearning4k import Agent, EvalCallback, from_sb3
     from qlearning4k.games import GymGame
 
-    agent, kwargs = from_sb3(TASKS[task]["config"], GymGame(task), seed=seed)
+    env = _env(task)
+    agent, kwargs = from_sb3(TASKS[task]["config"], GymGame(env), seed=seed,
+                             algo=TASKS[task].get("algo", "dqn"))  # fmt: skip
     if budget is not None:
         kwargs["total_timesteps"] = budget
     with tempfile.TemporaryDirectory() as folder:
         best = os.path.join(folder, "best")
         during = EvalCallback(
-            GymGame(task), every_steps=EVAL_EVERY, nb_games=EVAL_DURING, seed=DURING_SEED,
+            GymGame(env), every_steps=EVAL_EVERY, nb_games=EVAL_DURING, seed=DURING_SEED,
             max_steps=None, best_path=best,
         )  # fmt: skip
         start = time.perf_counter()
-        agent.train(GymGame(task, seed=seed), verbose=0, callbacks=[during], **kwargs)
+        agent.train(GymGame(env, seed=seed), verbose=0, callbacks=[during], **kwargs)
         seconds = time.perf_counter() - start - during.seconds
         final, best_returns = _evaluate(agent, task), _evaluate(Agent.load(best), task)
     return {
@@ -126,7 +151,8 @@ def _evaluate(agent, task: str) -> list[float]:
     """The final evaluation: mean return of the greedy policy on the 100 seeded episodes."""
     from qlearning4k.games import GymGame
 
-    games = agent.evaluate(GymGame(task), nb_games=EVAL_EPISODES, seed=EVAL_SEED, max_steps=None)
+    game = GymGame(_env(task))
+    games = agent.evaluate(game, nb_games=EVAL_EPISODES, seed=EVAL_SEED, max_steps=None)
     return games["scores"]
 
 
@@ -137,7 +163,7 @@ def _play_sb3(policy, task: str, nb_episodes: int, seed: int) -> list[float]:
 
     from qlearning4k.games import GymGame
 
-    games = [GymGame(task) for _ in range(nb_episodes)]
+    games = [GymGame(_env(task)) for _ in range(nb_episodes)]
     for i, game in enumerate(games):
         game.rng = np.random.default_rng(seed + i)
         game.reset()
@@ -153,12 +179,16 @@ def _play_sb3(policy, task: str, nb_episodes: int, seed: int) -> list[float]:
 
 def _train_sb3(task: str, seed: int, budget: int | None) -> dict:
     import gymnasium
-    from stable_baselines3 import DQN
+
+    if TASKS[task].get("algo") == "qrdqn":
+        from sb3_contrib import QRDQN as Algorithm  # pip install sb3-contrib
+    else:
+        from stable_baselines3 import DQN as Algorithm
 
     config = dict(TASKS[task]["config"])
     total = int(config.pop("n_timesteps"))
     total = total if budget is None else budget
-    model = DQN(env=gymnasium.make(task), seed=seed, device="cpu", **config)
+    model = Algorithm(env=gymnasium.make(_env(task)), seed=seed, device="cpu", **config)
     during = _sb3_evaluations(task)
     start = time.perf_counter()
     model.learn(total_timesteps=total, callback=during)

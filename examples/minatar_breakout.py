@@ -59,10 +59,13 @@ def build_agent(nb_actions: int, frame_shape: tuple, seed: int) -> Agent:
     )
     # Keras' Huber loss averages over the row of nb_actions Q-values (the
     # targets of the actions not taken equal their predictions), so gradients
-    # are 1 / nb_actions of the paper's PyTorch ones: RMSProp's epsilon
-    # scales with them, which leaves every update the paper's.
+    # are 1 / nb_actions of the paper's PyTorch ones. PyTorch's RMSProp adds
+    # its epsilon (0.01) to the root of the mean square, Keras' adds it under
+    # the root: epsilon (0.01 / nb_actions) ** 2 gives the same floor to
+    # these smaller gradients (the two differ by at most a factor sqrt(2),
+    # where the root is near epsilon).
     optimizer = keras.optimizers.RMSprop(
-        LEARNING_RATE, rho=0.95, epsilon=0.01 / nb_actions, centered=True
+        LEARNING_RATE, rho=0.95, epsilon=(0.01 / nb_actions) ** 2, centered=True
     )
     model.compile(optimizer, keras.losses.Huber())
     return Agent(model, memory_size=MEMORY_SIZE, seed=seed)

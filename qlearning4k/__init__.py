@@ -11,6 +11,7 @@ agent.play(Catch())
 
 from qlearning4k.agent import Agent
 from qlearning4k.callbacks import EvalCallback
+from qlearning4k.distributional import C51, QuantileRegression
 from qlearning4k.dueling import dueling
 from qlearning4k.frame_stack import FrameStack
 from qlearning4k.history import History
@@ -21,6 +22,7 @@ from qlearning4k.sb3 import from_sb3
 __version__ = "1.1.0"
 
 __all__ = [
+    "C51",
     "Agent",
     "Batch",
     "EvalCallback",
@@ -29,6 +31,7 @@ __all__ = [
     "History",
     "Memory",
     "PrioritizedExperienceReplay",
+    "QuantileRegression",
     "__version__",
     "dueling",
     "from_sb3",

@@ -55,6 +55,27 @@ class _StepConfig:
     double_dqn: bool = False
     masked: bool = False
     prioritized: bool = False
+    # `qlearning4k.distributional.C51` or `QuantileRegression`: the model
+    # outputs each action's distribution, and its loss replaces the model's.
+    distribution: object | None = None
+
+
+def _next_choice(q_next, q_next_online, floats, nb_actions: int, masked: bool):
+    """The next state's action each target bootstraps from, and whether it has any.
+
+    Returns `(one_hot, possible)`: `one_hot` `(batch, nb_actions)` marks the
+    greedy action of `q_next` (of `q_next_online` with Double DQN) among the
+    possible ones; `possible` `(batch,)` bool is `None` without masks.
+    """
+    ops = keras.ops
+    chooser = q_next if q_next_online is None else q_next_online
+    possible = None
+    if masked:
+        allowed = floats[:, FIXED_COLUMNS : FIXED_COLUMNS + nb_actions] > 0.5
+        chooser = ops.where(allowed, chooser, float("-inf"))
+        possible = ops.any(allowed, axis=1)
+    chosen = ops.argmax(chooser, axis=1)
+    return ops.one_hot(chosen, nb_actions, dtype=q_next.dtype), possible
 
 
 def _targets(q, q_next, q_next_online, floats, nb_actions, masked):
@@ -67,18 +88,13 @@ def _targets(q, q_next, q_next_online, floats, nb_actions, masked):
     ops = keras.ops
     actions = ops.cast(floats[:, 0], "int32")
     rewards, discount = floats[:, 1], floats[:, 2]
-    if masked:
-        possible = floats[:, FIXED_COLUMNS : FIXED_COLUMNS + nb_actions] > 0.5
-        q_next = ops.where(possible, q_next, float("-inf"))
-        if q_next_online is not None:
-            q_next_online = ops.where(possible, q_next_online, float("-inf"))
-    if q_next_online is None:
+    if q_next_online is None and not masked:  # plain DQN: the largest Q(S')
         best_next = ops.max(q_next, axis=1)  # (batch,)
     else:
-        chosen = ops.argmax(q_next_online, axis=1)[:, None]  # (batch, 1)
-        best_next = ops.take_along_axis(q_next, chosen, axis=1)[:, 0]  # (batch,)
-    if masked:  # a next state with no possible action has no future
-        best_next = ops.where(ops.any(possible, axis=1), best_next, 0.0)
+        chosen, possible = _next_choice(q_next, q_next_online, floats, nb_actions, masked)
+        best_next = ops.sum(q_next * chosen, axis=1)  # (batch,)
+        if possible is not None:  # a next state with no possible action has no future
+            best_next = ops.where(possible, best_next, 0.0)
     td = rewards + discount * ops.cast(best_next, rewards.dtype)  # (batch,)
     taken = ops.one_hot(actions, nb_actions, dtype=q.dtype)  # (batch, nb_actions)
     return ops.stop_gradient(q * (1.0 - taken) + taken * ops.cast(td, q.dtype)[:, None])
@@ -97,7 +113,9 @@ class _Learner:
         self.config = config
         self.batch_size = config.batch_size
         self.max_steps = config.max_steps
-        self.nb_actions = int(model.outputs[0].shape[-1])
+        self.distribution = config.distribution
+        atoms = 1 if self.distribution is None else self.distribution.nb_atoms
+        self.nb_actions = int(model.outputs[0].shape[-1]) // atoms
         self.width = FIXED_COLUMNS + (self.nb_actions if config.masked else 0)
         self.dtype = model.inputs[0].dtype
         self.jit = bool(model.jit_compile)
@@ -131,6 +149,22 @@ class _Learner:
         if isinstance(counter, int):  # the eager torch step counts in Python
             return float(counter % update == 0)
         return keras.ops.cast(keras.ops.equal(counter % update, 0), "float32")
+
+    def _action_values(self, outputs):
+        """Q-values `(batch, nb_actions)` from the model's outputs: their means
+        with a distribution, the outputs themselves without."""
+        if self.distribution is None:
+            return outputs
+        return self.distribution._q_values(outputs, self.nb_actions)
+
+    def _distribution_loss(self, outputs, next_outputs, next_online, floats):
+        """A distributional step's loss (the weighted mean, as Keras' losses reduce)
+        and each transition's loss, which prioritized replay takes as its TD error."""
+        ops = keras.ops
+        losses = self.distribution._losses(
+            outputs, next_outputs, next_online, floats, self.nb_actions, self.config.masked
+        )
+        return ops.mean(losses * ops.cast(floats[:, 3], losses.dtype)), ops.cast(losses, "float32")
 
     def buffer(self, shape: tuple, dtype) -> np.ndarray:
         """A zeroed array to fill in place and pass to every call.
@@ -338,14 +372,18 @@ class _TensorFlowLearner(_Learner):
             q_next, q_online = q_next_of(next_states)
             with tf.GradientTape() as tape:
                 q = model(states, training=True)
-                y = _targets(q, q_next, q_online, batch_floats, self.nb_actions, config.masked)
-                loss = model.compute_loss(
-                    x=states, y=y, y_pred=q, sample_weight=batch_floats[:, 3], training=True
-                )
+                if self.distribution is not None:
+                    loss, td = self._distribution_loss(q, q_next, q_online, batch_floats)
+                else:
+                    y = _targets(q, q_next, q_online, batch_floats, self.nb_actions, config.masked)
+                    loss = model.compute_loss(
+                        x=states, y=y, y_pred=q, sample_weight=batch_floats[:, 3], training=True
+                    )
+                    td = _td_errors(y, q)
             optimizer.apply(tape.gradient(loss, variables), variables)
             if self.updates_target:
                 update_target()
-            return loss, _td_errors(y, q)
+            return loss, td
 
         key = (state_shape, frames.dtype)
         if key not in self._learn:
@@ -385,6 +423,7 @@ class _TensorFlowLearner(_Learner):
             else:
                 _, losses, errors = body(slot, *initial[1:])
             q = model(tf.cast(frames[max_steps * 2 * batch :], self.dtype), training=False)
+            q = self._action_values(q)
             out = [losses, tf.reshape(errors, [-1]), tf.reshape(tf.cast(q, tf.float32), [-1])]
             return tf.concat(out, axis=0)
 
@@ -467,7 +506,7 @@ class _TensorFlowLearner(_Learner):
         tf, model = self._tf, self.model
 
         def act(states):
-            return model(tf.cast(states, self.dtype), training=False)
+            return self._action_values(model(tf.cast(states, self.dtype), training=False))
 
         def make():
             return self._compile(act, (tf.TensorSpec(states.shape, states.dtype),))
@@ -634,11 +673,14 @@ class _JaxLearner(_Learner):
             self._target = target  # only the step holds these: no copy needed
         self._state = None
 
-    def _pure_act(self, trainable, non_trainable, states):
-        q, _ = self.model.stateless_call(
+    def _pure_outputs(self, trainable, non_trainable, states):
+        outputs, _ = self.model.stateless_call(
             trainable, non_trainable, states.astype(self.dtype), training=False
         )
-        return q
+        return outputs
+
+    def _pure_act(self, trainable, non_trainable, states):
+        return self._action_values(self._pure_outputs(trainable, non_trainable, states))
 
     def _gradient_step(self, state, x, floats, i):
         jax, model, batch, config = self._jax, self.model, self.batch_size, self.config
@@ -647,18 +689,22 @@ class _JaxLearner(_Learner):
         both = jax.lax.dynamic_slice_in_dim(x, i * 2 * batch, 2 * batch).astype(self.dtype)
         states, next_states = both[:batch], both[batch:]
         batch_floats = jax.lax.dynamic_slice_in_dim(floats, i * batch, batch)
+        outputs_of = self._pure_outputs
         if self.uses_target:
-            q_next = self._pure_act(target[0], target[1], next_states)
+            q_next = outputs_of(target[0], target[1], next_states)
         else:
-            q_next = self._pure_act(trainable, non_trainable, next_states)
+            q_next = outputs_of(trainable, non_trainable, next_states)
         q_online = (
-            self._pure_act(trainable, non_trainable, next_states) if self.uses_online_next else None
+            outputs_of(trainable, non_trainable, next_states) if self.uses_online_next else None
         )
 
         def loss_fn(trainable):
             q, new_non_trainable = model.stateless_call(
                 trainable, non_trainable, states, training=True
             )
+            if self.distribution is not None:
+                loss, td = self._distribution_loss(q, q_next, q_online, batch_floats)
+                return loss, (new_non_trainable, td)
             y = _targets(q, q_next, q_online, batch_floats, self.nb_actions, config.masked)
             loss, _ = model.stateless_compute_loss(
                 trainable,
@@ -807,16 +853,20 @@ class _TorchLearner(_Learner):
                 q_next = model(next_states, training=False)
             q_online = model(next_states, training=False) if self.uses_online_next else None
         q = model(states, training=True)
-        y = _targets(q, q_next, q_online, floats, self.nb_actions, self.config.masked)
-        loss = model.compute_loss(
-            x=states, y=y, y_pred=q, sample_weight=floats[:, 3], training=True
-        )
+        if self.distribution is not None:
+            loss, td = self._distribution_loss(q, q_next, q_online, floats)
+        else:
+            y = _targets(q, q_next, q_online, floats, self.nb_actions, self.config.masked)
+            loss = model.compute_loss(
+                x=states, y=y, y_pred=q, sample_weight=floats[:, 3], training=True
+            )
+            td = _td_errors(y, q)
         model.zero_grad()
         loss.backward()
         variables = model.trainable_variables
         with torch.no_grad():
             model.optimizer.apply([v.value.grad for v in variables], variables)
-        return loss.detach(), _td_errors(y, q).detach()
+        return loss.detach(), td.detach()
 
     def _update_target(self):
         self._counter += 1
@@ -858,14 +908,14 @@ class _TorchLearner(_Learner):
             if self.config.prioritized:
                 errors[i * batch : (i + 1) * batch] = td.cpu().numpy()
         with torch.no_grad():
-            q = self.model(x[self.max_steps * 2 * batch :], training=False)
+            q = self._action_values(self.model(x[self.max_steps * 2 * batch :], training=False))
         return np.concatenate([losses, errors, q.cpu().numpy().reshape(-1)])
 
     def q_values(self, states):
         torch = self._torch
         with torch.no_grad():
             x = self._tensor(states).to(getattr(torch, self.dtype))
-            return self.model(x, training=False).cpu().numpy()
+            return self._action_values(self.model(x, training=False)).cpu().numpy()
 
 
 def _dispatch_jax_inline() -> None:

@@ -77,6 +77,13 @@ class _TrainingRun:
         self.rng = agent.rng
         self.settings = settings
         self.fast = type(self.memory).sample is not Memory.sample
+        if agent.distribution is not None and not self.fast:
+            raise ValueError(
+                "A distributional agent learns in its compiled step, from memories that "
+                "implement sample() (as ExperienceReplay does); get_batch() targets are "
+                f"Q-values. Received: {type(self.memory).__name__} with "
+                f"distribution={agent.distribution!r}"
+            )
         self.queue_size = max(self.settings.gradient_steps, MAX_DEFERRED)
         # Masks only for games that can forbid actions: the others pay nothing.
         self.masked = _restricts_actions(game)
@@ -176,6 +183,8 @@ class _TrainingRun:
             self.model,
             None if self.by_steps else self.settings.nb_epoch,
         )
+        for evaluator in self.callbacks.evaluators:
+            evaluator._set_agent(agent)
         # JAX keeps the weights inside the compiled step; callbacks may read them.
         self.sync = bool(self.settings.user_callbacks) and keras.backend.backend() == "jax"
         self.progbar = (
@@ -414,10 +423,9 @@ class _TrainingRun:
         ended = []  # (copy, epoch, won, score, steps) of the games that ended
         if ending.any():
             won = _flags(game, "is_won") & over_now
-            ended = [
-                (k, self.epoch_of[k], bool(won[k]), self.scores[k], self.steps[k])
-                for k in np.flatnonzero(ending)
-            ]
+            copies = np.flatnonzero(ending)
+            columns = (copies, self.epoch_of[copies], won[copies], self.scores[copies])
+            ended = list(zip(*(c.tolist() for c in (*columns, self.steps[copies])), strict=True))
         running = range(n) if everyone else np.flatnonzero(active)
         transitions = (states, actions.astype(np.int32), rewards, next_states, over, masks)
         self._remember(transitions, active, running, ended)
@@ -456,22 +464,23 @@ class _TrainingRun:
     def _restart(self, ended, next_states) -> None:
         """Ended games restart now (while games are left), so that this
         step's call also gives the Q-values of their first states."""
+        copies = np.array([k for k, *_ in ended], dtype=np.int64)
+        self.scores[copies], self.steps[copies] = 0.0, 0
+        fresh = min(len(copies), max(self.settings.nb_epoch - self.started, 0))
+        starting, retiring = copies[:fresh], copies[fresh:]  # new games go to the first ones
+        epochs = range(self.started, self.started + fresh)
+        self.epoch_of[starting] = epochs
+        self.eps[starting] = [self.settings.epsilon_of(epoch) for epoch in epochs]
+        self.started += fresh
+        self.epoch_of[retiring], self.eps[retiring] = -1, 0.0
         restart = np.zeros(self.nb_copies, dtype=bool)
-        for k, *_ in ended:
-            self.scores[k], self.steps[k] = 0.0, 0
-            if self.started < self.settings.nb_epoch:
-                if self.vector is not None:
-                    restart[k] = True  # all together below
-                else:
-                    game = self.games[k]
-                    game.reset()
-                    next_states[k] = self.agent._first_state(game)[0]
-                self.epoch_of[k] = self.started
-                self.eps[k] = self.settings.epsilon_of(self.started)
-                self.started += 1
-            else:
-                self.epoch_of[k] = -1
-                self.eps[k] = 0.0
+        if self.vector is not None:
+            restart[starting] = True  # all together below
+        else:
+            for k in starting.tolist():
+                game = self.games[k]
+                game.reset()
+                next_states[k] = self.agent._first_state(game)[0]
         if restart.any():
             game = self.vector
             game.reset(restart)
@@ -635,6 +644,15 @@ class _TrainingRun:
             self.learner.end()
         if saves:  # the logs and callbacks of these games come after, as without a checkpoint
             self.agent._save_checkpoint(self.settings.checkpoint_path, self._run_state(ended))
+        history = self.callbacks.history_alone
+        if (
+            history is not None
+            and len(ended) > 1
+            and self.settings.verbose != 2
+            and not self.model.stop_training
+        ):
+            self._log_at_once(ended, history)
+            ended = ()
         for k, epoch, won, score, game_steps in ended:
             self.finished += 1
             finished = self.finished
@@ -666,6 +684,48 @@ class _TrainingRun:
                 break
         if synced:
             self.learner.begin()
+
+    def _log_at_once(self, ended, history: History) -> None:
+        """`_end_games`' logs of many games in one go, for `History` alone.
+
+        The values of the game-by-game loop, computed as columns (all with
+        the same `time`), for vector games that end dozens of games a step.
+        """
+        ended = ended[: self.settings.nb_epoch - self.finished]
+        count = len(ended)
+        copies, epochs, won, scores, game_steps = (np.asarray(c) for c in zip(*ended, strict=True))
+        first = self.finished
+        self.finished += count
+        # The win rate of each game: the window's wins in the order played, then these.
+        seen = min(first, WIN_WINDOW)
+        order = np.arange(first - seen, first) % WIN_WINDOW
+        sums = np.concatenate([[0.0], np.cumsum(np.concatenate([self.wins[order], won]))])
+        windows = np.minimum(np.arange(first + 1, first + count + 1), WIN_WINDOW)
+        last = seen + 1 + np.arange(count)
+        win_rate = (sums[last] - sums[last - windows]) / windows
+        kept = slice(max(0, count - WIN_WINDOW), count)  # each slot written once
+        self.wins[(first + np.arange(count))[kept] % WIN_WINDOW] = won[kept]
+        self.win_sum = int(self.wins.sum())
+        nb_updates = self.nb_updates[copies]
+        loss = self.loss_sum[copies] / np.maximum(nb_updates, 1)
+        loss[nb_updates == 0] = np.nan  # as `History` logs a game without gradient steps
+        self.loss_sum[copies], self.nb_updates[copies] = 0.0, 0
+        if self.by_steps:
+            epsilon = [self.settings.epsilon_at(self.total_steps)] * count
+        else:
+            epsilon = [self.settings.epsilon_of(int(epoch)) for epoch in epochs]
+        now = time.perf_counter() - self.start - self.callbacks.untimed
+        columns = {  # Python floats, keys in sorted order: as the loop logs them
+            "epsilon": epsilon,
+            "loss": loss.tolist(),
+            "score": scores.astype(float).tolist(),
+            "steps": game_steps.astype(float).tolist(),
+            "time": [now] * count,
+            "win": won.astype(float).tolist(),
+            "win_rate": win_rate.tolist(),
+        }
+        history._extend(list(range(first, self.finished)), columns)
+        self._report(self.finished - 1, {key: values[-1] for key, values in columns.items()})
 
     def _report(self, epoch: int, logs: dict) -> None:
         if self.settings.verbose == 1:
@@ -754,6 +814,9 @@ class _Callbacks:
         listeners = self.hooked["on_epoch_end"]
         alone = not listeners[0] and listeners[1] == callbacks[-1:]
         self.only_history = callbacks[-1] if alone else None
+        # ... and when no callback sees epochs begin either: games' ends can be logged together.
+        begins = self.hooked["on_epoch_begin"]
+        self.history_alone = None if begins[0] or begins[1] else self.only_history
 
     def _call(self, hook: str, *args, logs=None) -> None:
         evaluators, others = self.hooked[hook]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -24,6 +25,7 @@ from qlearning4k._checks import (
 from qlearning4k._evaluation import _play_games, _summary
 from qlearning4k._learner import _make_learner, _StepConfig
 from qlearning4k._training import _Settings, _TrainingRun
+from qlearning4k.distributional import C51, QuantileRegression, _from_config, _to_config
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.history import History
@@ -124,9 +126,15 @@ class Agent:
             model's input shape. Defaults to `None`.
         seed: Seed of the agent's random generator (exploration, and the
             default memory's sampling). Defaults to `None`.
+        distribution: `qlearning4k.C51(...)` or
+            `qlearning4k.QuantileRegression(...)` to learn each action's distribution of
+            returns (the model then outputs `nb_actions * nb_atoms` units,
+            and the option's loss replaces the compiled one), or `None` for
+            Q-values. Defaults to `None`.
 
     Raises:
-        TypeError: If `model` is not a Keras model or `memory` not a `Memory`.
+        TypeError: If `model` is not a Keras model, `memory` not a `Memory`
+            or `distribution` not one of the options.
         ValueError: If the model is not compiled, has several inputs or
             outputs, shapes that do not fit, or `nb_frames` disagrees with it.
 
@@ -153,8 +161,22 @@ class Agent:
         memory_size: int = 1000,
         nb_frames: int | None = None,
         seed: int | None = None,
+        distribution: C51 | QuantileRegression | None = None,
     ):
-        input_shape, self.nb_actions = _model_signature(model)
+        input_shape, nb_outputs = _model_signature(model)
+        if distribution is not None and not isinstance(distribution, (C51, QuantileRegression)):
+            raise TypeError(
+                "distribution must be a qlearning4k C51 or QuantileRegression, "
+                f"or None. Received: {distribution!r} (of type {type(distribution).__name__})"
+            )
+        atoms = 1 if distribution is None else distribution.nb_atoms
+        if nb_outputs % atoms:
+            raise ValueError(
+                f"With {type(distribution).__name__}, the model outputs nb_actions * nb_atoms "
+                f"units ({atoms} per action). Received: {nb_outputs} outputs"
+            )
+        self.nb_actions = nb_outputs // atoms
+        self.distribution = distribution
         if nb_frames is not None:
             nb_frames = _check_positive_int("nb_frames", nb_frames)
             if nb_frames != input_shape[0]:
@@ -196,7 +218,7 @@ class Agent:
 
     def _learner(self, config: _StepConfig | None = None):
         """The compiled steps for `config`, made once (a target network lives there)."""
-        config = config or _StepConfig()
+        config = dataclasses.replace(config or _StepConfig(), distribution=self.distribution)
         if config not in self._learners:
             self._learners[config] = _make_learner(self.model, config)
         return self._learners[config]
@@ -667,6 +689,7 @@ class Agent:
             settings = {
                 "format": _SAVE_FORMAT,
                 "nb_frames": self.nb_frames,
+                "distribution": _to_config(self.distribution),
                 "rng": self.rng.bit_generator.state,
                 "memory": {
                     "class": type(memory).__name__,
@@ -736,7 +759,12 @@ class Agent:
                     memory._set_state(dict(arrays))
             if saved_memory.get("rng"):
                 memory.rng.bit_generator.state = saved_memory["rng"]
-        agent = cls(model, memory=memory, nb_frames=settings["nb_frames"])
+        agent = cls(
+            model,
+            memory=memory,
+            nb_frames=settings["nb_frames"],
+            distribution=_from_config(settings.get("distribution")),
+        )
         agent.rng.bit_generator.state = settings["rng"]
         return agent
 

@@ -9,6 +9,7 @@ import keras
 
 from qlearning4k._checks import _check_positive_int
 from qlearning4k.games.game import Game
+from qlearning4k.games.vector_game import VectorGame
 
 
 class EvalCallback(keras.callbacks.Callback):
@@ -29,7 +30,8 @@ class EvalCallback(keras.callbacks.Callback):
     without it.
 
     Args:
-        game: The `Game` to evaluate on; copies of it are played.
+        game: The `Game` to evaluate on (copies of it are played), or a
+            `VectorGame` or `gymnasium.vector.VectorEnv` (its copies play).
         every_games: Evaluate every this many training games. Defaults to
             `None`.
         every_steps: Or every this many env steps (at the end of the game
@@ -58,7 +60,7 @@ class EvalCallback(keras.callbacks.Callback):
         seconds: Seconds spent evaluating.
 
     Raises:
-        TypeError: If `game` is not a `Game`.
+        TypeError: If `game` is not a `Game`, `VectorGame` or `VectorEnv`.
         ValueError: If not exactly one of `every_games` and `every_steps` is
             given, or a count is not positive.
 
@@ -80,7 +82,7 @@ class EvalCallback(keras.callbacks.Callback):
 
     def __init__(
         self,
-        game: Game,
+        game: Game | VectorGame,
         every_games: int | None = None,
         every_steps: int | None = None,
         nb_games: int = 100,
@@ -92,10 +94,13 @@ class EvalCallback(keras.callbacks.Callback):
         verbose: int = 0,
     ):
         super().__init__()
-        if not isinstance(game, Game):
+        from qlearning4k.agent import _as_game
+
+        game = _as_game(game, lambda: seed)
+        if not isinstance(game, (Game, VectorGame)):
             raise TypeError(
-                f"EvalCallback expects a qlearning4k Game. Received: {game!r} "
-                f"(of type {type(game).__name__})"
+                "EvalCallback expects a qlearning4k Game, VectorGame or a gymnasium "
+                f"VectorEnv. Received: {game!r} (of type {type(game).__name__})"
             )
         if (every_games is None) == (every_steps is None):
             raise ValueError(
@@ -123,6 +128,7 @@ class EvalCallback(keras.callbacks.Callback):
         self.best_score = float("-inf")
         self.seconds = 0.0
         self._agent = None
+        self._distribution = None  # the training agent's (see `_set_agent`)
         self._env_steps = 0
         self._next_steps = every_steps
         self._logs: dict = {}
@@ -130,6 +136,10 @@ class EvalCallback(keras.callbacks.Callback):
     def set_model(self, model):
         super().set_model(model)
         self._agent = None  # made for this model on the first evaluation
+
+    def _set_agent(self, agent) -> None:
+        """Called by the training run: evaluate the model as `agent` reads it."""
+        self._distribution = agent.distribution
 
     def on_train_begin(self, logs=None):
         # The game is checked against the model here, before any training
@@ -140,7 +150,7 @@ class EvalCallback(keras.callbacks.Callback):
         if self._agent is None:
             from qlearning4k.agent import Agent
 
-            self._agent = Agent(self.model)
+            self._agent = Agent(self.model, distribution=self._distribution)
         return self._agent
 
     def _due(self, epoch: int) -> bool:

@@ -9,17 +9,35 @@ from qlearning4k._checks import _check_positive_int
 
 @keras.saving.register_keras_serializable(package="qlearning4k")
 class _DuelingMerge(keras.layers.Layer):
-    """`V + A - mean(A)`: one value `(batch, 1)` and advantages `(batch, nb_actions)`."""
+    """`V + A - mean(A)`: one value `(batch, 1)` and advantages `(batch, nb_actions)`.
+
+    With `nb_atoms > 1`, atom by atom: values `(batch, nb_atoms)` and
+    advantages `(batch, nb_actions * nb_atoms)`, action by action.
+    """
+
+    def __init__(self, nb_atoms: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.nb_atoms = nb_atoms
 
     def call(self, inputs):
         value, advantage = inputs
-        return value + advantage - keras.ops.mean(advantage, axis=-1, keepdims=True)
+        ops, n = keras.ops, self.nb_atoms
+        if n == 1:
+            return value + advantage - ops.mean(advantage, axis=-1, keepdims=True)
+        advantage = ops.reshape(advantage, (-1, advantage.shape[-1] // n, n))
+        merged = value[:, None, :] + advantage - ops.mean(advantage, axis=1, keepdims=True)
+        return ops.reshape(merged, (-1, merged.shape[1] * n))
+
+    def get_config(self):
+        return {**super().get_config(), "nb_atoms": self.nb_atoms}
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[1]
 
 
-def dueling(body: keras.Model, nb_actions: int, units: int | None = None) -> keras.Model:
+def dueling(
+    body: keras.Model, nb_actions: int, units: int | None = None, nb_atoms: int = 1
+) -> keras.Model:
     """Turns a model body into a dueling Q-network (Wang et al., 2016).
 
     The body's output (flattened if it has more than one feature axis) feeds
@@ -36,9 +54,14 @@ def dueling(body: keras.Model, nb_actions: int, units: int | None = None) -> ker
         nb_actions: Number of actions, the width of the advantage stream.
         units: Width of a hidden `Dense` layer (ReLU) at the start of each
             stream, or `None` for none. Defaults to `None`.
+        nb_atoms: Outputs per action, for a distributional agent (the
+            option's `nb_atoms`, see `qlearning4k.distributional`): the value
+            stream then has `nb_atoms` units, the advantage stream
+            `nb_actions * nb_atoms`, combined atom by atom. Defaults to 1.
 
     Returns:
-        An uncompiled `keras.Model`: `(batch,) + input_shape -> (batch, nb_actions)`.
+        An uncompiled `keras.Model`: `(batch,) + input_shape -> (batch, nb_actions)`,
+        or `(batch, nb_actions * nb_atoms)`.
 
     Raises:
         TypeError: If `body` is not a Keras model or a size is not an int.
@@ -65,6 +88,7 @@ def dueling(body: keras.Model, nb_actions: int, units: int | None = None) -> ker
     nb_actions = _check_positive_int("nb_actions", nb_actions)
     if units is not None:
         units = _check_positive_int("units", units)
+    nb_atoms = _check_positive_int("nb_atoms", nb_atoms)
     try:
         inputs, outputs = body.inputs, body.outputs
     except AttributeError:
@@ -78,11 +102,11 @@ def dueling(body: keras.Model, nb_actions: int, units: int | None = None) -> ker
     if len(features.shape) > 2:
         features = keras.layers.Flatten(name="dueling_flatten")(features)
     streams = []
-    for name, width in (("value", 1), ("advantage", nb_actions)):
+    for name, width in (("value", nb_atoms), ("advantage", nb_actions * nb_atoms)):
         x = features
         if units is not None:
             x = keras.layers.Dense(units, activation="relu", name=f"{name}_hidden")(x)
         streams.append(keras.layers.Dense(width, name=name)(x))
-    q = _DuelingMerge(name="q_values")(streams)
+    q = _DuelingMerge(nb_atoms, name="q_values")(streams)
     # The input itself, not a list of one: the model is then called with a plain tensor.
     return keras.Model(body.inputs[0], q, name=f"dueling_{body.name}")

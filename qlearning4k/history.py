@@ -60,6 +60,22 @@ class History(keras.callbacks.History):
         for key, value in logs.items():
             history[key].append(value)
 
+    def _extend(self, epochs: list, columns: dict) -> None:
+        """`on_epoch_end` for many epochs at once.
+
+        `columns` maps each log name to its values, one per epoch in
+        `epochs`, with NaN where an epoch has no value (`loss`).
+        """
+        history = self.history
+        if columns.keys() != history.keys():
+            seen, count = len(self.epoch), len(epochs)
+            columns = {**columns, **{k: [float("nan")] * count for k in history.keys() - columns}}
+            for key in columns.keys() - history.keys():
+                history[key] = [float("nan")] * seen
+        self.epoch.extend(epochs)
+        for key, values in columns.items():
+            history[key].extend(values)
+
     def plot(self, path: str | None = None, window: int = 100) -> Figure:
         """Draws the win rate (moving average) and the loss per epoch.
 

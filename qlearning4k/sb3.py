@@ -1,4 +1,5 @@
-"""Stable-Baselines3 DQN settings (and the RL Zoo's) as an agent and `train()` arguments."""
+"""Stable-Baselines3 DQN and sb3-contrib QR-DQN settings (and the RL Zoo's) as an agent
+and `train()` arguments."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import keras
 import numpy as np
 
 from qlearning4k.agent import Agent
+from qlearning4k.distributional import QuantileRegression
 from qlearning4k.games.game import Game
 
 # Stable-Baselines3's DQN defaults (2.x), for the keys a config leaves out.
@@ -32,13 +34,23 @@ _DEFAULTS = {
     "n_envs": 1,
     "frame_stack": 1,
 }
+# sb3-contrib's QRDQN defaults (2.x) where they differ from DQN's; its
+# policy_kwargs may also set n_quantiles.
+_QRDQN_DEFAULTS = {
+    "learning_rate": 5e-5,
+    "exploration_fraction": 0.005,
+    "exploration_final_eps": 0.01,
+    "max_grad_norm": None,
+}
+_NB_QUANTILES = 200  # QRDQN's default n_quantiles
+_ALGOS = ("dqn", "qrdqn")
 # Keys that change nothing qlearning4k computes: logging, devices, memory layout.
 _IGNORED = {"verbose", "device", "tensorboard_log", "stats_window_size", "optimize_memory_usage"}
 _BUDGETS = ("n_timesteps", "total_timesteps")  # the Zoo's name and learn()'s
 
 
 def from_sb3(
-    hyperparams: Mapping[str, Any], game: Game, seed: int | None = None
+    hyperparams: Mapping[str, Any], game: Game, seed: int | None = None, algo: str = "dqn"
 ) -> tuple[Agent, dict[str, Any]]:
     """Builds the agent and `train()` arguments of a Stable-Baselines3 DQN config.
 
@@ -66,6 +78,14 @@ def from_sb3(
       `train_freq`, `gradient_steps` (`-1` included),
       `target_update_interval`, `batch_size`, `gamma`, `n_step=n_steps`.
 
+    With `algo="qrdqn"` the config is sb3-contrib's `QRDQN` (the Zoo's
+    `hyperparams/qrdqn.yml`), with its defaults: the network ends in
+    `nb_actions * n_quantiles` units (`policy_kwargs["n_quantiles"]`,
+    default 200), the agent learns with `distribution=QuantileRegression`,
+    and Adam's epsilon is QRDQN's `0.01 / batch_size`. Its loss is not
+    averaged over the actions, so the clip norm is `max_grad_norm` as it is
+    (QRDQN's default: no clipping).
+
     Keys that change nothing computed (`verbose`, `device`,
     `tensorboard_log`, `stats_window_size`, `optimize_memory_usage`) are
     ignored. The network's initial weights are Keras' (Glorot uniform), not
@@ -80,6 +100,8 @@ def from_sb3(
             read a frame) and the number of actions.
         seed: Seed of the network's initial weights and of the agent (its
             exploration and memory sampling), or `None`. Defaults to `None`.
+        algo: `"dqn"` (Stable-Baselines3's `DQN`) or `"qrdqn"` (sb3-contrib's
+            `QRDQN`). Defaults to `"dqn"`.
 
     Returns:
         `(agent, train_kwargs)`: an `Agent` with its compiled model, and the
@@ -119,6 +141,9 @@ def from_sb3(
         raise TypeError(
             f"Expected a qlearning4k Game. Received: {game!r} (of type {type(game).__name__})"
         )
+    if algo not in _ALGOS:
+        raise ValueError(f"algo must be one of {_ALGOS}. Received: algo={algo!r}")
+    quantiles = algo == "qrdqn"
     known = set(_DEFAULTS) | _IGNORED | set(_BUDGETS)
     unknown = sorted(set(hyperparams) - known)
     if unknown:
@@ -132,7 +157,7 @@ def from_sb3(
             "The config needs one budget: n_timesteps (the Zoo's name) or total_timesteps. "
             f"Received: {', '.join(budgets) or 'neither'}"
         )
-    config = {**_DEFAULTS, **hyperparams}
+    config = {**_DEFAULTS, **(_QRDQN_DEFAULTS if quantiles else {}), **hyperparams}
     if config["policy"] != "MlpPolicy":
         raise ValueError(
             "from_sb3 builds MlpPolicy's network; for another policy build the Keras model "
@@ -154,11 +179,16 @@ def from_sb3(
             )
         train_freq = train_freq[0]
     policy_kwargs = dict(config["policy_kwargs"] or {})
-    if set(policy_kwargs) - {"net_arch"}:
+    allowed = {"net_arch", "n_quantiles"} if quantiles else {"net_arch"}
+    if set(policy_kwargs) - allowed:
         raise ValueError(
-            "policy_kwargs may only set net_arch (a list of layer widths). "
+            f"policy_kwargs may only set {' and '.join(sorted(allowed))}. "
             f"Received: policy_kwargs={policy_kwargs!r}"
         )
+    distribution = None
+    if quantiles:
+        n_quantiles = _count({"n_quantiles": _NB_QUANTILES, **policy_kwargs}, "n_quantiles")
+        distribution = QuantileRegression(nb_quantiles=n_quantiles)
     net_arch = policy_kwargs.get("net_arch", [64, 64])
     if not isinstance(net_arch, (list, tuple)) or not all(_is_count(width) for width in net_arch):
         raise ValueError(
@@ -181,22 +211,27 @@ def from_sb3(
         )
     layers.append(
         keras.layers.Dense(
-            nb_actions,
+            nb_actions * (1 if distribution is None else distribution.nb_atoms),
             kernel_initializer=keras.initializers.GlorotUniform(seed=int(weight_seeds[-1])),
         )
     )
     model = keras.Sequential(layers)
     clip = config["max_grad_norm"]
+    # Keras' Huber loss averages over the actions; QR-DQN's loss does not.
+    scale = 1 if quantiles else nb_actions
+    epsilon = 0.01 / _count(config, "batch_size") if quantiles else 1e-8
     optimizer = keras.optimizers.Adam(
         learning_rate=float(config["learning_rate"]),
-        epsilon=1e-8 / nb_actions,
-        global_clipnorm=None if clip is None else float(clip) / nb_actions,
+        epsilon=epsilon / scale,
+        global_clipnorm=None if clip is None else float(clip) / scale,
     )
     # XLA on TensorFlow, which Keras leaves off on CPUs: these networks' steps
     # are a quarter faster with it (docs/performance.md). JAX compiles anyway.
     jit = True if keras.backend.backend() == "tensorflow" else "auto"
-    model.compile(optimizer, keras.losses.Huber(), jit_compile=jit)
-    agent = Agent(model, memory_size=_count(config, "buffer_size"), seed=seed)
+    model.compile(optimizer, None if quantiles else keras.losses.Huber(), jit_compile=jit)
+    agent = Agent(
+        model, memory_size=_count(config, "buffer_size"), seed=seed, distribution=distribution
+    )
     train_kwargs = {
         "total_timesteps": _count(config, budgets[0]),
         "learning_starts": _count(config, "learning_starts", zero=True),

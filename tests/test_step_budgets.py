@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from qlearning4k import Agent, ExperienceReplay, from_sb3
+from qlearning4k import Agent, ExperienceReplay, QuantileRegression, from_sb3
 from qlearning4k._learner import _make_learner, _StepConfig
 from qlearning4k.games import Catch, GymGame
 
@@ -250,6 +250,31 @@ def test_from_sb3_ports_a_zoo_config_one_to_one():
     again, defaults = from_sb3({"n_timesteps": 1000}, GymGame("CartPole-v1"), seed=0)
     assert defaults["learning_starts"] == 100 and defaults["target_update_interval"] == 10_000
     assert [layer.units for layer in again.model.layers[1:]] == [64, 64, 2]
+
+
+_ZOO_QRDQN_ACROBOT = {  # the RL Baselines3 Zoo's hyperparams/qrdqn.yml entry
+    "n_timesteps": 1e5, "policy": "MlpPolicy", "learning_rate": 6.3e-4, "batch_size": 128,
+    "buffer_size": 50000, "learning_starts": 0, "gamma": 0.99, "target_update_interval": 250,
+    "train_freq": 4, "gradient_steps": -1, "exploration_fraction": 0.12,
+    "exploration_final_eps": 0.1, "policy_kwargs": {"net_arch": [256, 256], "n_quantiles": 25},
+}  # fmt: skip
+
+
+def test_from_sb3_ports_a_qrdqn_config_with_its_own_defaults():
+    agent, kwargs = from_sb3(_ZOO_QRDQN_ACROBOT, GymGame("Acrobot-v1"), seed=0, algo="qrdqn")
+    assert agent.distribution == QuantileRegression(nb_quantiles=25) and agent.nb_actions == 3
+    dense = [layer for layer in agent.model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.units for layer in dense] == [256, 256, 3 * 25]
+    optimizer = agent.model.optimizer
+    assert optimizer.epsilon == pytest.approx(0.01 / 128)  # QRDQN's Adam
+    assert optimizer.global_clipnorm is None  # QRDQN's max_grad_norm=None
+    assert kwargs["gradient_steps"] == -1 and kwargs["target_update_interval"] == 250
+    _, defaults = from_sb3({"n_timesteps": 1000}, GymGame("Acrobot-v1"), algo="qrdqn")
+    assert defaults["epsilon"] == (1.0, 0.01) and defaults["epsilon_rate"] == 0.005
+    with pytest.raises(ValueError, match="algo must be one of"):
+        from_sb3(_ZOO_QRDQN_ACROBOT, GymGame("Acrobot-v1"), algo="c51")
+    with pytest.raises(ValueError, match="may only set net_arch"):
+        from_sb3(_ZOO_QRDQN_ACROBOT, GymGame("Acrobot-v1"))  # n_quantiles is QRDQN's
 
 
 def test_from_sb3_trains_through_the_step_budget():

@@ -8,6 +8,7 @@ from conftest import make_model
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from qlearning4k import Agent, ExperienceReplay
+from qlearning4k.callbacks import EvalCallback
 from qlearning4k.games import Catch, GymVectorGame, Snake, VectorCatch, VectorGame, VectorSnake
 from qlearning4k.games.snake import _EMPTY, _FRUIT
 from qlearning4k.testing import check_game
@@ -230,6 +231,34 @@ def test_fewer_games_than_copies_leave_the_others_unplayed():
     assert len(agent.memory) == 5 * 9
 
 
+@pytest.mark.parametrize(
+    "copies, budget",
+    [
+        (256, {"nb_epoch": 700}),  # 256 games end at once, more than the win window
+        (64, {"nb_epoch": 150, "learning_starts": 500}),  # games without gradient steps
+        (48, {"total_timesteps": 48 * 25}),
+    ],
+)
+def test_games_ended_together_log_as_one_by_one(copies, budget):
+    """With `History` alone, a step's ended games are logged in one go: the same logs."""
+    runs = []
+    logs = []  # of the run with a listener
+    listener = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, log: logs.append(log))
+    for listen in (False, True):
+        keras.utils.set_random_seed(0)
+        agent = Agent(make_model(), seed=0)
+        history = agent.train(VectorCatch(copies, seed=0), batch_size=8, verbose=0,
+                              callbacks=[listener] if listen else [], **budget)  # fmt: skip
+        runs.append((history.epoch, dict(history.history), logs))
+    (epochs, together, _), (one_by_one_epochs, one_by_one, logs) = runs
+    assert epochs == one_by_one_epochs == list(range(len(epochs)))
+    assert sorted(together) == sorted(one_by_one)
+    for key in together.keys() - {"time"}:
+        np.testing.assert_array_equal(together[key], one_by_one[key], err_msg=key)
+        assert all(type(value) is float for value in together[key])
+    assert [log["win_rate"] for log in logs] == together["win_rate"]
+
+
 def test_same_seed_same_vector_run():
     results = []
     for _ in range(2):
@@ -303,6 +332,23 @@ def test_evaluate_a_vector_game(source):
     ends = []
     agent.evaluate(VectorCatch(3), nb_games=5, on_game_end=lambda g, k: ends.append(k))
     assert len(ends) == 5
+
+
+@pytest.mark.parametrize("source", ["vector-catch", "sync-same-step"])
+def test_eval_callback_evaluates_on_a_vector_game(source):
+    if source == "vector-catch":
+        evaluation_game = VectorCatch(16)
+    else:
+        evaluation_game = _catch_envs("sync", AutoresetMode.SAME_STEP, 4)
+    evaluation = EvalCallback(evaluation_game, every_games=40, nb_games=20, seed=3)
+    agent = Agent(make_model(), seed=0)
+    history = agent.train(VectorCatch(8, seed=0), nb_epoch=80, batch_size=8, verbose=0,
+                          callbacks=[evaluation])  # fmt: skip
+    assert [r["games"] for r in evaluation.results] == [0, 40, 80]
+    assert history.history["eval_score"][-1] == evaluation.results[-1]["mean_score"]
+    again = agent.evaluate(evaluation.game, nb_games=20, seed=3)  # the weights it evaluated
+    assert again["mean_score"] == evaluation.results[-1]["mean_score"]
+    assert evaluation.results[-1]["nb_games"] == 20
 
 
 def test_a_gymnasium_vector_env_of_cartpole_trains_with_truncation():

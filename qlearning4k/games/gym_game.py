@@ -93,26 +93,9 @@ class GymGame(Game):
                 "GymGame expects a gymnasium.Env or an environment id. "
                 f"Received: {env!r} (of type {type(env).__name__})"
             )
-        spaces = gymnasium.spaces
-        if not isinstance(env.action_space, spaces.Discrete):
-            raise ValueError(
-                "GymGame needs a Discrete action space (Q-learning picks one of n actions). "
-                f"Received: action_space={env.action_space}"
-            )
-        space = env.observation_space
-        self._dtype = np.dtype(np.float32)
-        if isinstance(space, spaces.Discrete):
-            self._one_hot = int(space.n)
-        elif isinstance(space, spaces.Box):
-            self._one_hot = None
-            self._dtype = _frame_dtype(space)
-        else:
-            raise ValueError(
-                "GymGame needs a Box or Discrete observation space. "
-                f"Received: observation_space={space}"
-            )
-        if not (win is None or callable(win) or isinstance(win, (int, float))):
-            raise TypeError(f"win must be None, a number or a function. Received: win={win!r}")
+        self._one_hot, self._dtype = _check_spaces(
+            "GymGame", env.action_space, env.observation_space, win
+        )
         self.env = env
         self.win = win
         self._action_start = int(env.action_space.start)
@@ -233,3 +216,31 @@ def _frame_dtype(space) -> np.dtype:
     """The dtype of frames of a `Box` observation: `uint8` for pixels and bools."""
     kind = np.dtype(space.dtype)
     return np.dtype(np.uint8 if kind in (np.dtype(np.uint8), np.dtype(bool)) else np.float32)
+
+
+def _check_spaces(owner: str, action_space, space, win, single: str = "") -> tuple:
+    """Checks a Gym adapter's spaces and win rule; returns its frames' `(one_hot, dtype)`.
+
+    `one_hot` is the size of a `Discrete` observation space (frames one-hot
+    encoded), or `None` for a `Box`. `single` prefixes the spaces' names in
+    errors (`"single_"` for vector envs).
+    """
+    from gymnasium import spaces
+
+    if not isinstance(action_space, spaces.Discrete):
+        raise ValueError(
+            f"{owner} needs a Discrete action space (Q-learning picks one of n actions). "
+            f"Received: {single}action_space={action_space}"
+        )
+    if isinstance(space, spaces.Discrete):
+        one_hot, dtype = int(space.n), np.dtype(np.float32)
+    elif isinstance(space, spaces.Box):
+        one_hot, dtype = None, _frame_dtype(space)
+    else:
+        raise ValueError(
+            f"{owner} needs a Box or Discrete observation space. "
+            f"Received: {single}observation_space={space}"
+        )
+    if not (win is None or callable(win) or isinstance(win, (int, float))):
+        raise TypeError(f"win must be None, a number or a function. Received: win={win!r}")
+    return one_hot, dtype

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qlearning4k.games.game_env import _import_gymnasium
-from qlearning4k.games.gym_game import _env_name, _frame_dtype
+from qlearning4k.games.gym_game import _check_spaces, _env_name
 from qlearning4k.games.vector_game import VectorGame
 
 if TYPE_CHECKING:
@@ -97,15 +97,10 @@ class GymVectorGame(VectorGame):
                 f"Received: {env!r} (of type {type(env).__name__})"
             )
         super().__init__(env.num_envs, seed)
-        if not (win is None or callable(win) or isinstance(win, (int, float))):
-            raise TypeError(f"win must be None, a number or a function. Received: win={win!r}")
-        spaces = gymnasium.spaces
         action_space, space = env.single_action_space, env.single_observation_space
-        if not isinstance(action_space, spaces.Discrete):
-            raise ValueError(
-                "GymVectorGame needs a Discrete action space (Q-learning picks one of n "
-                f"actions). Received: single_action_space={action_space}"
-            )
+        self._one_hot, self._dtype = _check_spaces(
+            "GymVectorGame", action_space, space, win, single="single_"
+        )
         # Vector envs of sub-environments say theirs; native ones (CartPole's
         # own vector env) are one env and cannot disagree.
         for name, single in (("action_space", action_space), ("observation_space", space)):
@@ -117,15 +112,6 @@ class GymVectorGame(VectorGame):
                         f"sub-environment {index} differs from the others'. Received: {sub} "
                         f"(expected {single})"
                     )
-        if isinstance(space, spaces.Discrete):
-            self._one_hot, self._dtype = int(space.n), np.dtype(np.float32)
-        elif isinstance(space, spaces.Box):
-            self._one_hot, self._dtype = None, _frame_dtype(space)
-        else:
-            raise ValueError(
-                "GymVectorGame needs a Box or Discrete observation space. "
-                f"Received: single_observation_space={space}"
-            )
         mode = env.metadata.get("autoreset_mode", gymnasium.vector.AutoresetMode.NEXT_STEP)
         self._same_step = mode == gymnasium.vector.AutoresetMode.SAME_STEP
         self._disabled = mode == gymnasium.vector.AutoresetMode.DISABLED
