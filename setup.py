@@ -36,8 +36,11 @@ setup(
             "minatar>=1.0.15",
             "ale-py>=0.10",
             "opencv-python-headless>=4.8",
+            "ray[tune]>=2.60",
         ],
         "gym": ["gymnasium>=1.0"],
+        # Sweeps on Ray Tune (qlearning4k.tune) and actors (qlearning4k.actors).
+        "ray": ["ray[tune]>=2.60"],
         # MinAtar's games through Gymnasium (minatar.gym.register_envs()).
         "minatar": ["gymnasium>=1.0", "minatar>=1.0.15"],
         # Atari through ale-py (its wheel ships the ROMs); OpenCV for AtariPreprocessing.

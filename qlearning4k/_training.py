@@ -45,6 +45,7 @@ class _Settings:
     reset_memory: bool
     checkpoint: int | None
     checkpoint_path: str
+    keep_checkpoints: int
     verbose: int
     user_callbacks: list
     nb_parallel: int
@@ -121,7 +122,8 @@ class _TrainingRun:
         self.remember_one = (
             nb_copies == 1
             and isinstance(self.memory, ExperienceReplay)
-            and type(self.memory).remember is ExperienceReplay.remember
+            and type(self.memory).remember
+            in (ExperienceReplay.remember, PrioritizedExperienceReplay.remember)
         )
         # A call's arrays: each gradient step's states and next states, then
         # the acting states; each transition's action, reward, game over and
@@ -280,6 +282,7 @@ class _TrainingRun:
                 signal.signal(signal.SIGINT, previous_handler)
             if self.fast:
                 self.learner.end()
+        self.history.env_steps = int(self.total_steps)
         self.callbacks.on_train_end()
         if (
             self.progbar is not None
@@ -330,9 +333,15 @@ class _TrainingRun:
         """Checkpoints the run between two steps."""
         if self.fast:
             self.learner.end()
-        self.agent._save_checkpoint(self.settings.checkpoint_path, self._run_state([]))
+        self._save_checkpoint([])
         if self.fast:
             self.learner.begin()
+
+    def _save_checkpoint(self, ended) -> None:
+        settings = self.settings
+        self.agent._save_checkpoint(
+            settings.checkpoint_path, self._run_state(ended), settings.keep_checkpoints
+        )
 
     def _draw_explore(self) -> np.ndarray:
         """Which copies move at random next: `(nb_copies,)` bool.
@@ -643,7 +652,7 @@ class _TrainingRun:
         if synced:
             self.learner.end()
         if saves:  # the logs and callbacks of these games come after, as without a checkpoint
-            self.agent._save_checkpoint(self.settings.checkpoint_path, self._run_state(ended))
+            self._save_checkpoint(ended)
         history = self.callbacks.history_alone
         if (
             history is not None

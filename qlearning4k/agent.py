@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -9,12 +10,21 @@ import pickle
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
 from numpy.typing import ArrayLike
 
+from qlearning4k._checkpoints import (
+    _SETTINGS_FILE,
+    _damage,
+    _replace_folder,
+    _saved_folder,
+    _saved_folders,
+    _write_manifest,
+)
 from qlearning4k._checks import (
     _check_batch_size,
     _check_epsilon,
@@ -25,6 +35,7 @@ from qlearning4k._checks import (
 from qlearning4k._evaluation import _play_games, _summary
 from qlearning4k._learner import _make_learner, _StepConfig
 from qlearning4k._training import _Settings, _TrainingRun
+from qlearning4k.actors import RayActors
 from qlearning4k.distributional import C51, QuantileRegression, _from_config, _to_config
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
@@ -35,37 +46,20 @@ from qlearning4k.render import save_gif
 
 _SAVE_FORMAT = 1
 _MODEL_FILE = "model.keras"
-_SETTINGS_FILE = "agent.json"
 _MEMORY_FILE = "memory.npz"
 _RUN_FILE = "run.pkl"  # a checkpointed training run, for train(resume=True)
 
 
-def _saved_folder(path: str) -> str:
-    """`path`, or the previous save a process killed while replacing it left beside it."""
-    if os.path.isfile(os.path.join(path, _SETTINGS_FILE)):
-        return path
-    parent, name = os.path.split(os.path.abspath(path))
-    leftovers = [
-        os.path.join(parent, entry)
-        for entry in (os.listdir(parent) if os.path.isdir(parent) else [])
-        if entry.startswith(f"{name}.old-")
-        and os.path.isfile(os.path.join(parent, entry, _SETTINGS_FILE))
-    ]
-    return max(leftovers, key=os.path.getmtime) if leftovers else path
-
-
-def _replace_folder(new: str, path: str) -> None:
-    """Moves folder `new` to `path`, replacing what is there, never leaving neither."""
-    if not os.path.exists(path):
-        os.replace(new, path)
-        return
-    old = f"{path}.old-{os.getpid()}"
-    os.replace(path, old)
-    os.replace(new, path)
-    if os.path.isdir(old):
-        shutil.rmtree(old)
-    else:
-        os.remove(old)
+@contextlib.contextmanager
+def _reading(folder: str, name: str):
+    """Turns a failure to read a saved file into an error that names it."""
+    try:
+        yield
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, KeyError) as error:
+        raise ValueError(
+            f"Agent.load() could not read {name} in {folder!r}: it may be damaged "
+            f"({type(error).__name__}: {error})"
+        ) from error
 
 
 def _model_signature(model) -> tuple[tuple, int]:
@@ -318,6 +312,8 @@ class Agent:
         total_timesteps: int | None = None,
         learning_starts: int = 0,
         target_update_interval: int | None = None,
+        keep_checkpoints: int = 2,
+        actors: RayActors | None = None,
     ) -> History:
         """Trains the model on `nb_epoch` games, or for `total_timesteps` env steps.
 
@@ -372,7 +368,8 @@ class Agent:
             checkpoint_path: Where `checkpoint` saves: a folder gets the
                 whole agent with its memory (`save(include_memory=True)`,
                 loadable with `Agent.load`); a path ending in `.weights.h5`
-                gets the weights only. Written atomically. Defaults to
+                gets the weights only. Written atomically, with the
+                checksums of its files. Defaults to
                 `"qlearning4k-checkpoint"`.
             verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
                 Defaults to 1.
@@ -399,7 +396,9 @@ class Agent:
                 `keras.callbacks.TerminateOnNaN` decide). Defaults to
                 `"raise"`.
             resume: Continue the run checkpointed in the `checkpoint_path`
-                folder, if there is one (else start afresh): weights,
+                folder, if there is one (else start afresh); if its files
+                are damaged, from the newest intact one of those kept (see
+                `keep_checkpoints`), with a warning that names them: weights,
                 optimizer state, memory, epsilon schedule, game counter,
                 games and every random generator come back as they were, so
                 that a run interrupted and resumed ends as an uninterrupted
@@ -448,6 +447,17 @@ class Agent:
                 weights every `target_update_interval` env steps (every
                 `target_update_interval // nb_parallel` steps of all copies),
                 between gradient steps as in Stable-Baselines3, or `None`.
+                Defaults to `None`.
+            keep_checkpoints: How many folder checkpoints to keep: the
+                newest in `checkpoint_path`, the ones before it beside it as
+                `checkpoint_path.1`, `checkpoint_path.2`, ..., for
+                `resume=True` to fall back on. Each holds the whole memory.
+                Defaults to 2.
+            actors: A `qlearning4k.actors.RayActors`: the game's copies are
+                played by Ray actors in other processes (or machines), and
+                this process remembers their transitions and learns; or
+                `None` to play here. Not with `nb_parallel`, a vector game,
+                checkpoints, `resume`, `reset_memory` or `single_core`.
                 Defaults to `None`.
 
         Ctrl-C stops training after the current step (a second one at once):
@@ -566,6 +576,11 @@ class Agent:
                 )
         game = _as_game(game, lambda: int(self.rng.integers(2**31)))
         self._check_game(game)
+        if actors is not None:
+            _check_actors(
+                actors, game, nb_parallel=nb_parallel, checkpoint=checkpoint, resume=resume,
+                reset_memory=reset_memory, single_core=single_core,
+            )  # fmt: skip
         if isinstance(game, VectorGame):
             if nb_parallel not in (1, game.nb_copies):
                 raise ValueError(
@@ -609,6 +624,7 @@ class Agent:
             reset_memory=bool(reset_memory),
             checkpoint=checkpoint,
             checkpoint_path=checkpoint_path,
+            keep_checkpoints=_check_positive_int("keep_checkpoints", keep_checkpoints),
             verbose=verbose,
             user_callbacks=callbacks,
             nb_parallel=nb_parallel,
@@ -622,6 +638,8 @@ class Agent:
             n_step=n_step,
             single_core=bool(single_core),
         )
+        if actors is not None:
+            return actors._train(self, game, settings)
         run_state = self._restore(os.fspath(checkpoint_path)) if resume else None
         rng_state = self.rng.bit_generator.state
         run = _TrainingRun(self, game, settings)
@@ -630,7 +648,7 @@ class Agent:
             run.resume(run_state)
         return run.run()
 
-    def _save_checkpoint(self, path: str, run_state: dict | None = None) -> None:
+    def _save_checkpoint(self, path: str, run_state: dict | None = None, keep: int = 1) -> None:
         """`checkpoint=` in `train()`: the weights only, or the whole agent and run."""
         if str(path).endswith(".weights.h5"):
             folder = os.path.dirname(os.path.abspath(path))
@@ -640,7 +658,7 @@ class Agent:
             os.replace(temporary, path)
         else:
             self._save(path, include_memory=isinstance(self.memory, ExperienceReplay),
-                       run_state=run_state)  # fmt: skip
+                       run_state=run_state, keep=keep)  # fmt: skip
 
     # -- saving -------------------------------------------------------------
 
@@ -649,10 +667,11 @@ class Agent:
 
         The folder holds `model.keras` (the model with its optimizer state,
         in Keras' own format), `agent.json` (the agent's settings and random
-        generators) and, with `include_memory=True` and an `ExperienceReplay`,
-        `memory.npz`. It is written next to `path` first and then moved into
-        place, so an interrupted save leaves the previous one whole, and
-        `Agent.load(path)` finds it.
+        generators), with `include_memory=True` and an `ExperienceReplay`
+        `memory.npz`, and `checksums.json` (the size and SHA-256 of each
+        file, which `Agent.load` checks). It is written next to `path` first
+        and then moved into place, so an interrupted save leaves the
+        previous one whole, and `Agent.load(path)` finds it.
 
         Args:
             path: The folder to write; replaced if it exists.
@@ -677,7 +696,9 @@ class Agent:
             )
         self._save(path, include_memory)
 
-    def _save(self, path, include_memory: bool, run_state: dict | None = None) -> None:
+    def _save(
+        self, path, include_memory: bool, run_state: dict | None = None, keep: int = 1
+    ) -> None:
         """`save()`, plus the state of a training run for `train(resume=True)`."""
         path = os.fspath(path)
         parent = os.path.dirname(os.path.abspath(path))
@@ -705,7 +726,8 @@ class Agent:
             if run_state is not None:
                 with open(os.path.join(temporary, _RUN_FILE), "wb") as f:
                     pickle.dump(run_state, f, protocol=pickle.HIGHEST_PROTOCOL)
-            _replace_folder(temporary, path)
+            _write_manifest(temporary)
+            _replace_folder(temporary, path, keep)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
@@ -728,23 +750,37 @@ class Agent:
 
         Raises:
             FileNotFoundError: If `path` is not a saved agent.
-            ValueError: If it was saved by an unknown format version.
+            ValueError: If a file of it is damaged (truncated or altered
+                since it was saved: its size or SHA-256 differs from
+                `checksums.json`, or it cannot be read), naming the file; or
+                if it was saved by an unknown format version.
         """
         path = _saved_folder(os.fspath(path))
-        settings_path = os.path.join(path, _SETTINGS_FILE)
-        if not os.path.isfile(settings_path):
+        damage = _damage(path)
+        if damage is not None:
+            raise ValueError(
+                f"Agent.load() found a damaged save: {damage}. Received: path={path!r}"
+            )
+        if not os.path.isfile(os.path.join(path, _SETTINGS_FILE)):
             raise FileNotFoundError(
                 f"Agent.load() expects a folder written by Agent.save(). Received: {path!r} "
                 f"(no {_SETTINGS_FILE} in it)"
             )
-        with open(settings_path) as f:
+        return cls._load(path, memory)
+
+    @classmethod
+    def _load(cls, path: str, memory: Memory | None) -> Agent:
+        """`load()` of a folder whose checksums are checked."""
+        settings_path = os.path.join(path, _SETTINGS_FILE)
+        with _reading(path, _SETTINGS_FILE), open(settings_path) as f:
             settings = json.load(f)
         if settings.get("format") != _SAVE_FORMAT:
             raise ValueError(
                 f"Agent.load() reads format {_SAVE_FORMAT}. "
                 f"Received: format {settings.get('format')!r} in {settings_path}"
             )
-        model = keras.models.load_model(os.path.join(path, _MODEL_FILE))
+        with _reading(path, _MODEL_FILE):
+            model = keras.models.load_model(os.path.join(path, _MODEL_FILE))
         saved_memory = settings["memory"]
         if memory is None:
             kind = (
@@ -755,7 +791,7 @@ class Agent:
             memory = kind(saved_memory["memory_size"], **saved_memory.get("config", {}))
             memory_file = os.path.join(path, _MEMORY_FILE)
             if os.path.isfile(memory_file):
-                with np.load(memory_file) as arrays:
+                with _reading(path, _MEMORY_FILE), np.load(memory_file) as arrays:
                     memory._set_state(dict(arrays))
             if saved_memory.get("rng"):
                 memory.rng.bit_generator.state = saved_memory["rng"]
@@ -769,12 +805,33 @@ class Agent:
         return agent
 
     def _restore(self, path: str) -> dict | None:
-        """Loads a checkpoint into this agent; returns its run state, if any."""
-        path = _saved_folder(path)
-        run_file = os.path.join(path, _RUN_FILE)
+        """Loads the newest intact checkpoint of `path` into this agent.
+
+        Returns its run state, or `None` when there is no checkpoint of a
+        run. Damaged checkpoints are skipped with a warning that names them.
+        """
+        damaged = []
+        for folder in _saved_folders(path):
+            damage = _damage(folder)
+            if damage is None:
+                break
+            damaged.append(f"{folder}: {damage}")
+            warnings.warn(
+                f"resume=True skips a damaged checkpoint ({damage}): {folder}", stacklevel=4
+            )
+        else:
+            if damaged:
+                raise ValueError(
+                    "resume=True found no intact checkpoint. Received: checkpoint_path="
+                    f"{path!r}, whose checkpoints are damaged: " + "; ".join(damaged)
+                )
+            return None
+        if damaged:
+            warnings.warn(f"resume=True continues from the older checkpoint {folder}", stacklevel=4)
+        run_file = os.path.join(folder, _RUN_FILE)
         if not os.path.isfile(run_file):
             return None
-        saved = Agent.load(path)
+        saved = Agent._load(folder, None)
         model, optimizer = self.model, self.model.optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
@@ -786,7 +843,7 @@ class Agent:
         for mine, theirs in pairs:
             if len(mine) != len(theirs):
                 raise ValueError(
-                    f"resume=True needs the model of the checkpoint in {path!r}: it has "
+                    f"resume=True needs the model of the checkpoint in {folder!r}: it has "
                     f"{len(theirs)} variables of a kind where this model has {len(mine)}."
                 )
         for mine, theirs in pairs:
@@ -795,7 +852,7 @@ class Agent:
         if isinstance(self.memory, ExperienceReplay):
             self.memory = saved.memory
         self.rng = saved.rng
-        with open(run_file, "rb") as f:
+        with _reading(folder, _RUN_FILE), open(run_file, "rb") as f:
             return pickle.load(f)
 
     # -- playing ------------------------------------------------------------
@@ -1027,6 +1084,29 @@ class Agent:
             q = np.where(mask, q, -np.inf)
         actions = q.argmax(axis=1)
         return int(actions[0]) if one else actions
+
+
+def _check_actors(actors, game, **options) -> None:
+    """`train(actors=...)`'s checks: what runs with actors and what does not."""
+    if not isinstance(actors, RayActors):
+        raise TypeError(
+            "actors must be a qlearning4k.actors.RayActors or None. "
+            f"Received: {actors!r} (of type {type(actors).__name__})"
+        )
+    if isinstance(game, VectorGame):
+        raise ValueError(
+            "train(actors=...) plays copies of a Game on each actor (RayActors.nb_copies). "
+            f"Received: a {type(game).__name__}"
+        )
+    unsupported = {"nb_parallel": 1, "checkpoint": None, "resume": False,
+                   "reset_memory": False, "single_core": False}  # fmt: skip
+    for name, default in unsupported.items():
+        if options[name] != default:
+            raise ValueError(
+                f"train(actors=...) does not take {name}: the actors play the copies "
+                f"(RayActors.nb_copies), in their own processes. Received: "
+                f"{name}={options[name]!r}"
+            )
 
 
 def _as_game(game, seed: Callable[[], int | None]):

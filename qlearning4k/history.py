@@ -26,6 +26,15 @@ class History(keras.callbacks.History):
     the callbacks add (`EvalCallback`'s `eval_score`, say; NaN in the epochs
     before they add it).
 
+    Attributes:
+        env_steps: Env steps the run played, of all copies, games not over
+            included (with `total_timesteps`, the budget); set when
+            `train()` returns, `None` before.
+        gradient_steps: With `train(actors=...)`, the gradient steps the
+            learner ran; `None` otherwise.
+        actor_failures: With `train(actors=...)`, the times an actor stopped
+            answering (died, was killed, lost its machine); `None` otherwise.
+
     Example:
 
     ```python
@@ -34,6 +43,10 @@ class History(keras.callbacks.History):
     history.plot("training.png")
     ```
     """
+
+    env_steps: int | None = None
+    gradient_steps: int | None = None
+    actor_failures: int | None = None
 
     def set_model(self, model):
         super().set_model(model)

@@ -130,10 +130,63 @@ class PrioritizedExperienceReplay(ExperienceReplay):
         self._tree = None
         self.max_priority = 1.0
 
+    def remember(
+        self,
+        s: ArrayLike,
+        a: ArrayLike,
+        r: ArrayLike,
+        s_prime: ArrayLike,
+        game_over: ArrayLike,
+        steps: ArrayLike = 1,
+        next_mask: ArrayLike | None = None,
+        td_errors: ArrayLike | None = None,
+    ) -> None:
+        """Stores `n` transitions, as `ExperienceReplay.remember` does, with their priorities.
+
+        Args:
+            s: States before the actions, `(n,) + state_shape`.
+            a: Actions taken.
+            r: Rewards received.
+            s_prime: States after the actions.
+            game_over: Whether each transition ended its game.
+            steps: Game steps from `s` to `s_prime`. Defaults to 1.
+            next_mask: The actions possible in each `s_prime`, or `None`.
+                Defaults to `None`.
+            td_errors: Each transition's TD error, known when it is stored
+                (as Ape-X's actors compute it), for its first priority; or
+                `None` for the highest priority so far, so that every new
+                transition is sampled soon. Defaults to `None`.
+
+        Raises:
+            ValueError: As `ExperienceReplay.remember`, or if `td_errors`
+                does not hold one finite number per transition.
+        """
+        if td_errors is not None:
+            td_errors = np.asarray(td_errors, dtype=np.float64).ravel()
+            if len(td_errors) != len(s) or not np.isfinite(td_errors).all():
+                raise ValueError(
+                    "remember() expects one finite TD error per transition. Received: "
+                    f"{len(td_errors)} TD errors for {len(s)} transitions"
+                )
+        self._first_errors = td_errors
+        try:
+            super().remember(s, a, r, s_prime, game_over, steps, next_mask)
+        finally:
+            self._first_errors = None
+
+    _first_errors = None  # of the transitions `remember()` is storing
+
     def _stored(self, slots: np.ndarray) -> None:
         if self._tree is None:  # the first transitions; _relayout rebuilds on growth
             self._rebuild(np.zeros(0), self.capacity)
-        self._tree.update(slots, self.max_priority)  # one slot or an array of them
+        errors = self._first_errors
+        if errors is None:
+            self._tree.update(slots, self.max_priority)  # one slot or an array of them
+            return
+        errors = errors[len(errors) - np.size(slots) :]  # the newest, if more than the capacity
+        priorities = (np.abs(errors) + self.epsilon) ** self.alpha
+        self._tree.update(slots, priorities)
+        self.max_priority = max(self.max_priority, float(priorities.max()))
 
     def _rebuild(self, priorities: np.ndarray, capacity: int) -> None:
         self._tree = _SumTree(capacity)

@@ -45,3 +45,26 @@ def _seed():
 @pytest.fixture
 def model_factory():
     return make_model
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster of 2 CPUs, shared by the tests that need one.
+
+    Its worker processes unpickle what the tests define (trainables, games):
+    they inherit the driver's PYTHONPATH, which gets this folder.
+    """
+    import os
+    from pathlib import Path
+
+    ray = pytest.importorskip("ray")
+    previous = os.environ.get("PYTHONPATH")
+    here = str(Path(__file__).parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, previous]))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    if previous is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = previous

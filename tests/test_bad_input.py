@@ -61,6 +61,7 @@ CASES = [
     ("train-observe-float", _train(observe=1.5), ValueError, "observe"),
     ("train-checkpoint-neg", _train(checkpoint=-1), ValueError, "checkpoint"),
     ("train-checkpoint-path-h5", _train(checkpoint=1, checkpoint_path="m.h5"), ValueError, "h5"),
+    ("train-keep-checkpoints-0", _train(keep_checkpoints=0), ValueError, "keep_checkpoints"),
     ("train-nb-parallel-neg", _train(nb_parallel=-2), ValueError, "nb_parallel"),
     ("train-train-freq-0", _train(train_freq=0), ValueError, "train_freq"),
     ("train-gradient-steps-str", _train(gradient_steps="2"), TypeError, "gradient_steps"),

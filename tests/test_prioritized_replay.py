@@ -53,6 +53,28 @@ def test_new_transitions_get_the_highest_priority_and_sampling_follows_prioritie
     assert memory._tree.leaves(41)[40] == pytest.approx(priorities.max())
 
 
+@pytest.mark.parametrize("memory_size", [50, -1, 3], ids=["bounded", "unbounded", "overflowing"])
+def test_remember_with_td_errors_gives_first_priorities_from_them(memory_size):
+    memory = PrioritizedExperienceReplay(memory_size, alpha=0.5, seed=0)
+    s = np.arange(5, dtype=np.float32).reshape(5, 1, 1)
+    errors = np.array([0.0, -2.0, 0.0, 6.0, 0.5])  # the sign does not count
+    memory.remember(s, np.zeros(5, int), np.arange(5), s + 1, np.zeros(5, bool), td_errors=errors)
+    kept = errors[-min(5, memory.capacity) :]
+    priorities = (np.abs(kept) + memory.epsilon) ** 0.5
+    counts = np.bincount(memory.sample(20_000).rewards.astype(int), minlength=5)[-len(kept) :]
+    np.testing.assert_allclose(counts / 20_000, priorities / priorities.sum(), atol=0.01)
+    assert memory.max_priority == pytest.approx(max(1.0, priorities.max()))
+
+
+@pytest.mark.parametrize("errors", [[1.0, 2.0], [1.0, np.nan, 0.0]], ids=["count", "nan"])
+def test_remember_refuses_td_errors_that_do_not_fit(errors):
+    memory = PrioritizedExperienceReplay(10)
+    s = np.zeros((3, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="one finite TD error per transition"):
+        memory.remember(s, 0, 0.0, s, False, td_errors=errors)
+    assert len(memory) == 0
+
+
 def test_alpha_zero_is_uniform_and_beta_grows_to_one():
     memory = _filled(alpha=0.0, beta=0.5, beta_increment=0.2)
     memory.update_priorities(np.arange(40), np.linspace(0, 10, 40))
