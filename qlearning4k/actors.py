@@ -348,7 +348,6 @@ class _DistributedRun:
         self.wins = np.zeros(WIN_WINDOW)
         self.version = 0
         self.failures = 0  # times an actor stopped answering
-        self.target_copies = 0
 
     # -- the loop -------------------------------------------------------------
 

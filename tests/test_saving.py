@@ -138,6 +138,8 @@ def _alter(path):
         f.write(bytes([byte[0] ^ 0xFF]))
 
 
+# Checksums are files and bytes: once, on the default backend (resume runs on every one).
+@pytest.mark.backend_free
 @pytest.mark.parametrize("name", ["model.keras", "agent.json", "memory.npz", "checksums.json"])
 @pytest.mark.parametrize(
     "damage, match",
@@ -157,6 +159,7 @@ def test_load_names_the_damaged_file(tmp_path, trained, name, damage, match):
         Agent.load(path)
 
 
+@pytest.mark.backend_free
 def test_a_damaged_save_without_checksums_still_names_its_file(tmp_path, trained):
     path = tmp_path / "agent"
     trained.save(path)
@@ -198,6 +201,7 @@ def _killed_after(path, games):
         _train_with_checkpoints(path, killed_after=games)
 
 
+@pytest.mark.backend_free
 @pytest.mark.parametrize("keep, kept", [(1, []), (2, ["ckpt.1"]), (3, ["ckpt.1", "ckpt.2"])])
 def test_keep_checkpoints_keeps_the_last_few(tmp_path, keep, kept):
     _train_with_checkpoints(tmp_path / "ckpt", keep=keep)
@@ -243,6 +247,7 @@ def test_resume_with_every_checkpoint_damaged_names_them(tmp_path):
             _train_with_checkpoints(tmp_path / "ckpt", resume=True)
 
 
+@pytest.mark.backend_free
 def test_checksums_record_every_file(tmp_path, trained):
     trained.save(tmp_path / "agent", include_memory=True)
     with open(tmp_path / "agent" / "checksums.json") as f:
