@@ -137,7 +137,5 @@ _MARKERS = (_SETTINGS_FILE, _MANIFEST_FILE)
 
 def _saved_folder(path: str) -> str:
     """`path`, or the previous save a process killed while replacing it left beside it."""
-    if _is_saved(path):
-        return path
     folders = _saved_folders(path)
     return folders[0] if folders else path

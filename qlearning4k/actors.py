@@ -583,14 +583,13 @@ class _DistributedRun:
         logs["win"] = float(won)
         logs["win_rate"] = float(self.wins[: min(self.finished, WIN_WINDOW)].mean())
         epoch = self.finished - 1
-        if self.callbacks.hooked["on_epoch_end"] != ([], [self.history]):
-            self.learner.end()  # callbacks may read the weights
-            self.callbacks.on_epoch_begin(epoch)
-            self.callbacks.on_epoch_end(epoch, logs)
+        synced = self.callbacks.only_history is None  # other callbacks may read the weights
+        if synced:
+            self.learner.end()
+        self.callbacks.on_epoch_begin(epoch)
+        self.callbacks.on_epoch_end(epoch, logs)
+        if synced:
             self.learner.begin()
-        else:
-            self.callbacks.on_epoch_begin(epoch)
-            self.callbacks.on_epoch_end(epoch, logs)
         self.last_logs = logs
 
     def _report(self) -> None:
