@@ -1,7 +1,8 @@
 """What each modern DQN option buys: env steps and seconds to reach a threshold, per game.
 
 For Catch, CartPole and Snake, each option alone and all of them together are
-compared with the default (the original algorithm), on 3 seeds. Every
+compared with the default (the original algorithm), on 3 seeds, and so are
+C51 and Rainbow (every option, C51 and noisy networks). Every
 EVAL_EVERY env steps training pauses (not counted) and the greedy policy plays
 seeded games; the first time it reaches the game's threshold the run is
 solved. A run that has not solved within its budget of training seconds (or
@@ -33,6 +34,11 @@ CONFIGS = {  # each option alone, then all of them; "target" is the game's targe
     "prioritized replay": {"prioritized": True},
     "all": {"target": True, "double_dqn": True, "dueling": True, "n_step": 3,
             "prioritized": True},
+    # C51 (51 atoms over the game's "support") in place of the Q-values, and
+    # Rainbow: "all" with C51 and noisy dueling streams (NoisyDense), epsilon 0.
+    "C51": {"c51": True},
+    "Rainbow": {"target": True, "double_dqn": True, "dueling": True, "n_step": 3,
+                "prioritized": True, "c51": True, "noisy": True},
 }  # fmt: skip
 GAMES = {
     "catch": {  # time_to_solve.py's configuration until 2026-11-24 (docs/performance.md)
@@ -46,6 +52,7 @@ GAMES = {
         "learning_rate": 2e-3,
         "loss": "mse",
         "target_update": 100,
+        "support": (-1.0, 1.0),  # C51's atoms: the game's discounted returns
     },
     "cartpole": {  # examples/cartpole.py's configuration
         "threshold": "greedy average return >= 475 on 100 episodes",
@@ -58,6 +65,7 @@ GAMES = {
         "learning_rate": 1e-3,
         "loss": "huber",
         "target_update": 500,
+        "support": (0.0, 100.0),
     },
     "snake": {  # examples/snake.py's model
         "threshold": "greedy average of >= 3 fruits on 50 games",
@@ -71,12 +79,14 @@ GAMES = {
         "learning_rate": 1e-3,
         "loss": "huber",
         "target_update": 1000,
+        "support": (-1.0, 10.0),
     },
 }  # fmt: skip
 # -----------------------------------------------------------------------------
 
 
-def _model(game: str, dueling: bool, learning_rate: float, loss: str):
+def _model(game: str, dueling: bool, learning_rate: float, loss: str, atoms: int = 1,
+           noisy: bool = False):  # fmt: skip
     import keras
 
     import qlearning4k
@@ -102,11 +112,13 @@ def _model(game: str, dueling: bool, learning_rate: float, loss: str):
         ]
         nb_actions = 3 if game == "catch" else 2
     if dueling:
-        model = qlearning4k.dueling(keras.Sequential(body), nb_actions)
+        model = qlearning4k.dueling(keras.Sequential(body), nb_actions, nb_atoms=atoms, noisy=noisy)
     else:
-        model = keras.Sequential([*body, keras.layers.Dense(nb_actions)])
+        model = keras.Sequential([*body, keras.layers.Dense(nb_actions * atoms)])
     losses = {"mse": "mse", "huber": keras.losses.Huber()}
-    model.compile(keras.optimizers.Adam(learning_rate=learning_rate), losses[loss])
+    # A distributional head brings its own loss.
+    model.compile(keras.optimizers.Adam(learning_rate=learning_rate),
+                  losses[loss] if atoms == 1 else None)  # fmt: skip
     return model
 
 
@@ -145,12 +157,14 @@ def _solved(game: str, agent) -> bool:
 def run(game: str, config: str, seed: int) -> dict:
     import keras
 
-    from qlearning4k import Agent, PrioritizedExperienceReplay
+    from qlearning4k import C51, Agent, PrioritizedExperienceReplay
 
     settings, options = GAMES[game], dict(CONFIGS[config])
     keras.utils.set_random_seed(seed)
+    distribution = C51(51, *settings["support"]) if options.pop("c51", False) else None
+    noisy = options.pop("noisy", False)
     model = _model(game, options.pop("dueling", False), settings["learning_rate"],
-                   settings["loss"])  # fmt: skip
+                   settings["loss"], 1 if distribution is None else 51, noisy)  # fmt: skip
     memory = (
         PrioritizedExperienceReplay(settings["memory_size"], seed=seed)
         if options.pop("prioritized", False)
@@ -158,7 +172,11 @@ def run(game: str, config: str, seed: int) -> dict:
     )
     if options.pop("target", False):
         options["target_update"] = settings["target_update"]
-    agent = Agent(model, memory=memory, memory_size=settings["memory_size"], seed=seed)
+    agent = Agent(model, memory=memory, memory_size=settings["memory_size"], seed=seed,
+                  distribution=distribution)  # fmt: skip
+    train = {**settings["train"], **options}
+    if noisy:  # noisy networks explore by themselves
+        train["epsilon"] = 0.0
     watch = c.Stopwatch()
 
     class Solve(keras.callbacks.Callback):
@@ -184,8 +202,7 @@ def run(game: str, config: str, seed: int) -> dict:
         epsilon_rate=settings["epsilon_games"] / settings["max_games"],
         verbose=0,
         callbacks=[solve],
-        **settings["train"],
-        **options,
+        **train,
     )
     seconds, steps = solve.solved or (float("nan"), solve.env_steps)
     return {"benchmark": "ablation", "game": game, "config": config, "seed": seed,

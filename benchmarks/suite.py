@@ -20,9 +20,16 @@ whatever lines are there.
     python benchmarks/suite.py run --task Acrobot-v1 --library sb3 --seed 1
     python benchmarks/suite.py run --missing --backends tensorflow,jax   # all that is missing
     python benchmarks/suite.py table --markdown
+    python benchmarks/suite.py table --markdown --libraries qlearning4k \
+        --tasks Acrobot-v1,C51/Acrobot-v1,Rainbow/Acrobot-v1   # the ablation rows
 
 `QR-DQN/Acrobot-v1` is the Zoo's QR-DQN entry (qlearning4k through
 `from_sb3(..., algo="qrdqn")`, the peer sb3-contrib's `QRDQN`).
+
+`C51/...` and `Rainbow/...` are the ablation rows of the distributional
+head and of all six Rainbow parts, qlearning4k only (Stable-Baselines3 has
+neither): the task's DQN entry, with the network and options that
+`_with_options` describes; their reference is plain DQN on the same task.
 
 Needs `pip install "gymnasium[box2d]" stable-baselines3` (LunarLander needs box2d),
 and `sb3-contrib` for the peer's QR-DQN.
@@ -101,6 +108,16 @@ TASKS = {
         },
     },
 }  # fmt: skip
+# C51 and Rainbow: the DQN entry's settings, a support of 51 atoms over the
+# task's range of discounted returns (Acrobot: -1 a step, at most 100 steps'
+# worth at gamma 0.99; LunarLander: crashes near -100, landings above 100).
+SUPPORTS = {"Acrobot-v1": (-100.0, 0.0), "LunarLander-v3": (-150.0, 150.0)}
+for _env_id, _support in SUPPORTS.items():
+    for _option in ("C51", "Rainbow"):
+        TASKS[f"{_option}/{_env_id}"] = {
+            "env": _env_id, "options": _option.lower(), "support": _support,
+            "zoo_return": TASKS[_env_id]["zoo_return"], "config": TASKS[_env_id]["config"],
+        }  # fmt: skip
 SEEDS = (0, 1, 2)
 EVAL_EPISODES = 100
 EVAL_SEED = 1_000_000  # episode i of the evaluation is the first of GymGame(seed=EVAL_SEED + i)
@@ -126,6 +143,8 @@ def _train_qlearning4k(task: str, seed: int, budget: int | None) -> dict:
     env = _env(task)
     agent, kwargs = from_sb3(TASKS[task]["config"], GymGame(env), seed=seed,
                              algo=TASKS[task].get("algo", "dqn"))  # fmt: skip
+    if "options" in TASKS[task]:
+        agent, kwargs = _with_options(task, GymGame(env), seed, kwargs)
     if budget is not None:
         kwargs["total_timesteps"] = budget
     with tempfile.TemporaryDirectory() as folder:
@@ -145,6 +164,63 @@ def _train_qlearning4k(task: str, seed: int, budget: int | None) -> dict:
         "returns": final,
         "best_returns": best_returns,
     }
+
+
+def _with_options(task: str, game, seed: int, kwargs: dict):
+    """The agent and train() arguments of a C51 or Rainbow task.
+
+    Both keep the DQN entry's hidden layers (256x256). C51 ends them in 51
+    atoms per action. Rainbow ends them in dueling streams of one NoisyDense
+    layer each (51 value atoms, 51 atoms of each action's advantage) merged
+    atom by atom, with C51, Double DQN, 3-step
+    returns, prioritized replay (alpha 0.5, beta 0.4 rising to 1 over the
+    budget) and no epsilon-greedy exploration. Both: Adam with the entry's
+    learning rate, epsilon 0.01 / batch size (Dopamine's and QR-DQN's), the
+    gradients clipped to SB3's norm 10 (the distributional loss is not
+    averaged over the actions); the entry's target updates, train_freq,
+    gradient_steps, budget and buffer.
+    """
+    import keras
+    import numpy as np
+
+    import qlearning4k
+
+    spec, config = TASKS[task], TASKS[task]["config"]
+    keras.utils.set_random_seed(seed)  # the NoisyDense layers' weights and noise
+    game.reset()
+    frame_shape, nb_actions = np.asarray(game.get_frame()).shape, game.nb_actions
+    widths = config["policy_kwargs"]["net_arch"]
+    c51 = qlearning4k.C51(51, *spec["support"])
+    hidden = [keras.layers.Dense(w, activation="relu") for w in widths]
+    body = [keras.Input((1, *frame_shape)), keras.layers.Flatten(), *hidden]
+    if spec["options"] == "c51":
+        model = keras.Sequential([*body, keras.layers.Dense(nb_actions * c51.nb_atoms)])
+    else:
+        model = qlearning4k.dueling(
+            keras.Sequential(body), nb_actions, nb_atoms=c51.nb_atoms, noisy=True
+        )
+    optimizer = keras.optimizers.Adam(
+        float(config["learning_rate"]), epsilon=0.01 / kwargs["batch_size"], global_clipnorm=10.0
+    )
+    model.compile(
+        optimizer, jit_compile=True if keras.backend.backend() == "tensorflow" else "auto"
+    )
+    memory = None
+    kwargs = dict(kwargs)
+    if spec["options"] == "rainbow":
+        steps, every, count = (
+            kwargs[k] for k in ("total_timesteps", "train_freq", "gradient_steps")
+        )
+        batches = steps if count == -1 else steps // every * count  # one per gradient step
+        memory = qlearning4k.PrioritizedExperienceReplay(
+            int(config["buffer_size"]), alpha=0.5, beta=0.4, beta_increment=0.6 / batches,
+            seed=seed,
+        )  # fmt: skip
+        kwargs.update(n_step=3, double_dqn=True, epsilon=(0.0, 0.0))
+    agent = qlearning4k.Agent(
+        model, memory=memory, memory_size=int(config["buffer_size"]), seed=seed, distribution=c51
+    )
+    return agent, kwargs
 
 
 def _evaluate(agent, task: str) -> list[float]:
@@ -293,6 +369,8 @@ def _jobs(tasks, libraries, backends, seeds):
     for seed in seeds:
         for task in tasks:
             for library in libraries:
+                if library == "sb3" and "options" in TASKS[task]:
+                    continue  # no peer
                 for backend in backends if library == "qlearning4k" else ("torch",):
                     yield task, library, backend, seed
 
@@ -380,8 +458,12 @@ def main() -> None:
         if task not in TASKS:
             parser.error(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
 
-    if args.command == "table":
-        print(table(_load(args.results), args.markdown))
+    if args.command == "table":  # the records of the tasks and libraries asked for
+        records = [
+            r for r in _load(args.results)
+            if r["task"] in args.tasks and r["library"] in args.libraries
+        ]  # fmt: skip
+        print(table(records, args.markdown))
     elif args.missing:
         run_missing(args)
     else:

@@ -16,6 +16,7 @@ from qlearning4k.dueling import dueling
 from qlearning4k.frame_stack import FrameStack
 from qlearning4k.history import History
 from qlearning4k.memory import Batch, ExperienceReplay, Memory
+from qlearning4k.noisy_dense import NoisyDense
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
 from qlearning4k.sb3 import from_sb3
 
@@ -30,6 +31,7 @@ __all__ = [
     "FrameStack",
     "History",
     "Memory",
+    "NoisyDense",
     "PrioritizedExperienceReplay",
     "QuantileRegression",
     "__version__",

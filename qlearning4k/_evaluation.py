@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from qlearning4k._checks import _check_score
+from qlearning4k._learner import _StepConfig
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 
@@ -48,20 +49,24 @@ def _play_games(
     nb_parallel: int,
     draw: bool = False,
     on_game_end: Callable[[Game], None] | None = None,
+    noisy: bool = False,
 ) -> _Played:
     """Plays `nb_games` games of copies of `game`, `nb_parallel` at a time.
 
     Each step makes one compiled call for the Q-values of every copy of the
     round, finished ones included, so the call keeps one shape and compiles
     once; moves are greedy (among the possible actions) or, with probability
-    `epsilon`, random from `rng`.
+    `epsilon`, random from `rng`. With `noisy`, the model's noise layers
+    draw new noise at each call.
     """
     from qlearning4k._training import _restricts_actions
 
     if isinstance(game, VectorGame):
-        return _play_vector_games(agent, game, nb_games, seed, epsilon, rng, max_steps, on_game_end)
+        return _play_vector_games(
+            agent, game, nb_games, seed, epsilon, rng, max_steps, on_game_end, noisy
+        )
     masked = _restricts_actions(game)
-    learner = agent._learner()
+    learner = agent._learner(_StepConfig(noisy=noisy))
     width = min(nb_parallel, nb_games)
     copies, generator = _copies(game, width, seed)
     scores = np.zeros(nb_games)
@@ -124,6 +129,7 @@ def _play_vector_games(
     rng: np.random.Generator,
     max_steps: int | None,
     on_game_end: Callable[[VectorGame, int], None] | None,
+    noisy: bool = False,
 ) -> _Played:
     """`_play_games` for a vector game: its copies play the games, one call a step.
 
@@ -141,7 +147,7 @@ def _play_vector_games(
     )
 
     masked = _restricts_actions(game)
-    learner = agent._learner()
+    learner = agent._learner(_StepConfig(noisy=noisy))
     n = game.nb_copies
     game.reset(seed=seed)
     states = agent._first_states(game, game.get_frames())  # (n, nb_frames) + frame

@@ -58,6 +58,9 @@ class _StepConfig:
     # `qlearning4k.distributional.C51` or `QuantileRegression`: the model
     # outputs each action's distribution, and its loss replaces the model's.
     distribution: object | None = None
+    # Acting calls run the model in training mode, so that its noise layers
+    # (`qlearning4k.NoisyDense`) draw new noise at each call.
+    noisy: bool = False
 
 
 def _next_choice(q_next, q_next_online, floats, nb_actions: int, masked: bool):
@@ -422,8 +425,8 @@ class _TensorFlowLearner(_Learner):
                 )
             else:
                 _, losses, errors = body(slot, *initial[1:])
-            q = model(tf.cast(frames[max_steps * 2 * batch :], self.dtype), training=False)
-            q = self._action_values(q)
+            act_states = tf.cast(frames[max_steps * 2 * batch :], self.dtype)
+            q = self._action_values(model(act_states, training=config.noisy))
             out = [losses, tf.reshape(errors, [-1]), tf.reshape(tf.cast(q, tf.float32), [-1])]
             return tf.concat(out, axis=0)
 
@@ -506,7 +509,8 @@ class _TensorFlowLearner(_Learner):
         tf, model = self._tf, self.model
 
         def act(states):
-            return self._action_values(model(tf.cast(states, self.dtype), training=False))
+            q = model(tf.cast(states, self.dtype), training=self.config.noisy)
+            return self._action_values(q)
 
         def make():
             return self._compile(act, (tf.TensorSpec(states.shape, states.dtype),))
@@ -680,7 +684,14 @@ class _JaxLearner(_Learner):
         return outputs
 
     def _pure_act(self, trainable, non_trainable, states):
-        return self._action_values(self._pure_outputs(trainable, non_trainable, states))
+        """The acting Q-values; with `noisy`, also the non-trainable values after the call
+        (its noise layers' generators moved on)."""
+        if not self.config.noisy:
+            return self._action_values(self._pure_outputs(trainable, non_trainable, states))
+        outputs, non_trainable = self.model.stateless_call(
+            trainable, non_trainable, states.astype(self.dtype), training=True
+        )
+        return self._action_values(outputs), non_trainable
 
     def _gradient_step(self, state, x, floats, i):
         jax, model, batch, config = self._jax, self.model, self.batch_size, self.config
@@ -762,6 +773,9 @@ class _JaxLearner(_Learner):
         trainable, non_trainable = state[:2]
         act_states = frames[self.max_steps * 2 * batch :]
         q = self._pure_act(trainable, non_trainable, act_states)
+        if self.config.noisy:
+            q, non_trainable = q
+            state = (trainable, non_trainable) + tuple(state[2:])
         return state, jax.numpy.concatenate([losses, errors, q.reshape(-1).astype("float32")])
 
     def _step(self, frames, floats):
@@ -793,7 +807,19 @@ class _JaxLearner(_Learner):
         trainable, non_trainable = self._weights()
         key = ("act", states.shape, states.dtype)
         act = self._call(self._calls, key, lambda: self._act, trainable, non_trainable, states)
+        if self.config.noisy:
+            act, non_trainable = act
+            self._keep_non_trainable(non_trainable)
         return np.asarray(act)
+
+    def _keep_non_trainable(self, values):
+        """Keeps the non-trainable values a noisy acting call returned: in the
+        step's state while a run holds it, else in the model's variables."""
+        if self._state is not None:
+            self._state = (self._state[0], list(values)) + tuple(self._state[2:])
+            return
+        for variable, value in zip(self.model.non_trainable_variables, values, strict=True):
+            variable.assign(value)
 
 
 class _TorchLearner(_Learner):
@@ -878,7 +904,8 @@ class _TorchLearner(_Learner):
             online = model.trainable_variables + model.non_trainable_variables
             for tensor, variable in zip(self._target, online, strict=True):
                 value = variable.value.to(tensor.dtype)
-                if mix == 1.0:
+                # Integer state (noise generators' seeds) is copied, not mixed.
+                if mix == 1.0 or not tensor.is_floating_point():
                     tensor.copy_(value)
                 else:
                     tensor.mul_(1 - mix).add_(value, alpha=mix)
@@ -908,14 +935,16 @@ class _TorchLearner(_Learner):
             if self.config.prioritized:
                 errors[i * batch : (i + 1) * batch] = td.cpu().numpy()
         with torch.no_grad():
-            q = self._action_values(self.model(x[self.max_steps * 2 * batch :], training=False))
+            act_states = x[self.max_steps * 2 * batch :]
+            q = self._action_values(self.model(act_states, training=self.config.noisy))
         return np.concatenate([losses, errors, q.cpu().numpy().reshape(-1)])
 
     def q_values(self, states):
         torch = self._torch
         with torch.no_grad():
             x = self._tensor(states).to(getattr(torch, self.dtype))
-            return self._action_values(self.model(x, training=False)).cpu().numpy()
+            q = self.model(x, training=self.config.noisy)
+            return self._action_values(q).cpu().numpy()
 
 
 def _dispatch_jax_inline() -> None:

@@ -23,6 +23,7 @@ from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
+from qlearning4k.noisy_dense import _has_noise
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
 
 WIN_WINDOW = 100  # games in the win rate that progress and logs show
@@ -97,6 +98,7 @@ class _TrainingRun:
             target_copied=self.settings.target_update_interval is not None,
             masked=self.masked,
             prioritized=self.prioritized,
+            noisy=_has_noise(self.model),
         )
         self.learner = agent._learner(config)
 
@@ -176,6 +178,9 @@ class _TrainingRun:
         self.wins = np.zeros(WIN_WINDOW)  # the last games' wins, a ring
         self.win_sum = 0  # of `wins`, kept as games end
         self.explore = None  # the next step's random moves, drawn after each step
+        # The Q-values of `states` for the next moves, when a call gave them:
+        # checkpoints keep them, as noise layers would draw anew for them.
+        self.next_q = None
         self.resumed_ended = []
         self.last_report = -_REPORT_INTERVAL
 
@@ -231,7 +236,7 @@ class _TrainingRun:
             active = self._running()
             if self.explore is None:
                 self.explore = self._draw_explore()
-            q = None
+            q = self.next_q
             while (
                 self.finished < self.settings.nb_epoch
                 and self.total_steps < self.budget
@@ -261,7 +266,7 @@ class _TrainingRun:
                 self.explore = self._draw_explore()
                 if self.pending and (ended or not self._all(self.explore, going_on)):
                     q = self._flush(active, next_states)
-                self.states = next_states
+                self.states, self.next_q = next_states, q
                 if ended:
                     self._end_games(ended)
                     if self.settings.reset_memory and self.finished < self.settings.nb_epoch:
@@ -312,7 +317,7 @@ class _TrainingRun:
     def _stop_after_interrupt(self, active) -> None:
         """After Ctrl-C: run the queued gradient steps, checkpoint, tell the user."""
         if self.pending:
-            self._flush(active, self.states)
+            self.next_q = self._flush(active, self.states)
         if self.settings.checkpoint:
             self._checkpoint_now()
         where = (
@@ -323,7 +328,7 @@ class _TrainingRun:
     def _end_budget(self, active) -> None:
         """At the end of the step budget: the queued gradient steps, the last checkpoint."""
         if self.pending:
-            self._flush(active, self.states)
+            self.next_q = self._flush(active, self.states)
         if self.settings.checkpoint:
             self._checkpoint_now()
         if self.progbar is not None:
@@ -587,7 +592,7 @@ class _TrainingRun:
     _RUN_FIELDS = (
         "states", "explore", "epoch_of", "eps", "started", "finished", "total_steps",
         "step_count", "loss_sum", "nb_updates", "scores", "steps", "wins", "batch_index",
-        "nstep", "target_due",
+        "nstep", "target_due", "next_q",
     )  # fmt: skip
 
     def _run_state(self, ended) -> dict:

@@ -33,6 +33,7 @@ from qlearning4k._training import (
 )
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
+from qlearning4k.noisy_dense import _has_noise, _reseed
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
 
 __all__ = ["RayActors"]
@@ -192,12 +193,15 @@ class _Actor:
 
         model = keras.saving.deserialize_keras_object(spec.model_config)
         model.compile("sgd", "mse")  # acting only; the learner has the optimizer
+        _reseed(model, seed)  # each actor its own noise
         self.spec = spec
         self.agent = Agent(
             model, memory=ExperienceReplay(1), nb_frames=spec.nb_frames,
             distribution=spec.distribution, seed=seed,
         )  # fmt: skip
         self.learner = self.agent._learner()
+        # Acting draws new noise from the model's noise layers, as train() does.
+        self.acting = self.agent._learner(_StepConfig(noisy=_has_noise(model)))
         self.rng = np.random.default_rng(seed)
         self.games = []
         for _ in range(spec.nb_copies):
@@ -243,7 +247,7 @@ class _Actor:
         spec, agent, states = self.spec, self.agent, self.states
         n = len(self.games)
         explore = self.rng.random(n) < epsilon
-        q = None if explore.all() else self.learner.q_values(states)
+        q = None if explore.all() else self.acting.q_values(states)
         actions = np.zeros(n, dtype=np.int32)
         rewards = np.zeros(n, dtype=np.float32)
         over = np.zeros(n, dtype=bool)

@@ -354,7 +354,9 @@ class Agent:
                 first `epsilon_rate` fraction of the budget: of the epochs
                 after `observe`, or with `total_timesteps` of the env steps
                 from the first one (Stable-Baselines3's
-                `exploration_initial_eps`, `exploration_final_eps`).
+                `exploration_initial_eps`, `exploration_final_eps`). A model
+                with `qlearning4k.NoisyDense` layers explores by its noise,
+                drawn anew at each acting call, and usually trains with 0.
                 Defaults to `(1.0, 0.1)`.
             epsilon_rate: Fraction of the budget over which epsilon decays,
                 in [0, 1] (Stable-Baselines3's `exploration_fraction` with
@@ -866,6 +868,7 @@ class Agent:
         max_steps: int | None = 1000,
         nb_parallel: int | None = None,
         on_game_end: Callable[[Game], None] | None = None,
+        noisy: bool = False,
     ) -> dict:
         """Plays `nb_games` games greedily, side by side, and sums up their scores.
 
@@ -897,6 +900,10 @@ class Agent:
             on_game_end: A function called with each game copy when its game
                 ends, to read what the score does not say (Snake's length,
                 say). Defaults to `None`.
+            noisy: Play with the noise of the model's `qlearning4k.NoisyDense`
+                layers (the model in training mode, new noise at each step),
+                as the agent acts while it trains; `False` plays on their
+                means. Defaults to `False`.
 
         Returns:
             A dict: `mean_score`, `std_score`, `min_score`, `max_score` (of
@@ -925,6 +932,8 @@ class Agent:
             raise ValueError(f"seed must be None or an int >= 0. Received: seed={seed!r}")
         if on_game_end is not None and not callable(on_game_end):
             raise TypeError(f"on_game_end must be callable. Received: {on_game_end!r}")
+        if not isinstance(noisy, (bool, np.bool_)):
+            raise TypeError(f"noisy must be a bool. Received: noisy={noisy!r}")
         game = _as_game(game, lambda: seed)
         self._check_game(game)
         if isinstance(game, VectorGame) and nb_parallel not in (nb_games, game.nb_copies):
@@ -934,8 +943,9 @@ class Agent:
             )
         rng = self.rng if seed is None else np.random.default_rng([seed, 1])
         played = _play_games(
-            self, game, nb_games, seed, eps, rng, max_steps, nb_parallel, on_game_end=on_game_end
-        )
+            self, game, nb_games, seed, eps, rng, max_steps, nb_parallel,
+            on_game_end=on_game_end, noisy=bool(noisy),
+        )  # fmt: skip
         return _summary(played)
 
     def play(

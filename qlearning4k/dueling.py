@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from qlearning4k._checks import _check_positive_int
+from qlearning4k.noisy_dense import NoisyDense
 
 
 @keras.saving.register_keras_serializable(package="qlearning4k")
@@ -36,7 +37,11 @@ class _DuelingMerge(keras.layers.Layer):
 
 
 def dueling(
-    body: keras.Model, nb_actions: int, units: int | None = None, nb_atoms: int = 1
+    body: keras.Model,
+    nb_actions: int,
+    units: int | None = None,
+    nb_atoms: int = 1,
+    noisy: bool = False,
 ) -> keras.Model:
     """Turns a model body into a dueling Q-network (Wang et al., 2016).
 
@@ -58,13 +63,19 @@ def dueling(
             option's `nb_atoms`, see `qlearning4k.distributional`): the value
             stream then has `nb_atoms` units, the advantage stream
             `nb_actions * nb_atoms`, combined atom by atom. Defaults to 1.
+        noisy: Build the streams' layers (hidden and output) as
+            `qlearning4k.NoisyDense` layers, as Rainbow does, for exploration
+            by noisy networks; their seeds come from Keras' global seeding
+            (`keras.utils.set_random_seed`). The body may hold `NoisyDense`
+            layers of its own either way. Defaults to `False`.
 
     Returns:
         An uncompiled `keras.Model`: `(batch,) + input_shape -> (batch, nb_actions)`,
         or `(batch, nb_actions * nb_atoms)`.
 
     Raises:
-        TypeError: If `body` is not a Keras model or a size is not an int.
+        TypeError: If `body` is not a Keras model, a size is not an int or
+            `noisy` is not a bool.
         ValueError: If `body` has no known input or output, or several.
 
     Example:
@@ -89,6 +100,9 @@ def dueling(
     if units is not None:
         units = _check_positive_int("units", units)
     nb_atoms = _check_positive_int("nb_atoms", nb_atoms)
+    if not isinstance(noisy, bool):
+        raise TypeError(f"noisy must be a bool. Received: noisy={noisy!r}")
+    dense = NoisyDense if noisy else keras.layers.Dense
     try:
         inputs, outputs = body.inputs, body.outputs
     except AttributeError:
@@ -105,8 +119,8 @@ def dueling(
     for name, width in (("value", nb_atoms), ("advantage", nb_actions * nb_atoms)):
         x = features
         if units is not None:
-            x = keras.layers.Dense(units, activation="relu", name=f"{name}_hidden")(x)
-        streams.append(keras.layers.Dense(width, name=name)(x))
+            x = dense(units, activation="relu", name=f"{name}_hidden")(x)
+        streams.append(dense(width, name=name)(x))
     q = _DuelingMerge(nb_atoms, name="q_values")(streams)
     # The input itself, not a list of one: the model is then called with a plain tensor.
     return keras.Model(body.inputs[0], q, name=f"dueling_{body.name}")

@@ -10,7 +10,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from qlearning4k import Agent, PrioritizedExperienceReplay  # noqa: E402
+from qlearning4k import Agent, NoisyDense, PrioritizedExperienceReplay  # noqa: E402
 from qlearning4k.actors import RayActors  # noqa: E402
 from qlearning4k.games import Catch, VectorCatch  # noqa: E402
 
@@ -20,14 +20,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _agent(memory=None, seed=0):
+def _agent(memory=None, seed=0, noisy=False):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
             keras.Input((1, 5, 5)),
             keras.layers.Flatten(),
             keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(3),
+            NoisyDense(3) if noisy else keras.layers.Dense(3),
         ]
     )
     model.compile(keras.optimizers.Adam(3e-3), "mse")
@@ -54,16 +54,18 @@ class _KilledOnce(Catch):
     [
         {"nb_epoch": 500},
         {"total_timesteps": 2000, "learning_starts": 100, "memory": "prioritized",
-         "n_step": 3, "target_update": 50, "double_dqn": True},
+         "n_step": 3, "target_update": 50, "double_dqn": True, "noisy": True},
     ],
-    ids=["plain", "modern, env steps"],
+    ids=["plain", "modern, noisy, env steps"],
 )  # fmt: skip
 def test_two_actors_learn_catch(ray_cluster, options):
     options = dict(options)
     memory = PrioritizedExperienceReplay(5000, seed=1) if options.pop("memory", None) else None
-    agent = _agent(memory)
+    # A noisy network explores by itself: the actors act in training mode, epsilon 0.
+    noisy = options.pop("noisy", False)
+    agent = _agent(memory, noisy=noisy)
     history = agent.train(
-        Catch(5), batch_size=32, epsilon=0.1, verbose=0,
+        Catch(5), batch_size=32, epsilon=0.0 if noisy else 0.1, verbose=0,
         actors=RayActors(nb_actors=2, nb_copies=2, steps_per_batch=20), **options,
     )  # fmt: skip
     if "nb_epoch" in options:
