@@ -8,7 +8,10 @@ Each compiled call runs GRADIENT_STEPS gradient steps (on batches sampled
 once, filled in place as training fills them) and the acting Q-values; the
 first WARMUP calls (tracing and compiling) are not timed. Each backend runs
 in its own process; the heads run side by side in it, REPEATS times in turn,
-and the median is reported.
+and the median is reported. On JAX it also reports each compiled step's
+floating-point operations as XLA's cost analysis counts them (one gradient
+step and the acting Q-values): the arithmetic each head needs, whatever the
+time.
 
     python benchmarks/heads.py --markdown
 """
@@ -57,7 +60,8 @@ def _agent(head: str):
 
 
 def _timer(head: str):
-    """A function that times CALLS calls; the first WARMUP calls made here."""
+    """A function that times CALLS calls (the first WARMUP calls made here), and on
+    JAX the step's flops."""
     from qlearning4k._learner import _StepConfig
 
     agent = _agent(head)
@@ -73,6 +77,10 @@ def _timer(head: str):
     rows[:, 2] = np.where(rng.random(len(rows)) < 0.01, 0.0, 0.99)
     rows[:, 3] = 1.0
     learner.begin()
+    flops = None
+    if hasattr(learner, "_jit_step"):  # JAX: XLA counts the compiled step's operations
+        cost = learner._jit_step.lower(learner._state, frames, floats).compile().cost_analysis()
+        flops = (cost[0] if isinstance(cost, list) else cost).get("flops")
     for _ in range(WARMUP):
         learner.step(frames, floats, GRADIENT_STEPS)
 
@@ -82,13 +90,15 @@ def _timer(head: str):
             learner.step(frames, floats, GRADIENT_STEPS)
         return (time.perf_counter() - start) / (CALLS * GRADIENT_STEPS)
 
-    return timed
+    return timed, flops
 
 
 def worker(library: str) -> None:
     import keras
 
-    timers = {head: _timer(head) for head in HEADS}
+    timers, flops = {}, {}
+    for head in HEADS:
+        timers[head], flops[head] = _timer(head)
     seconds = {head: [] for head in HEADS}
     for _ in range(REPEATS):
         for head in HEADS:
@@ -96,9 +106,11 @@ def worker(library: str) -> None:
     plain = statistics.median(seconds["dqn"])
     for head in HEADS:
         median = statistics.median(seconds[head])
+        flops_ratio = flops[head] / flops["dqn"] if flops[head] else None
         c.emit({
             "backend": keras.backend.backend(), "head": head, "ms_per_gradient_step": median * 1e3,
-            "ratio_to_dqn": median / plain, "machine": c.machine(),
+            "ratio_to_dqn": median / plain, "flops_ratio_to_dqn": flops_ratio,
+            "machine": c.machine(),
         })  # fmt: skip
 
 
@@ -113,11 +125,12 @@ def main() -> None:
         return
     records = c.run_workers(__file__, args.backends.split(","), False, [])
     if args.markdown:
-        print("\n| backend | head | ms per gradient step | vs the DQN head |")
-        print("|---|---|---|---|")
+        print("\n| backend | head | ms per gradient step | vs the DQN head | flops vs DQN |")
+        print("|---|---|---|---|---|")
         for r in records:
+            flops = "" if r["flops_ratio_to_dqn"] is None else f"{r['flops_ratio_to_dqn']:.2f}x"
             print(f"| {r['backend']} | {r['head']} | {r['ms_per_gradient_step']:.3f} | "
-                  f"{r['ratio_to_dqn']:.2f}x |")  # fmt: skip
+                  f"{r['ratio_to_dqn']:.2f}x | {flops} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -37,6 +37,18 @@ def make_model(
     return model
 
 
+class StopAfter(keras.callbacks.Callback):
+    """Stops training after game `games`: as if the run were killed right after
+    the checkpoint it saved there."""
+
+    def __init__(self, games: int):
+        super().__init__()
+        self.games = games
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = epoch == self.games - 1
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import StopAfter
 from test_dqn_options import BATCH, NB_ACTIONS, STEPS, _call_arrays, _random_batches
 
 from qlearning4k import Agent, EvalCallback, Memory, PrioritizedExperienceReplay, dueling
@@ -227,13 +228,9 @@ def test_save_load_and_exact_resume_keep_the_distribution(tmp_path, distribution
         agent.train(Catch(seed=0), batch_size=8, target_update=5, n_step=2, verbose=0, **kwargs)
         return agent
 
-    class StopAt10(keras.callbacks.Callback):  # as if killed after the checkpoint of game 10
-        def on_epoch_end(self, epoch, logs=None):
-            self.model.stop_training = epoch == 9
-
     whole = run(nb_epoch=20)
     path = tmp_path / "checkpoint"
-    run(nb_epoch=20, checkpoint=10, checkpoint_path=path, callbacks=[StopAt10()])
+    run(nb_epoch=20, checkpoint=10, checkpoint_path=path, callbacks=[StopAfter(10)])
     resumed = Agent.load(path)
     assert resumed.distribution == distribution and resumed.nb_actions == NB_ACTIONS
     resumed.train(Catch(seed=0), nb_epoch=20, batch_size=8, target_update=5, n_step=2,

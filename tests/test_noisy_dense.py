@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import StopAfter
 
 from qlearning4k import C51, Agent, NoisyDense, PrioritizedExperienceReplay, dueling
 from qlearning4k.games import Catch
@@ -137,13 +138,9 @@ def test_exact_resume_draws_the_same_noise(tmp_path):
                     epsilon=0.0, verbose=0, **kwargs)  # fmt: skip
         return agent
 
-    class StopAt10(keras.callbacks.Callback):  # as if killed after the checkpoint of game 10
-        def on_epoch_end(self, epoch, logs=None):
-            self.model.stop_training = epoch == 9
-
     whole = run(nb_epoch=20)
     path = tmp_path / "checkpoint"
-    run(nb_epoch=20, checkpoint=10, checkpoint_path=path, callbacks=[StopAt10()])
+    run(nb_epoch=20, checkpoint=10, checkpoint_path=path, callbacks=[StopAfter(10)])
     resumed = Agent.load(path)
     resumed.train(Catch(seed=0), nb_epoch=20, batch_size=8, target_update=5, double_dqn=True,
                   epsilon=0.0, verbose=0, resume=True, checkpoint_path=path)  # fmt: skip

@@ -4,7 +4,7 @@ import gymnasium
 import keras
 import numpy as np
 import pytest
-from conftest import make_model
+from conftest import StopAfter, make_model
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from qlearning4k import Agent, ExperienceReplay
@@ -304,13 +304,9 @@ def test_checkpoint_and_resume_of_a_vector_game_is_exact(tmp_path):
         history = agent.train(VectorCatch(4, seed=0), batch_size=8, verbose=0, **kwargs)
         return agent, history
 
-    class StopAt12(keras.callbacks.Callback):  # as if killed after the checkpoint of game 12
-        def on_epoch_end(self, epoch, logs=None):
-            self.model.stop_training = epoch == 11
-
     whole, _ = run(nb_epoch=24)
     path = tmp_path / "checkpoint"
-    run(nb_epoch=24, checkpoint=12, checkpoint_path=path, callbacks=[StopAt12()])
+    run(nb_epoch=24, checkpoint=12, checkpoint_path=path, callbacks=[StopAfter(12)])
     resumed = Agent.load(path)
     resumed.train(VectorCatch(4, seed=0), nb_epoch=24, batch_size=8, verbose=0, resume=True,
                   checkpoint_path=path)  # fmt: skip
