@@ -69,7 +69,7 @@ def table(records) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="tensorflow,jax", help="comma-separated")
+    parser.add_argument("--backends", default="tensorflow,jax,torch", help="comma-separated")
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

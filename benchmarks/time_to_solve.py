@@ -8,7 +8,7 @@ tracing and compilation too; that one-time cost is also shown on its own.
 The `jax+cache` backend runs JAX a second time with its persistent
 compilation cache filled by a first, unreported run (see `_common.run_workers`).
 
-    python benchmarks/time_to_solve.py --peer --markdown          # TF, JAX, JAX cached + SB3
+    python benchmarks/time_to_solve.py --peer --markdown   # TF, JAX, JAX cached, PyTorch + SB3
     python benchmarks/time_to_solve.py --backends jax --seeds 1
 """
 
@@ -151,7 +151,7 @@ def table(records) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--backends", default=f"tensorflow,jax,{c.WARM_CACHE}", help="comma-separated"
+        "--backends", default=f"tensorflow,jax,{c.WARM_CACHE},torch", help="comma-separated"
     )
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--peer", action="store_true", help="also run Stable-Baselines3 DQN")

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from qlearning4k._checks import _check_positive_int
-from qlearning4k._learner import _next_choice
+from qlearning4k._learner import _next_choice, _one_hot
 
 
 def _number(owner: str, name: str, value) -> float:
@@ -79,7 +79,7 @@ class _Distribution:
     def _taken(atoms, floats, nb_actions: int):
         """The atoms of each transition's action: `(batch, nb_atoms)`."""
         ops = keras.ops
-        taken = ops.one_hot(ops.cast(floats[:, 0], "int32"), nb_actions, dtype=atoms.dtype)
+        taken = _one_hot(ops.cast(floats[:, 0], "int32"), nb_actions, atoms.dtype)
         return ops.sum(atoms * taken[:, :, None], axis=1)
 
 

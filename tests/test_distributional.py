@@ -203,11 +203,6 @@ def test_compiled_step_equals_a_reference_on_a_twin_model(distribution, options)
             np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() == "torch",
-    reason="2,700 gradient steps take minutes in PyTorch's eager step; the steps match the "
-    "reference on PyTorch above",
-)
 @pytest.mark.parametrize("distribution", DISTRIBUTIONS[1::2], ids=_ids)
 def test_every_option_together_learns_catch(distribution):
     memory = PrioritizedExperienceReplay(2000, seed=0)

@@ -169,8 +169,8 @@ def test_a_dueling_head_of_noisy_streams_saves_and_loads(tmp_path):
 
 @pytest.mark.skipif(
     keras.backend.backend() == "torch",
-    reason="thousands of gradient steps take minutes in PyTorch's eager step; the noise is "
-    "tested on PyTorch above",
+    reason="noisy networks run PyTorch's eager step, where thousands of gradient steps take "
+    "minutes; the noise is tested on PyTorch above",
 )
 @pytest.mark.parametrize("rainbow", [False, True], ids=["noisy-dqn", "rainbow"])
 def test_noisy_networks_learn_catch_without_epsilon(rainbow):

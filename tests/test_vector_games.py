@@ -209,8 +209,9 @@ def test_a_vector_game_learns_catch_as_its_copies_would():
     model.compile(keras.optimizers.SGD(learning_rate=0.2), "mse")  # the README's
     agent = Agent(model, seed=0)
     # One gradient step a move of each copy, as the README example takes.
-    history = agent.train(VectorCatch(8, seed=0), nb_epoch=600, gradient_steps=8, verbose=0)
-    assert len(history.history["win"]) == 600
+    # 600 games left JAX at 0.88 on this machine; 800 gave 1.0 on all three.
+    history = agent.train(VectorCatch(8, seed=0), nb_epoch=800, gradient_steps=8, verbose=0)
+    assert len(history.history["win"]) == 800
     plain = agent.evaluate(Catch(), nb_games=200, seed=0)
     vector = agent.evaluate(VectorCatch(32), nb_games=200, seed=0)
     assert plain["win_rate"] >= 0.9 and vector["win_rate"] >= 0.9
