@@ -876,10 +876,12 @@ class _TorchLearner(_Learner):
     state, a branch on a tensor) cannot be traced: such a model runs
     eagerly, as Keras runs it, with a warning. Unseeded random layers
     (Keras' `Dropout` without a seed) draw from PyTorch's global generator
-    with operations that the graph records, drawn anew at each call. Noisy
-    networks (`_StepConfig.noisy`) act and learn eagerly. With
-    `jit_compile=True` the eager gradient step goes through `torch.compile`,
-    as Keras' own `fit()` does.
+    with operations that the graph records, drawn anew at each call;
+    `qlearning4k.NoisyDense` draws its noise on PyTorch with tensor
+    operations from its seed state (`noisy_dense._counter_normal`), which
+    the graph records too, and with `noisy` the acting graph returns the
+    moved-on states. With `jit_compile=True` the eager gradient step goes
+    through `torch.compile`, as Keras' own `fit()` does.
     """
 
     def __init__(self, *args):
@@ -891,10 +893,9 @@ class _TorchLearner(_Learner):
         # (kind, shape, dtype) -> the traced graph; None where it runs eagerly.
         self._graphs = {}
         self._tensors = None  # the variables' tensors that the graphs read, see _live()
-        # Noise layers draw random numbers at each call, which a trace would
-        # freeze; torch.compile takes the eager step.
-        self._traces_acting = not self.config.noisy
-        self._traces_learning = self._traces_acting and not self.jit
+        # With jit_compile, torch.compile compiles the eager gradient step.
+        self._traces_learning = not self.jit
+        self._traces_acting = True
         self._warned = False
         self._gradient_step = (
             torch.compile(self._eager_gradient_step) if self.jit else self._eager_gradient_step
@@ -970,8 +971,8 @@ class _TorchLearner(_Learner):
                 warnings.warn(
                     "qlearning4k could not trace this model's PyTorch step into one "
                     f"graph ({reason}), so it runs eagerly through Keras, several times "
-                    "slower. Layers that seed their own random numbers (a seeded "
-                    "Dropout, NoisyDense) or branch on tensor values cannot be traced.",
+                    "slower. Layers that seed a generator of their own from a tensor "
+                    "(a seeded Dropout) or branch on tensor values cannot be traced.",
                     stacklevel=2,
                 )
             return None
@@ -1022,12 +1023,18 @@ class _TorchLearner(_Learner):
         return (*trainable, *non_trainable, *optimizer_values, loss, td)
 
     def _pure_act(self, *flat):
-        """The acting Q-values as a pure function of the model's values and the states."""
+        """The acting Q-values as a pure function of the model's values and the
+        states; with `noisy`, then the non-trainable values after the call (its
+        noise layers' generators moved on)."""
         model = self.model
         nb_trainable = len(model.trainable_variables)
         trainable, non_trainable = list(flat[:nb_trainable]), list(flat[nb_trainable:-1])
-        outputs, _ = model.stateless_call(trainable, non_trainable, flat[-1], training=False)
-        return self._action_values(outputs)
+        noisy = self.config.noisy
+        outputs, non_trainable = model.stateless_call(
+            trainable, non_trainable, flat[-1], training=noisy
+        )
+        q = self._action_values(outputs)
+        return (q, *non_trainable) if noisy else q
 
     def _learn(self, states, next_states, floats):
         """One gradient step: `(loss, td_errors)`, traced where it can be."""
@@ -1060,16 +1067,23 @@ class _TorchLearner(_Learner):
 
     def _act(self, states):
         """The Q-values `(n, nb_actions)` of a tensor of states, traced where it can be."""
-        torch = self._torch
+        model_values = self._live()[0]
+        args = [*model_values, states]
         graph = None
         if self._traces_acting:
-            args = [*self._live()[0], states]
             graph = self._graph("act", self._pure_act, args, (states,))
         if graph is None:
-            with torch.no_grad():
+            with self._torch.no_grad():
                 return self._action_values(self.model(states, training=self.config.noisy))
         with self._running():
-            return graph(*args)
+            out = graph(*args)
+            if not self.config.noisy:
+                return out
+            q, *non_trainable = out
+            # The noise generators' states after the call, into their variables.
+            nb_trainable = len(model_values) - len(non_trainable)
+            self._torch._foreach_copy_(model_values[nb_trainable:], non_trainable)
+        return q
 
     def _eager_gradient_step(self, states, next_states, floats):
         torch, model = self._torch, self.model

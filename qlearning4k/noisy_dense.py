@@ -39,6 +39,10 @@ class NoisyDense(keras.layers.Layer):
 
     The layer saves and loads as `.keras` (it is registered with Keras),
     with its noise generator's state, so resumed runs draw the same noise.
+    On TensorFlow and JAX the noise comes from `keras.random.normal`; on
+    PyTorch from tensor operations on the generator's state (a hashed
+    counter, Box-Muller), which qlearning4k's traced PyTorch step can
+    record, so the same seed gives other noise there.
 
     Args:
         units: Number of output units.
@@ -137,9 +141,13 @@ class NoisyDense(keras.layers.Layer):
         kernel = self.kernel_mu
         bias = self.bias_mu if self.use_bias else None
         if training:
-            draws = keras.random.normal(
-                (self.input_dim + self.units,), seed=self.seed_generator, dtype=self.compute_dtype
-            )
+            size = self.input_dim + self.units
+            if keras.backend.backend() == "torch":
+                draws = _counter_normal(size, self.seed_generator.next(), self.compute_dtype)
+            else:
+                draws = keras.random.normal(
+                    (size,), seed=self.seed_generator, dtype=self.compute_dtype
+                )
             scaled = ops.sign(draws) * ops.sqrt(ops.abs(draws))
             noise_in, noise_out = scaled[: self.input_dim], scaled[self.input_dim :]
             # The noisy kernel itself, then one matrix product: building it costs
@@ -185,6 +193,49 @@ class NoisyDense(keras.layers.Layer):
             "sigma0": self.sigma0,
             "seed": self.seed,
         }
+
+
+_MASK = 0xFFFFFFFF  # 32 bits
+
+
+def _multiply_32(x, constant: int):
+    """`x * constant` modulo 2**32, for int64 `x` in [0, 2**32): by halves of
+    16 bits, so that no product overflows int64."""
+    ops = keras.ops
+    low = ops.bitwise_and(x, 0xFFFF) * constant
+    high = ops.left_shift(ops.bitwise_and(ops.right_shift(x, 16) * constant, 0xFFFF), 16)
+    return ops.bitwise_and(low + high, _MASK)
+
+
+def _mix_32(x):
+    """MurmurHash3's 32-bit finaliser of int64 `x` in [0, 2**32)."""
+    ops = keras.ops
+    x = ops.bitwise_xor(x, ops.right_shift(x, 16))
+    x = _multiply_32(x, 0x85EBCA6B)
+    x = ops.bitwise_xor(x, ops.right_shift(x, 13))
+    x = _multiply_32(x, 0xC2B2AE35)
+    return ops.bitwise_xor(x, ops.right_shift(x, 16))
+
+
+def _counter_normal(size: int, seed, dtype):
+    """`size` standard normal draws, a function of `seed` (a `SeedGenerator`'s
+    two-int state) computed with tensor operations alone.
+
+    PyTorch's `keras.random.normal` seeds a `torch.Generator` from the seed's
+    value, which qlearning4k's traced PyTorch step (see
+    `qlearning4k._learner._TorchLearner`) cannot read; this generator is
+    part of the graph instead, and gives the same draws traced or not. Each
+    draw hashes its index with the seed (MurmurHash3's finaliser of a
+    counter) into two uniforms, made normal by the Box-Muller transform.
+    """
+    ops = keras.ops
+    seed = ops.bitwise_and(ops.cast(seed, "int64"), _MASK)
+    key = _mix_32(ops.bitwise_xor(_mix_32(seed[0]), _multiply_32(seed[1], 0x9E3779B1)))
+    index = ops.arange(2 * size, dtype="int64")
+    bits = _mix_32(ops.bitwise_and(_multiply_32(index, 0x9E3779B1) + key, _MASK))
+    uniform = (ops.cast(bits, "float32") + 0.5) / 2.0**32  # in (0, 1)
+    radius = ops.sqrt(-2.0 * ops.log(uniform[:size]))
+    return ops.cast(radius * ops.cos(2.0 * math.pi * uniform[size:]), dtype)
 
 
 def _has_noise(model: keras.Model) -> bool:

@@ -7,7 +7,7 @@ from conftest import StopAfter
 
 from qlearning4k import C51, Agent, NoisyDense, PrioritizedExperienceReplay, dueling
 from qlearning4k.games import Catch
-from qlearning4k.noisy_dense import _reseed
+from qlearning4k.noisy_dense import _counter_normal, _reseed
 
 IN, UNITS = 5, 4
 
@@ -167,11 +167,6 @@ def test_a_dueling_head_of_noisy_streams_saves_and_loads(tmp_path):
     assert not _noisy_layers(plain)
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() == "torch",
-    reason="noisy networks run PyTorch's eager step, where thousands of gradient steps take "
-    "minutes; the noise is tested on PyTorch above",
-)
 @pytest.mark.parametrize("rainbow", [False, True], ids=["noisy-dqn", "rainbow"])
 def test_noisy_networks_learn_catch_without_epsilon(rainbow):
     if rainbow:  # all six parts: noisy dueling C51 head, Double DQN, 3-step returns, PER
@@ -198,6 +193,24 @@ def test_reseeding_gives_model_copies_their_own_noise():
     assert not np.allclose(_numpy(a(x, training=True)), _numpy(b(x, training=True)))
     _reseed(a, 1), _reseed(b, 1)
     np.testing.assert_allclose(_numpy(a(x, training=True)), _numpy(b(x, training=True)), rtol=1e-6)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="the generator of NoisyDense on PyTorch"
+)
+@pytest.mark.parametrize("seed", [(0, 0), (12345, 7), (-5, 2**30)])
+def test_the_counter_generator_draws_standard_normals(seed):
+    def draws(seed, size=100_000):
+        return _numpy(_counter_normal(size, np.array(seed, np.int32), "float32"))
+
+    x = draws(seed)
+    assert abs(x.mean()) < 0.015 and abs(x.std() - 1) < 0.015  # 4.7 standard errors
+    assert abs(np.mean(np.abs(x) > 1.96) - 0.05) < 0.004
+    assert abs(np.corrcoef(x[:-1], x[1:])[0, 1]) < 0.015  # neighbours independent
+    np.testing.assert_array_equal(draws(seed, 10), draws(seed, 10))  # a function of the seed
+    moved = draws((seed[0], seed[1] + 1))  # the generator's next state
+    assert abs(np.corrcoef(x, moved)[0, 1]) < 0.015
+    assert not np.array_equal(draws((seed[0] + 1, seed[1]), 10), draws(seed, 10))
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,10 @@ def _body(kind: str, outputs: int) -> list:
 
 
 def _model(kind: str, optimizer, atoms: int = 1) -> keras.Model:
-    if kind == "dueling":
+    if kind == "noisy":  # Rainbow's head: noisy dueling streams of distributions
+        body = keras.Sequential(_body("mlp", 16)[:-1])
+        model = dueling(body, NB_ACTIONS, units=8, nb_atoms=atoms, noisy=True)
+    elif kind == "dueling":
         body = keras.Sequential(_body("mlp", 16)[:-1])
         model = dueling(body, NB_ACTIONS, units=8, nb_atoms=atoms)
     else:
@@ -86,6 +89,12 @@ CASES = {
         {"target_update": 2, "double_dqn": True, "prioritized": True},
         C51(nb_atoms=11, v_min=-2.0, v_max=2.0),
     ),
+    "noisy-c51-rainbow": (
+        "noisy",
+        lambda: keras.optimizers.Adam(1e-2),
+        {"target_update": 2, "double_dqn": True, "prioritized": True, "noisy": True},
+        C51(nb_atoms=5, v_min=-2.0, v_max=2.0),
+    ),
     "qr-masked": (
         "mlp",
         lambda: keras.optimizers.Adam(1e-2),
@@ -126,6 +135,10 @@ def test_traced_step_equals_the_eager_step(case, script, monkeypatch):
     traced_model = _model(kind, optimizer(), atoms)
     eager_model = _model(kind, optimizer(), atoms)
     eager_model.set_weights(traced_model.get_weights())
+    for mine, theirs in zip(  # noise generators' states too
+        eager_model.non_trainable_variables, traced_model.non_trainable_variables, strict=True
+    ):
+        mine.assign(theirs.value)
     traced = _learner(traced_model, options, distribution, traced=True)
     eager = _learner(eager_model, options, distribution, traced=False)
     rng = np.random.default_rng(0)
