@@ -10,6 +10,7 @@ remembers them and keeps running its compiled gradient steps.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -224,6 +225,10 @@ class _Actor:
     def pid(self) -> int:
         return os.getpid()
 
+    def life(self) -> int:
+        """This life's number: a new one each time Ray starts the actor again."""
+        return self.incarnation
+
     def collect(self, version: int, weights: list, epsilon: float) -> dict:
         """Plays `steps_per_batch` steps of every copy with the given weights and epsilon."""
         if version != self.version:
@@ -400,6 +405,15 @@ class _DistributedRun:
         self.learner.begin()
         self.weights = ray.put(self._weights())
         self.pending = {}  # ObjectRef -> actor index
+        self.life_of = {}  # ObjectRef -> the life of its actor known when it was sent
+        # Each actor's first life, before any batch: a later answer from
+        # another life is a restart, even one whose failed calls never
+        # reached the learner (Ray can hand a call queued for a dead actor to
+        # its next life).
+        for index, handle in enumerate(self.handles):
+            # An actor that cannot start: its calls fail too, handled as they come.
+            with contextlib.suppress(ray.exceptions.RayActorError):
+                self.incarnation[index] = ray.get(handle.life.remote())
         try:
             self.callbacks.on_train_begin()
             for index in range(actors.nb_actors):
@@ -449,6 +463,7 @@ class _DistributedRun:
     def _submit(self, index: int) -> None:
         call = self.handles[index].collect.remote(self.version, [self.weights], self._epsilon())
         self.pending[call] = index
+        self.life_of[call] = self.incarnation[index]
 
     def _harvest(self, block: bool) -> None:
         """Remembers the batches that arrived (waiting for one if `block`)."""
@@ -470,17 +485,20 @@ class _DistributedRun:
             else:
                 time.sleep(wait)
         for ref in ready:
-            index = self.pending.pop(ref)
+            index, life = self.pending.pop(ref), self.life_of.pop(ref)
             try:
                 result = ray.get(ref)
             except ray.exceptions.ActorUnavailableError as error:  # restarting, or unreachable
-                self._failed(index, error)
+                self._failed(index, error, life)
                 self.retry_at[index] = time.monotonic() + _RETRY_SECONDS
                 continue
             except ray.exceptions.RayActorError as error:  # dead, and no restart left
-                self._failed(index, error)
+                self._failed(index, error, life)
                 self.dead.add(index)
                 continue
+            known = self.incarnation[index]
+            if known is not None and result["incarnation"] != known:
+                self._failed(index, None, known)  # started again: that life ended
             self.incarnation[index] = result["incarnation"]
             if not self._done():
                 self._receive(result)
@@ -496,22 +514,25 @@ class _DistributedRun:
                 while sum(i == index for i in self.pending.values()) < _IN_FLIGHT:
                     self._submit(index)
 
-    def _failed(self, index: int, error: Exception) -> None:
-        """A call of actor `index` failed: warns once for each of its lives."""
+    def _failed(self, index: int, error: Exception | None, life) -> None:
+        """Actor `index` lost its life `life`: a call sent during it failed, or
+        (`error` None) an answer came from its next life. Warns once for each
+        life."""
         if index in self.dead:
             return
-        if isinstance(error, _ray().exceptions.ActorUnavailableError):
-            if index in self.warned and self.warned[index] == self.incarnation[index]:
+        if error is None or isinstance(error, _ray().exceptions.ActorUnavailableError):
+            if index in self.warned and self.warned[index] == life:
                 return  # its other calls fail too while Ray starts it again
-            self.warned[index] = self.incarnation[index]
+            self.warned[index] = life
             self.failures += 1
+            reason = "it was started again" if error is None else type(error).__name__
             warnings.warn(
-                f"Actor {index} stopped answering ({type(error).__name__}): Ray starts it "
+                f"Actor {index} stopped answering ({reason}): Ray starts it "
                 "again, and training goes on without the batches it had not sent",
                 stacklevel=2,
             )
             return
-        self.failures += index not in self.warned or self.warned[index] != self.incarnation[index]
+        self.failures += index not in self.warned or self.warned[index] != life
         warnings.warn(
             f"Actor {index} died and Ray starts it no more (max_restarts="
             f"{self.actors.max_restarts}): training goes on without it "

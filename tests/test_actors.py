@@ -84,14 +84,18 @@ def test_two_actors_learn_catch(ray_cluster, options):
 def test_an_actor_killed_mid_run_is_restarted_and_training_goes_on(ray_cluster, tmp_path):
     marker = tmp_path / "killed"
     agent = _agent()
+    # Killed in its first batch. Ray takes seconds to start it again (a new
+    # process imports Keras and builds the model), and the failure reaches
+    # the learner only then: with 600 games the other actor sometimes
+    # finished the run first, and nothing was reported.
     with pytest.warns(UserWarning, match="Actor [01] stopped answering"):
         history = agent.train(
-            _KilledOnce(str(marker), at=20), nb_epoch=600, batch_size=32, epsilon=0.1,
+            _KilledOnce(str(marker), at=20), nb_epoch=1500, batch_size=32, epsilon=0.1,
             verbose=0, actors=RayActors(nb_actors=2, nb_copies=2, steps_per_batch=20),
         )  # fmt: skip
     assert marker.exists()
     assert history.actor_failures == 1
-    assert len(history.history["win"]) == 600
+    assert len(history.history["win"]) == 1500
     assert agent.evaluate(Catch(5), nb_games=100, seed=0)["win_rate"] >= 0.8
 
 
