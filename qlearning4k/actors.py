@@ -406,15 +406,14 @@ class _DistributedRun:
         self.weights = ray.put(self._weights())
         self.pending = {}  # ObjectRef -> actor index
         self.life_of = {}  # ObjectRef -> the life of its actor known when it was sent
-        # Each actor's first life, before any batch: a later answer from
-        # another life is a restart, even one whose failed calls never
-        # reached the learner (Ray can hand a call queued for a dead actor to
-        # its next life).
-        for index, handle in enumerate(self.handles):
-            # An actor that cannot start: its calls fail too, handled as they come.
-            with contextlib.suppress(ray.exceptions.RayActorError):
-                self.incarnation[index] = ray.get(handle.life.remote())
         try:
+            # Each actor's first life, before any batch: a later answer from
+            # another life is a restart, whether or not a failed call of the
+            # life before reached the learner first.
+            for index, handle in enumerate(self.handles):
+                # An actor that cannot start: its calls fail too, handled as they come.
+                with contextlib.suppress(ray.exceptions.RayActorError):
+                    self.incarnation[index] = ray.get(handle.life.remote())
             self.callbacks.on_train_begin()
             for index in range(actors.nb_actors):
                 for _ in range(_IN_FLIGHT):  # one batch in flight while the next is played
