@@ -119,13 +119,12 @@ class _TrainingRun:
                 clone.reset()
             self.states = np.concatenate([agent._first_state(g) for g in self.games])
         self.nb_copies = nb_copies
-        # One game's transitions skip remember()'s batch checks (once the
-        # memory is allocated), unless a subclass remembers its own way.
-        self.remember_one = (
-            nb_copies == 1
-            and isinstance(self.memory, ExperienceReplay)
-            and type(self.memory).remember
-            in (ExperienceReplay.remember, PrioritizedExperienceReplay.remember)
+        # The run's transitions, checked as the games give them, skip
+        # remember()'s checks (once the memory is allocated), unless a
+        # subclass remembers its own way.
+        self.direct = isinstance(self.memory, ExperienceReplay) and type(self.memory).remember in (
+            ExperienceReplay.remember,
+            PrioritizedExperienceReplay.remember,
         )
         # A call's arrays: each gradient step's states and next states, then
         # the acting states; each transition's action, reward, game over and
@@ -456,10 +455,14 @@ class _TrainingRun:
             finished[[k for k, *_ in ended]] = True
             copies = np.asarray(running)
             self.nstep.add(self.memory, copies, transitions, finished[copies])
+        elif self.direct and self.memory.capacity:
+            memory = self.memory
+            if masks is None and len(states) == 1:
+                memory._remember_one(states[0], actions[0], rewards[0], next_states[0], over[0])
+            else:
+                memory._remember_many(states, actions, rewards, next_states, over, None, masks)
         elif masks is not None and isinstance(self.memory, ExperienceReplay):
             self.memory.remember(states, actions, rewards, next_states, over, next_mask=masks)
-        elif self.remember_one and self.memory.capacity:
-            self.memory._remember_one(states[0], actions[0], rewards[0], next_states[0], over[0])
         else:
             self.memory.remember(states, actions, rewards, next_states, over)
         self.total_steps += len(running)

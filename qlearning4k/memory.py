@@ -354,16 +354,27 @@ class ExperienceReplay(Memory):
         game_over = np.broadcast_to(np.asarray(game_over, dtype=bool), (n,))
         if not np.isfinite(r).all():
             raise ValueError(f"remember() expects finite rewards. Received: r={r}")
-        if self._memory_size == -1 and self._size + n > self.capacity:
-            self._relayout(self._chronological(), max(2 * self.capacity, self._size + n))
-        capacity = self.capacity
         steps = np.broadcast_to(np.asarray(steps), (n,))
         if not np.issubdtype(steps.dtype, np.integer) or steps.min() < 1 or steps.max() > 255:
             raise ValueError(f"remember() expects steps in [1, 255]. Received: steps={steps}")
+        self._remember_many(s, a, r, s_prime, game_over, None if plain else steps, next_mask)
+
+    def _remember_many(self, s, a, r, s_prime, game_over, steps=None, next_mask=None) -> None:
+        """`remember()` of `n` checked transitions, without its checks.
+
+        `s` and `s_prime` are `(n,) + state_shape` in the memory's dtype (its
+        layout made), `a`, `r` and `game_over` `(n,)` `int32`, finite
+        `float32` and bool arrays, `steps` `None` (all 1) or `(n,)` ints in
+        [1, 255], `next_mask` `None` or `(n, nb_actions)` bool. The training
+        run calls this with the arrays of each step of its copies.
+        """
+        n = len(s)
+        if self._memory_size == -1 and self._size + n > self.capacity:
+            self._relayout(self._chronological(), max(2 * self.capacity, self._size + n))
+        capacity = self.capacity
         if n > capacity:  # only the newest `capacity` transitions survive
-            s, s_prime, a, r, game_over, steps = (
-                x[-capacity:] for x in (s, s_prime, a, r, game_over, steps)
-            )
+            s, s_prime, a, r, game_over = (x[-capacity:] for x in (s, s_prime, a, r, game_over))
+            steps = None if steps is None else steps[-capacity:]
             next_mask = None if next_mask is None else next_mask[-capacity:]
             n = capacity
         slots = (self._cursor + np.arange(n)) % capacity  # (n,)
@@ -371,8 +382,10 @@ class ExperienceReplay(Memory):
         self._actions[slots] = a
         self._rewards[slots] = r
         self._game_over[slots] = game_over
-        if self._steps is not None or (steps != 1).any():
+        if steps is not None and (self._steps is not None or (steps != 1).any()):
             self._optional("_steps", (), np.uint8, 1)[slots] = steps
+        elif self._steps is not None:
+            self._steps[slots] = 1
         if next_mask is not None:
             self._optional("_next_mask", next_mask.shape[1:], bool, True)[slots] = next_mask
         elif self._next_mask is not None:

@@ -8,8 +8,8 @@ import pytest
 from conftest import make_model
 
 import qlearning4k._training
-from qlearning4k import Agent, ExperienceReplay, Memory
-from qlearning4k.games import Catch, Snake
+from qlearning4k import Agent, ExperienceReplay, Memory, PrioritizedExperienceReplay
+from qlearning4k.games import Catch, Snake, VectorCatch
 
 
 def _train(max_deferred, monkeypatch, **kwargs):
@@ -261,17 +261,53 @@ class _RememberSubclass(ExperienceReplay):
         super().remember(*args, **kwargs)
 
 
-@pytest.mark.parametrize("nb_frames", [1, 2])
-def test_one_game_stores_what_remember_stores(nb_frames):
-    """One game's transitions skip `remember()`'s batch checks but store the same."""
+class _PrioritizedSubclass(PrioritizedExperienceReplay):
+    def remember(self, *args, **kwargs):
+        super().remember(*args, **kwargs)
+
+
+class _NoLeftVector(VectorCatch):
+    """Vector Catch whose baskets may not move left: masks in every transition."""
+
+    def get_possible_actions(self):
+        allowed = np.ones((self.nb_copies, 3), dtype=bool)
+        allowed[:, 0] = False
+        return allowed
+
+
+# game, nb_frames, nb_parallel, memory_size, prioritized
+_STORE_CASES = [
+    (lambda: Catch(seed=0), 1, 1, 100, False),
+    (lambda: Catch(seed=0), 2, 1, 100, False),
+    (lambda: Catch(seed=0), 2, 3, 100, False),
+    (lambda: Catch(seed=0), 1, 3, 100, True),
+    (lambda: VectorCatch(8, seed=0), 1, 1, 100, False),
+    (lambda: VectorCatch(8, seed=0), 3, 1, -1, False),  # an unbounded memory grows
+    (lambda: VectorCatch(8, seed=0), 2, 1, 100, True),
+    (lambda: _NoLeftVector(6, seed=0), 1, 1, 100, False),
+]
+
+
+@pytest.mark.parametrize(("make_game", "nb_frames", "nb_parallel", "size", "prioritized"),
+                         _STORE_CASES)  # fmt: skip
+def test_training_stores_what_remember_stores(make_game, nb_frames, nb_parallel, size, prioritized):
+    """The run's transitions skip `remember()`'s checks but store the same."""
     stored = []
-    for memory in (ExperienceReplay(100, seed=0), _RememberSubclass(100, seed=0)):
+    kinds = (
+        (PrioritizedExperienceReplay, _PrioritizedSubclass)
+        if prioritized
+        else (ExperienceReplay, _RememberSubclass)
+    )
+    for kind in kinds:
+        memory = kind(size, seed=0)
         keras.utils.set_random_seed(0)
         agent = Agent(make_model(nb_frames=nb_frames), memory=memory, seed=0)
         # Random moves only: what is stored does not depend on the weights.
-        agent.train(Catch(seed=0), nb_epoch=15, batch_size=4, epsilon=1.0, verbose=0)
+        agent.train(make_game(), nb_epoch=24, batch_size=4, epsilon=1.0, verbose=0,
+                    nb_parallel=nb_parallel)  # fmt: skip
         stored.append(memory._get_state())
-    assert int(stored[0]["size"]) == 100  # wrapped around the ring
+    if size > 0:
+        assert int(stored[0]["size"]) == size  # wrapped around the ring
     assert stored[0].keys() == stored[1].keys()
     for name in stored[0]:
         np.testing.assert_array_equal(stored[0][name], stored[1][name], err_msg=name)
