@@ -9,9 +9,11 @@ stacked states, action, reward and game over.
 `--pixels` measures the Atari scale: random 84x84 `uint8` frames stacked 4
 deep in games of 1,000 moves, with frames stored once (the default for
 stacked states) and with whole states (the layout before, still used for
-states of one frame). Each case runs in a fresh process, which reports the
-resident memory it grew by while filling the memory and the time of
-sampling a batch of 32 into the agent's call arrays.
+states of one frame); and, as Rainbow stores them, 3-step transitions of 16
+game copies through the agent's own n-step bookkeeping, the copies ending
+their games at different steps. Each case runs in a fresh process, which
+reports the resident memory it grew by while filling the memory and the
+time of sampling a batch of 32 into the agent's call arrays.
 
     python benchmarks/memory.py --markdown
     python benchmarks/memory.py --pixels --markdown
@@ -34,7 +36,11 @@ from qlearning4k.games import Catch, Snake
 # -- settings -----------------------------------------------------------------
 MEMORY_SIZE = 10_000
 CASES = (("Catch", Catch, 1), ("Snake", Snake, 4))  # (name, game, nb_frames)
-PIXEL_CASES = (("frames once", 1_000_000), ("frames once", 100_000), ("whole states", 100_000))
+N_STEP_CASE = "frames once, 3-step, 16 copies"
+PIXEL_CASES = (
+    ("frames once", 1_000_000), (N_STEP_CASE, 1_000_000), ("frames once", 100_000),
+    (N_STEP_CASE, 100_000), ("whole states", 100_000),
+)  # fmt: skip
 FRAME, NB_FRAMES, GAME_LENGTH = (84, 84), 4, 1000
 BATCH, SAMPLES, REPEATS = 32, 1000, 5
 # -----------------------------------------------------------------------------
@@ -74,13 +80,8 @@ def _resident_bytes() -> int:
     return 0
 
 
-def pixels_worker(layout: str, size: int, seed: int = 0) -> dict:
-    """Fills a memory of `size` 84x84x4 transitions in this process; its figures."""
-    rng = np.random.default_rng(seed)
-    pool = rng.integers(0, 256, (4096,) + FRAME, dtype=np.uint8)  # frames to draw from
-    memory = (ExperienceReplay if layout == "frames once" else _WholeStatesReplay)(size, seed)
-    before = _resident_bytes()
-    start = time.perf_counter()
+def _fill_one_game(memory, pool: np.ndarray, size: int) -> None:
+    """`size` 1-step transitions as the agent remembers one game's moves."""
     frames = [pool[0]] * NB_FRAMES
     state = np.stack(frames)
     for t in range(size):
@@ -88,12 +89,55 @@ def pixels_worker(layout: str, size: int, seed: int = 0) -> dict:
         next_state = np.stack(frames)
         if t == 0:
             memory.remember(state[None], 0, 0.0, next_state[None], False)
-        else:  # as the agent remembers one game's moves
+        else:
             memory._remember_one(state, 0, 0.0, next_state, False)
         if t % GAME_LENGTH == GAME_LENGTH - 1:
             frames = [pool[(t * 13) % len(pool)]] * NB_FRAMES
             next_state = np.stack(frames)
         state = next_state
+
+
+def _fill_n_step(memory, pool: np.ndarray, size: int, copies: int = 16, n: int = 3) -> None:
+    """`size` n-step transitions of `copies` games through the agent's n-step
+    bookkeeping; copy k's first game is k * GAME_LENGTH // copies moves shorter.
+    Each frame is a pool frame with a serial number in its first 8 bytes: the
+    memory looks n-step frames up by content, and no frame repeats."""
+    from qlearning4k._training import _NStep
+
+    nstep = _NStep(n, 0.99, copies, (NB_FRAMES,) + FRAME, np.uint8)
+    playing = np.arange(copies)
+    serial = 0
+
+    def new_frames(count: int) -> np.ndarray:
+        nonlocal serial
+        numbers = serial + np.arange(count, dtype=np.uint64)
+        serial += count
+        frames = pool[numbers % len(pool)]
+        frames[:, 0, :8] = numbers[:, None].view(np.uint8).reshape(count, 8)
+        return frames
+
+    states = np.repeat(new_frames(copies)[:, None], NB_FRAMES, axis=1)
+    moves = GAME_LENGTH - playing * GAME_LENGTH // copies  # moves left in each game
+    zeros, ones = np.zeros(copies, np.int32), np.ones(copies, np.float32)
+    while len(memory) < size:
+        next_states = np.concatenate([states[:, 1:], new_frames(copies)[:, None]], axis=1)
+        moves -= 1
+        over = moves == 0
+        nstep.add(memory, playing, (states, zeros, ones, next_states, over, None), over)
+        states = next_states
+        if over.any():
+            states[over] = new_frames(int(over.sum()))[:, None]
+            moves[over] = GAME_LENGTH
+
+
+def pixels_worker(layout: str, size: int, seed: int = 0) -> dict:
+    """Fills a memory of `size` 84x84x4 transitions in this process; its figures."""
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 256, (4096,) + FRAME, dtype=np.uint8)  # frames to draw from
+    memory = (_WholeStatesReplay if layout == "whole states" else ExperienceReplay)(size, seed)
+    before = _resident_bytes()
+    start = time.perf_counter()
+    (_fill_n_step if layout == N_STEP_CASE else _fill_one_game)(memory, pool, size)
     fill = time.perf_counter() - start
     grown = _resident_bytes() - before
     states = np.zeros((BATCH, NB_FRAMES) + FRAME, np.uint8)
@@ -106,7 +150,7 @@ def pixels_worker(layout: str, size: int, seed: int = 0) -> dict:
             memory._sample_into(states, next_states, floats, 0.99)
         times.append((time.perf_counter() - start) / SAMPLES)
     return {
-        "benchmark": "memory_pixels", "layout": layout, "transitions": size,
+        "benchmark": "memory_pixels", "layout": layout, "transitions": len(memory),
         "bytes_per_transition": memory.nbytes / memory.capacity,
         "resident_growth_bytes": grown, "resident_bytes": _resident_bytes(),
         "fill_seconds": fill, "sample_seconds": times,

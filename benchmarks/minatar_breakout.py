@@ -12,9 +12,11 @@ passes them; the learning curve), and once more at the end (the final
 return). Training seconds leave the evaluations out, first calls
 (compiling) in.
 
-A run takes about an hour (SB3 longer) on 2 cores, so the comparison runs in
-parts. Each `run` trains one library and seed in a fresh process and
-appends one JSON line to the results file; `table` builds the table.
+A run takes about 20 minutes for qlearning4k and 30 minutes to well over an
+hour for SB3 (by machine) on 2 cores, so the comparison runs in parts. Each
+`run` trains one library and seed in a fresh process and appends one JSON
+line to the results file; `table` builds the tables, training seconds by
+machine (they compare only within one).
 
     python benchmarks/minatar_breakout.py run --library qlearning4k --seed 0
     python benchmarks/minatar_breakout.py run --library sb3 --seed 0
@@ -220,38 +222,71 @@ def run_missing(args) -> None:
 
 
 def table(records: list[dict]) -> str:
-    """One row per library (backend): median final return and training seconds over seeds."""
+    """The Markdown tables: one row per library (backend) with the median final return
+    over every seed, then training seconds per machine, where the libraries compare."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["library"], r["backend"]), []).append(r)
-    peer = groups.get(("sb3", "torch"))
-    peer_seconds = statistics.median(r["train_seconds"] for r in peer) if peer else None
     lines = [
         "| library | seeds | env steps | final return, median (each seed) | best evaluation, "
-        "median | training s, median (each seed) | SB3's s / ours |",
-        "|---|---|---|---|---|---|---|",
+        "median | training s, median (each seed) |",
+        "|---|---|---|---|---|---|",
     ]
     for (library, backend), rs in sorted(groups.items()):
         rs = sorted(rs, key=lambda r: r["seed"])
         final = [r["mean_return"] for r in rs]
         seconds = [r["train_seconds"] for r in rs]
-        name = "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend})"
-        ratio = ""
-        if library != "sb3" and peer_seconds:
-            ratio = f"{peer_seconds / statistics.median(seconds):.2f}x"
         cells = [
-            name,
+            _name(library, backend),
             str(len(rs)),
             f"{rs[0]['env_steps']:,}",
             f"{statistics.median(final):.2f} ({', '.join(f'{x:.2f}' for x in final)})",
             f"{statistics.median(r['best_return'] for r in rs):.2f}",
             f"{statistics.median(seconds):.0f} ({', '.join(f'{x:.0f}' for x in seconds)})",
-            ratio,
         ]
         lines.append("| " + " | ".join(cells) + " |")
     curves = [f"- {r['library']} ({r['backend']}), seed {r['seed']}: " + ", ".join(
         f"{steps:,}: {score:.2f}" for steps, score in r["curve"]) for r in records]  # fmt: skip
-    return "\n".join(lines) + "\n\nGreedy return against env steps:\n\n" + "\n".join(curves)
+    return (
+        "\n".join(lines)
+        + "\n\nTraining seconds on each machine (seconds compare only within one):\n\n"
+        + _seconds_by_machine(records)
+        + "\n\nGreedy return against env steps:\n\n"
+        + "\n".join(curves)
+    )
+
+
+def _name(library: str, backend: str) -> str:
+    return "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend})"
+
+
+def _seconds_by_machine(records: list[dict]) -> str:
+    """Median training seconds of each library on each machine, and SB3's over ours
+    where both ran on the same machine."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["machine"], r["library"], r["backend"]), []).append(r)
+    lines = [
+        "| machine | library | seeds | training s, median (each seed) | SB3's s / ours |",
+        "|---|---|---|---|---|",
+    ]
+    for (machine, library, backend), rs in sorted(groups.items()):
+        seconds = [r["train_seconds"] for r in sorted(rs, key=lambda r: r["seed"])]
+        peer = groups.get((machine, "sb3", "torch"))
+        ratio = ""
+        if library != "sb3" and peer:
+            peer_seconds = statistics.median(r["train_seconds"] for r in peer)
+            ratio = f"{peer_seconds / statistics.median(seconds):.2f}x"
+        seeds = ", ".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
+        cells = [
+            machine,
+            _name(library, backend),
+            seeds,
+            f"{statistics.median(seconds):.0f} ({', '.join(f'{x:.0f}' for x in seconds)})",
+            ratio,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:

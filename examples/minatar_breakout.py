@@ -11,7 +11,7 @@ network copied every 1,000 env steps, epsilon from 1 to 0.1 over the first
 seeded greedy episodes: the learning curve.
 
 pip install "qlearning4k[minatar]"
-python examples/minatar_breakout.py           # 500,000 env steps (about an hour on 2 CPU cores)
+python examples/minatar_breakout.py           # 500,000 env steps (about 20 minutes on 2 CPU cores)
 python examples/minatar_breakout.py --seed 1  # another seed
 python examples/minatar_breakout.py --smoke   # a few hundred env steps, to check the set-up
 """

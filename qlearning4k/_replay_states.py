@@ -4,7 +4,8 @@ Both layouts answer to one small interface, so that the memory keeps its
 actions, rewards and other columns in its own ring and asks its layout for
 the states of some slots:
 
-- `store(slots, s, s_prime, live)` writes transitions at ring slots;
+- `store(slots, s, s_prime, live, dedupe)` writes transitions at ring slots
+  (`dedupe`: they span several game steps, see `_FrameOnceStates`);
 - `take(idx)` and `take_into(idx, states, next_states)` read them back;
 - `relayout(slots, capacity)`, `get_state(order)` and `from_state(...)`
   move, save and restore them; `nbytes` counts their bytes.
@@ -16,15 +17,28 @@ they use).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
 
 _Live = Callable[[], np.ndarray]
+_TABLE_BITS = 16  # rows of the frame table: many more than the frames a store looks back on
+_TABLE_SIZE = 1 << _TABLE_BITS
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / the golden ratio, odd
+
+
+@functools.cache
+def _multipliers(nb_words: int) -> np.ndarray:
+    """Fixed odd 64-bit numbers, one per 8-byte word of a frame (`_keys`)."""
+    rng = np.random.default_rng(0x51A7E)
+    return rng.integers(0, 2**63, nb_words, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
 def _rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Whether each row of `a` equals the same row of `b`: `(n,)` bool."""
+    if not len(a):
+        return np.zeros(0, dtype=bool)
     return np.all((a == b).reshape(len(a), -1), axis=1)
 
 
@@ -60,7 +74,9 @@ class _WholeStates:
     def nbytes(self) -> int:
         return sum(b.nbytes for b in self._buffers().values() if b is not None)
 
-    def store(self, slots, s: np.ndarray, s_prime: np.ndarray, live: _Live) -> None:
+    def store(
+        self, slots, s: np.ndarray, s_prime: np.ndarray, live: _Live, dedupe: bool = False
+    ) -> None:
         self.states[slots] = s
         self.next_frames[slots] = s_prime[:, -1]
         self._store_whole(slots, _rows_equal(s_prime[:, :-1], s[:, 1:]), s_prime)
@@ -143,6 +159,17 @@ class _FrameOnceStates:
     are stored once. So a game of T moves with 1-step transitions stores
     T + 1 frames, and the ring is 1/64 longer than the memory plus a few.
 
+    Transitions of several steps (n-step returns, `dedupe`) share frames
+    beyond the previous transition's: a state's newest frame was the newest
+    frame of a next state stored n steps before, and a game's last
+    transitions all end in the same next state. Rows of one store need not
+    be the rows of the last either (game copies end their games at
+    different steps). So their frames are also looked up by content: a
+    table keyed by a hash of each frame holds the number of the newest frame
+    stored with that key, and a frame equal to the table's (compared whole)
+    reuses its number. A game of T moves with n-step transitions then stores
+    about T + 1 frames too.
+
     The ring never overwrites a frame a stored transition uses: before it
     would, it finds the oldest frame in use (`floor`) and grows if it must.
     States come back exact, and no transition is ever left unsampled.
@@ -154,8 +181,12 @@ class _FrameOnceStates:
         self.frames = frames
         self.written = written  # the number the next frame gets
         self.floor = 0  # no stored transition uses a frame numbered below it
+        self.intact = 0  # frames numbered from it on are in the ring as stored
         self.last = None  # (refs, next_refs) of the rows of the previous store
-        self.store_start = written  # the first frame the store under way stored
+        # The store under way uses the frames numbered from it on: those it
+        # stored and those it reuses.
+        self.store_start = written
+        self.table = None  # hash key -> number of the newest frame stored with it
 
     @staticmethod
     def _slack(capacity: int, nb_frames: int) -> int:
@@ -196,7 +227,7 @@ class _FrameOnceStates:
             numbers = np.arange(self.floor, self.written)
             frames = np.zeros((grown,) + self.frames.shape[1:], self.frames.dtype)
             frames[numbers % grown] = self.frames[numbers % size]
-            self.frames = frames
+            self.frames, self.intact = frames, self.floor
 
     def _add(self, frames: np.ndarray, live: _Live) -> np.ndarray:
         """Stores `frames` `(k,) + frame_shape`; returns their numbers `(k,)`."""
@@ -205,12 +236,70 @@ class _FrameOnceStates:
         numbers = self.written + np.arange(count)
         self.frames[numbers % len(self.frames)] = frames
         self.written += count
+        self.intact = max(self.intact, self.written - len(self.frames))
+        return numbers
+
+    # -- frames looked up by content (dedupe) -------------------------------------
+
+    def _keys(self, frames: np.ndarray) -> np.ndarray:
+        """A 64-bit hash of each frame's bytes `(k,)` uint64: a sum of its
+        8-byte words times fixed odd numbers, wrapping around."""
+        data = np.ascontiguousarray(frames).reshape(len(frames), -1).view(np.uint8)
+        if data.shape[1] % 8:  # zeros after the last byte, to whole words
+            padded = np.zeros((len(data), -(-data.shape[1] // 8) * 8), np.uint8)
+            padded[:, : data.shape[1]] = data
+            data = padded
+        words = data.view(np.uint64)
+        return (words * _multipliers(words.shape[1])).sum(axis=1, dtype=np.uint64)
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        """The table rows of `keys` (Fibonacci hashing: the top bits of a product)."""
+        if self.table is None:
+            self.table = np.full(_TABLE_SIZE, -1, np.int64)
+        return (keys * _GOLDEN) >> np.uint64(64 - _TABLE_BITS)
+
+    def _store_frames(self, frames: np.ndarray, live: _Live, dedupe: bool) -> np.ndarray:
+        """Stores `frames` `(k,) + frame_shape`; returns their numbers `(k,)`.
+
+        With `dedupe`, a frame equal to one the table knows, still in the
+        ring, reuses its number, and equal frames among `frames` are stored
+        once.
+        """
+        if not dedupe or not len(frames):
+            return self._add(frames, live)
+        keys = self._keys(frames)
+        slots = self._slots(keys)
+        numbers = self.table[slots]
+        found = numbers >= self.intact  # a frame with the key, still in the ring
+        if found.any():
+            rows = np.flatnonzero(found)
+            same = _rows_equal(self._frames_of(numbers[rows]), frames[rows])
+            found[rows[~same]] = False
+            if same.any():  # reused: no write of this store may overwrite them
+                oldest = int(numbers[rows[same]].min())
+                self.store_start = min(self.store_start, oldest)
+                self.floor = min(self.floor, oldest)
+        rest = np.flatnonzero(~found)
+        if len(rest) == 1:
+            stored = rest
+            numbers[rest] = self._add(frames[rest], live)
+        elif len(rest):
+            _, first, inverse = np.unique(keys[rest], return_index=True, return_inverse=True)
+            first_of = rest[first][inverse.ravel()]  # the first row with each key
+            alone = rest[~_rows_equal(frames[first_of], frames[rest])]  # keys that collide
+            stored = np.union1d(rest[first], alone)
+            numbers[stored] = self._add(frames[stored], live)
+            copies = np.setdiff1d(rest, stored, assume_unique=True)
+            numbers[copies] = numbers[first_of[np.searchsorted(rest, copies)]]
+        else:
+            return numbers
+        self.table[slots[stored]] = numbers[stored]
         return numbers
 
     def _frames_of(self, refs: np.ndarray) -> np.ndarray:
         return self.frames[refs % len(self.frames)]
 
-    def _new_stacks(self, stacks: np.ndarray, live: _Live) -> np.ndarray:
+    def _new_stacks(self, stacks: np.ndarray, live: _Live, dedupe: bool) -> np.ndarray:
         """Stores the frames of `stacks` `(r, nb_frames, ...)`, each run of equal
         neighbours once; returns their numbers `(r, nb_frames)`."""
         r, nb_frames = stacks.shape[:2]
@@ -219,13 +308,12 @@ class _FrameOnceStates:
             new[:, 1:] = ~np.all(
                 (stacks[:, 1:] == stacks[:, :-1]).reshape(r, nb_frames - 1, -1), axis=2
             )
-        first = self.written
-        self._add(stacks[new], live)  # in row-major order: numbers follow `new`
-        return first + np.cumsum(new).reshape(r, nb_frames) - 1
+        numbers = self._store_frames(stacks[new], live, dedupe)  # in row-major order
+        return numbers[np.cumsum(new).reshape(r, nb_frames) - 1]
 
     # -- the interface ----------------------------------------------------------
 
-    def _refs_of(self, stacks: np.ndarray, options: list, live: _Live) -> np.ndarray:
+    def _refs_of(self, stacks: np.ndarray, options: list, live: _Live, dedupe: bool) -> np.ndarray:
         """Numbers of the frames of `stacks` `(n, nb_frames, ...)`, storing what is new.
 
         Each option is `(shifted, refs)`, the numbers of some stacks, one per
@@ -245,25 +333,27 @@ class _FrameOnceStates:
             if shifted:
                 rows = rows[_rows_equal(self._frames_of(option[rows, 1:]), stacks[rows, :-1])]
                 refs[rows, :-1] = option[rows, 1:]
-                refs[rows, -1] = self._add(stacks[rows, -1], live)
+                refs[rows, -1] = self._store_frames(stacks[rows, -1], live, dedupe)
             else:
                 rows = rows[_rows_equal(self._frames_of(option[rows]), stacks[rows])]
                 refs[rows] = option[rows]
             todo[rows] = False
         rows = np.flatnonzero(todo)
         if len(rows):
-            refs[rows] = self._new_stacks(stacks[rows], live)
+            refs[rows] = self._new_stacks(stacks[rows], live, dedupe)
         return refs
 
-    def store(self, slots, s: np.ndarray, s_prime: np.ndarray, live: _Live) -> None:
+    def store(
+        self, slots, s: np.ndarray, s_prime: np.ndarray, live: _Live, dedupe: bool = False
+    ) -> None:
         dtype = self.frames.dtype
         s, s_prime = s.astype(dtype, copy=False), s_prime.astype(dtype, copy=False)
         self.store_start = self.written
         # 1-step transitions: s is the row's previous s_prime, s_prime is s
         # shifted. n-step ones: s and s_prime are the previous ones shifted.
         last_refs, last_next = self.last if self.last is not None else (self.refs[:0],) * 2
-        refs = self._refs_of(s, [(False, last_next), (True, last_refs)], live)
-        next_refs = self._refs_of(s_prime, [(True, refs), (True, last_next)], live)
+        refs = self._refs_of(s, [(False, last_next), (True, last_refs)], live, dedupe)
+        next_refs = self._refs_of(s_prime, [(True, refs), (True, last_next)], live, dedupe)
         self.refs[slots] = refs
         self.next_refs[slots] = next_refs
         self.last = (refs, next_refs)
@@ -287,7 +377,7 @@ class _FrameOnceStates:
             self.refs[slot], self.next_refs[slot] = refs, next_refs
             self.last = (refs[None], next_refs[None])
             return
-        self.store(np.array([slot]), s[None], s_prime[None], live)
+        self.store(np.array([slot]), s[None], s_prime[None], live)  # 1-step: no dedupe
 
     def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._frames_of(self.refs[idx]), self._frames_of(self.next_refs[idx])
@@ -321,7 +411,7 @@ class _FrameOnceStates:
             numbers = np.arange(low, self.written)
             frames = np.zeros((size,) + self.frames.shape[1:], self.frames.dtype)
             frames[numbers % size] = self._frames_of(numbers)
-            self.frames, self.floor = frames, low
+            self.frames, self.floor, self.intact = frames, low, low
 
     def get_state(self, order: np.ndarray) -> dict:
         """The frames the transitions at `order` use, and their numbers from 0."""

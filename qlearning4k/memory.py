@@ -165,10 +165,13 @@ class ExperienceReplay(Memory):
     by fancy indexing when sampling: a state that is the previous
     transition's next state, or that state shifted by one frame, reuses its
     frames, and a game's first state (its first frame repeated) stores that
-    frame once. So a transition of 84x84 `uint8` frames stacked 4 deep
-    takes about 7,240 bytes (a whole state and the next frame: 35,289), and
-    one of Snake with 4 frames (short random games) about 230. States of one frame are
-    stored whole, with the next state's frame. Any `s` and `s_prime` come
+    frame once. Transitions of several steps (`steps > 1`, n-step returns)
+    also find the frames the memory holds by their content, so they too
+    store each frame about once. So a transition of 84x84 `uint8` frames
+    stacked 4 deep takes about 7,240 bytes (a whole state and the next
+    frame: 35,289), and one of Snake with 4 frames (short random games)
+    about 230. States of one frame are stored whole, with the next state's
+    frame. Any `s` and `s_prime` come
     back exactly as they were remembered; the frame ring grows rather than
     overwrite a frame that a stored transition uses. Sampling is uniform,
     with replacement, by fancy indexing.
@@ -378,7 +381,9 @@ class ExperienceReplay(Memory):
             next_mask = None if next_mask is None else next_mask[-capacity:]
             n = capacity
         slots = (self._cursor + np.arange(n)) % capacity  # (n,)
-        self._layout.store(slots, s, s_prime, self._live(n))
+        # Transitions of several steps share frames beyond the previous
+        # transition's: the layout then looks frames up by content.
+        self._layout.store(slots, s, s_prime, self._live(n), dedupe=steps is not None)
         self._actions[slots] = a
         self._rewards[slots] = r
         self._game_over[slots] = game_over

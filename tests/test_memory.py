@@ -7,7 +7,8 @@ from conftest import make_model
 
 from qlearning4k import Agent, Batch, ExperienceReplay, Memory
 from qlearning4k._replay_states import _FrameOnceStates
-from qlearning4k.games import Catch
+from qlearning4k._training import _NStep
+from qlearning4k.games import Catch, VectorCatch
 
 
 def _episode(nb_frames, length, frame_shape=(3, 4), start=0, dtype=np.uint8):
@@ -334,14 +335,18 @@ class _Recording(ExperienceReplay):
 
 
 @pytest.mark.parametrize(
-    ("nb_parallel", "n_step", "frames_each"), [(1, 1, 1.3), (3, 1, 1.3), (2, 3, 3.5)]
+    ("game", "nb_parallel", "n_step", "frames_each"),
+    [("Catch", 1, 1, 1.3), ("Catch", 3, 1, 1.3), ("Catch", 2, 3, 1.3), ("VectorCatch", 1, 3, 1.3)],
 )
-def test_states_rebuilt_from_frames_are_the_states_the_agent_saw(nb_parallel, n_step, frames_each):
-    # Frames a transition: one, and one more a game (9 moves of Catch); with
-    # n-step returns two, and the last transitions of a game store their own.
+def test_states_rebuilt_from_frames_are_the_states_the_agent_saw(
+    game, nb_parallel, n_step, frames_each
+):
+    # Frames a transition: one, and one more a game (9 moves of Catch), with
+    # n-step returns too (whole states: 6).
     memory = _Recording(memory_size=50, seed=0)  # the ring wraps several times
     agent = Agent(make_model(nb_frames=3), memory=memory, seed=0)
-    agent.train(Catch(seed=0), nb_epoch=25, batch_size=8, nb_parallel=nb_parallel,
+    game = Catch(seed=0) if game == "Catch" else VectorCatch(4, seed=0)
+    agent.train(game, nb_epoch=25, batch_size=8, nb_parallel=nb_parallel,
                 n_step=n_step, verbose=0)  # fmt: skip
     assert isinstance(memory._layout, _FrameOnceStates)
     states, _, _, nexts = _all_transitions(memory)
@@ -376,3 +381,71 @@ def test_a_smaller_frame_once_memory_gives_back_its_frames():
     for s, s2, over in _streams(rng, 4, 2, 30):  # and it goes on
         memory.remember(s, 0, 0.0, s2, over)
     assert len(memory) == 20
+
+
+def _n_step_run(rng, copies, n, memory, moves, nb_frames=4):
+    """Plays `_streams` through the agent's n-step bookkeeping into `memory`."""
+    nstep = _NStep(n, 0.9, copies, (nb_frames, 3, 4), np.uint8)
+    playing = np.arange(copies)
+    for s, s2, over in _streams(rng, nb_frames, copies, moves):
+        actions, rewards = np.zeros(copies, np.int32), np.ones(copies, np.float32)
+        nstep.add(memory, playing, (s, actions, rewards, s2, over, None), over)
+
+
+def _distinct_frames(seen) -> int:
+    return len({frame.tobytes() for pair in seen for stack in pair for frame in stack})
+
+
+@pytest.mark.parametrize(
+    ("copies", "n", "memory_size"),
+    [(1, 3, 40), (4, 3, 30), (4, 2, 7), (16, 3, 200), (3, 5, -1), (8, 3, 12)],
+)
+def test_n_step_transitions_store_each_frame_about_once_and_rebuild_exactly(copies, n, memory_size):
+    # Game copies end their games at different steps, so the rows of a store
+    # are not the rows of the last: frames are found by content.
+    memory = _Recording(memory_size, seed=0)
+    _n_step_run(np.random.default_rng(copies * 10 + n), copies, n, memory, 150)
+    seen = memory.seen[-len(memory) :]
+    states, _, _, nexts = _all_transitions(memory)
+    np.testing.assert_array_equal(states, np.stack([x for x, _ in seen]))
+    np.testing.assert_array_equal(nexts, np.stack([y for _, y in seen]))
+    # Each frame about once (a hash table slot shared by two recent frames
+    # costs a copy), against 2 to 5 a transition before frames were looked up.
+    assert memory._layout.written <= 1.02 * _distinct_frames(memory.seen) + 4
+
+
+def test_n_step_memory_restored_or_made_smaller_goes_on_exactly():
+    rng = np.random.default_rng(7)
+    memory = _Recording(60, seed=0)
+    _n_step_run(rng, 4, 3, memory, 60)
+    restored = ExperienceReplay(60, seed=0)  # its frame table starts empty
+    restored._set_state(memory._get_state())
+    smaller = ExperienceReplay(60, seed=0)
+    smaller._set_state(memory._get_state())
+    smaller.memory_size = 25  # gives back frames: numbers below the kept ones are gone
+    state = rng.bit_generator.state
+    for target in (memory, restored, smaller):
+        rng.bit_generator.state = state
+        _n_step_run(rng, 4, 3, target, 60)
+    for other, size in ((restored, 60), (smaller, 25)):
+        for x, y in zip(_all_transitions(other), _all_transitions(memory), strict=True):
+            np.testing.assert_array_equal(x, y[-size:])
+    np.testing.assert_array_equal(
+        _all_transitions(memory)[0], np.stack([x for x, _ in memory.seen[-60:]])
+    )
+
+
+def test_a_frame_found_by_content_is_not_overwritten_by_the_rest_of_its_store():
+    # A memory of one transition: the frames of the state the store reuses
+    # (found by content) are no longer used by any stored transition, and
+    # the new frames of its next state would wrap the ring over them.
+    def stack(*values):
+        return np.array([[np.full((2,), v, np.uint8) for v in values]])
+
+    memory = ExperienceReplay(1, seed=0)
+    memory.remember(stack(1, 2, 3, 4), 0, 0.0, stack(5, 6, 7, 8), False, steps=2)
+    memory.remember(stack(9, 10, 11, 12), 0, 0.0, stack(13, 14, 15, 16), False, steps=2)
+    memory.remember(stack(1, 2, 3, 4), 0, 0.0, stack(17, 18, 19, 20), False, steps=2)
+    states, _, _, nexts = _all_transitions(memory)
+    np.testing.assert_array_equal(states, stack(1, 2, 3, 4))
+    np.testing.assert_array_equal(nexts, stack(17, 18, 19, 20))
