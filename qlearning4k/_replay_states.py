@@ -23,16 +23,27 @@ from collections.abc import Callable
 import numpy as np
 
 _Live = Callable[[], np.ndarray]
-_TABLE_BITS = 16  # rows of the frame table: many more than the frames a store looks back on
-_TABLE_SIZE = 1 << _TABLE_BITS
+_TABLE_BITS = 16  # 2**16 rows of the frame table: many more than the frames a store looks back on
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / the golden ratio, odd
 
 
 @functools.cache
 def _multipliers(nb_words: int) -> np.ndarray:
-    """Fixed odd 64-bit numbers, one per 8-byte word of a frame (`_keys`)."""
+    """Fixed odd 64-bit numbers, one per 8-byte word of a frame (`_frame_keys`)."""
     rng = np.random.default_rng(0x51A7E)
     return rng.integers(0, 2**63, nb_words, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def _frame_keys(frames: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each frame's bytes `(k,)` uint64: a sum of its 8-byte
+    words times fixed odd numbers, wrapping around."""
+    data = np.ascontiguousarray(frames).reshape(len(frames), -1).view(np.uint8)
+    if data.shape[1] % 8:  # zeros after the last byte, to whole words
+        padded = np.zeros((len(data), -(-data.shape[1] // 8) * 8), np.uint8)
+        padded[:, : data.shape[1]] = data
+        data = padded
+    words = data.view(np.uint64)
+    return (words * _multipliers(words.shape[1])).sum(axis=1, dtype=np.uint64)
 
 
 def _rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -241,23 +252,6 @@ class _FrameOnceStates:
 
     # -- frames looked up by content (dedupe) -------------------------------------
 
-    def _keys(self, frames: np.ndarray) -> np.ndarray:
-        """A 64-bit hash of each frame's bytes `(k,)` uint64: a sum of its
-        8-byte words times fixed odd numbers, wrapping around."""
-        data = np.ascontiguousarray(frames).reshape(len(frames), -1).view(np.uint8)
-        if data.shape[1] % 8:  # zeros after the last byte, to whole words
-            padded = np.zeros((len(data), -(-data.shape[1] // 8) * 8), np.uint8)
-            padded[:, : data.shape[1]] = data
-            data = padded
-        words = data.view(np.uint64)
-        return (words * _multipliers(words.shape[1])).sum(axis=1, dtype=np.uint64)
-
-    def _slots(self, keys: np.ndarray) -> np.ndarray:
-        """The table rows of `keys` (Fibonacci hashing: the top bits of a product)."""
-        if self.table is None:
-            self.table = np.full(_TABLE_SIZE, -1, np.int64)
-        return (keys * _GOLDEN) >> np.uint64(64 - _TABLE_BITS)
-
     def _store_frames(self, frames: np.ndarray, live: _Live, dedupe: bool) -> np.ndarray:
         """Stores `frames` `(k,) + frame_shape`; returns their numbers `(k,)`.
 
@@ -267,8 +261,10 @@ class _FrameOnceStates:
         """
         if not dedupe or not len(frames):
             return self._add(frames, live)
-        keys = self._keys(frames)
-        slots = self._slots(keys)
+        if self.table is None:
+            self.table = np.full(1 << _TABLE_BITS, -1, np.int64)
+        keys = _frame_keys(frames)
+        slots = (keys * _GOLDEN) >> np.uint64(64 - _TABLE_BITS)  # the top bits of a product
         numbers = self.table[slots]
         found = numbers >= self.intact  # a frame with the key, still in the ring
         if found.any():
@@ -280,19 +276,15 @@ class _FrameOnceStates:
                 self.store_start = min(self.store_start, oldest)
                 self.floor = min(self.floor, oldest)
         rest = np.flatnonzero(~found)
-        if len(rest) == 1:
-            stored = rest
-            numbers[rest] = self._add(frames[rest], live)
-        elif len(rest):
-            _, first, inverse = np.unique(keys[rest], return_index=True, return_inverse=True)
-            first_of = rest[first][inverse.ravel()]  # the first row with each key
-            alone = rest[~_rows_equal(frames[first_of], frames[rest])]  # keys that collide
-            stored = np.union1d(rest[first], alone)
-            numbers[stored] = self._add(frames[stored], live)
-            copies = np.setdiff1d(rest, stored, assume_unique=True)
-            numbers[copies] = numbers[first_of[np.searchsorted(rest, copies)]]
-        else:
+        if not len(rest):
             return numbers
+        # A frame equal to the first of the rest with its key is a copy of it.
+        _, first, inverse = np.unique(keys[rest], return_index=True, return_inverse=True)
+        first_of = rest[first][inverse.ravel()]
+        copy = (first_of != rest) & _rows_equal(frames[first_of], frames[rest])
+        stored = rest[~copy]
+        numbers[stored] = self._add(frames[stored], live)
+        numbers[rest[copy]] = numbers[first_of[copy]]
         self.table[slots[stored]] = numbers[stored]
         return numbers
 
