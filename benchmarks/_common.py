@@ -149,6 +149,32 @@ def run_workers(script: str, backends, with_peer: bool, extra_args) -> list[dict
     return records
 
 
+def seconds_per_call(call, warmup: int, calls: int, repeats: int) -> float:
+    """Median over `repeats` runs of `calls` calls of `call()`, after `warmup` untimed."""
+    for _ in range(warmup):
+        call()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        seconds.append((time.perf_counter() - start) / calls)
+    return statistics.median(seconds)
+
+
+def run_rows(script: str, rows: list[str], backends: dict[str, str]) -> list[dict]:
+    """Runs `script --worker ROW` for each row, each in its own process on the Keras
+    backend `backends[row]`; prints and returns the records. An unknown row exits."""
+    records = []
+    for row in rows:
+        if row not in backends:
+            raise SystemExit(f"Unknown row {row!r}: expected one of {', '.join(backends)}")
+        (record,) = _run_worker(script, row, {**os.environ, "KERAS_BACKEND": backends[row]}, [])
+        records.append(record)
+        print(json.dumps(record), flush=True)
+    return records
+
+
 def _run_worker(script: str, library: str, env: dict, extra_args) -> list[dict]:
     out = subprocess.run(
         [sys.executable, script, "--worker", library, *extra_args],

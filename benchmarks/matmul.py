@@ -17,10 +17,6 @@ of REPEATS runs of CALLS calls. Each framework runs in its own process.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import time
 
 import _common as c
 import numpy as np
@@ -80,16 +76,7 @@ def _call(framework: str):
 
 
 def worker(framework: str) -> None:
-    call = _call(framework)
-    for _ in range(WARMUP):
-        call()
-    seconds = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        for _ in range(CALLS):
-            call()
-        seconds.append((time.perf_counter() - start) / (CALLS * LAYERS))
-    per_product = statistics.median(seconds)
+    per_product = c.seconds_per_call(_call(framework), WARMUP, CALLS, REPEATS) / LAYERS
     c.emit({
         "framework": framework, "us_per_product": per_product * 1e6,
         "gflops": 2 * BATCH * WIDTH * WIDTH / per_product / 1e9, "machine": c.machine(),
@@ -105,14 +92,8 @@ def main() -> None:
     if args.worker:
         worker(args.worker)
         return
-    records = []
-    for framework in args.frameworks.split(","):
-        if framework not in FRAMEWORKS:
-            raise SystemExit(f"Unknown framework {framework!r}: expected one of {FRAMEWORKS}")
-        env = {**os.environ, "KERAS_BACKEND": "jax" if framework == "jax" else "tensorflow"}
-        (record,) = c._run_worker(__file__, framework, env, [])
-        records.append(record)
-        print(json.dumps(record), flush=True)
+    backends = {f: "jax" if f == "jax" else "tensorflow" for f in FRAMEWORKS}
+    records = c.run_rows(__file__, args.frameworks.split(","), backends)
     if args.markdown:
         print(f"\n| framework | µs per ({BATCH}, {WIDTH}) x ({WIDTH}, {WIDTH}) product | GFLOP/s |")
         print("|---|---|---|")

@@ -8,19 +8,21 @@ same: the same convolution and dense layers (a features extractor of its
 own), centred RMSProp (alpha 0.95, eps 0.01), Huber loss, `max_grad_norm`
 off. Both evaluate their greedy policy on the same 100 seeded episodes
 before training and every 50,000 env steps (at the end of the episode that
-passes them; the learning curve), and once more at the end (the final
-return). Training seconds leave the evaluations out, first calls
-(compiling) in.
+passes them; the learning curve, with the training seconds so far), and
+once more at the end (the final return). Training seconds leave the
+evaluations out, first calls (compiling) in.
 
 A run takes about 20 minutes for qlearning4k and 30 minutes to well over an
 hour for SB3 (by machine) on 2 cores, so the comparison runs in parts. Each
 `run` trains one library and seed in a fresh process and appends one JSON
 line to the results file; `table` builds the tables, training seconds by
-machine (they compare only within one).
+machine (they compare only within one). With `--xla`, qlearning4k on TensorFlow
+compiles its step with XLA (the example's XLA setting): its own rows.
 
     python benchmarks/minatar_breakout.py run --library qlearning4k --seed 0
     python benchmarks/minatar_breakout.py run --library sb3 --seed 0
     python benchmarks/minatar_breakout.py run --missing   # every library and seed not done
+    python benchmarks/minatar_breakout.py run --missing --libraries qlearning4k --xla
     python benchmarks/minatar_breakout.py table --markdown
 
 Needs `pip install "qlearning4k[minatar]" stable-baselines3`.
@@ -57,18 +59,23 @@ def _example():
     return module
 
 
-def _train_qlearning4k(seed: int, budget: int | None) -> dict:
+def _train_qlearning4k(seed: int, budget: int | None, xla: bool) -> dict:
+    import keras
+
     example = _example()
+    example.XLA = xla = xla and keras.backend.backend() == "tensorflow"
     if budget is not None:
         example.TOTAL_TIMESTEPS = budget
         example.EVAL_EVERY = max(budget // 4, 1)
     outcome = example.main(seed=seed)
     return {
+        "xla": xla,
         "env_steps": example.TOTAL_TIMESTEPS,
         "train_seconds": outcome["training_seconds"],
         "mean_return": outcome["final"],
         "best_return": outcome["best"],
         "curve": [(steps, score) for steps, _, score in outcome["curve"]],
+        "curve_seconds": [seconds for _, seconds, _ in outcome["curve"]],
     }
 
 
@@ -156,14 +163,17 @@ def _train_sb3(seed: int, budget: int | None) -> dict:
         def __init__(self):
             super().__init__()
             self.seconds, self.curve, self.next = 0.0, [], every
+            self.start, self.training_seconds = 0.0, []
 
         def evaluate(self):
             start = time.perf_counter()
+            self.training_seconds.append(start - self.start - self.seconds)
             returns = _play_sb3(self.model, example, example.EVAL_EPISODES, example.EVAL_SEED)
             self.curve.append((int(self.num_timesteps), statistics.fmean(returns)))
             self.seconds += time.perf_counter() - start
 
         def _on_training_start(self):
+            self.start = time.perf_counter()
             self.evaluate()
 
         def _on_step(self):
@@ -179,23 +189,31 @@ def _train_sb3(seed: int, budget: int | None) -> dict:
     seconds = time.perf_counter() - start - during.seconds
     final = _play_sb3(model, example, example.EVAL_EPISODES, example.EVAL_SEED)
     return {
+        "xla": False,
         "env_steps": int(model.num_timesteps),
         "train_seconds": seconds,
         "mean_return": statistics.fmean(final),
         "best_return": max(score for _, score in during.curve),
         "curve": during.curve,
+        "curve_seconds": during.training_seconds,
     }
 
 
-def run_one(library: str, seed: int, budget: int | None) -> dict:
-    """Trains and evaluates one library and seed in this process: its record."""
-    train = _train_qlearning4k if library == "qlearning4k" else _train_sb3
-    outcome = train(seed, budget)
+def run_one(library: str, seed: int, budget: int | None, xla: bool = False) -> dict:
+    """Trains and evaluates one library and seed in this process: its record.
+
+    `xla`: qlearning4k on TensorFlow compiles its step with XLA (the example's XLA).
+    """
+    if library == "qlearning4k":
+        outcome = _train_qlearning4k(seed, budget, xla)
+    else:
+        outcome = _train_sb3(seed, budget)
     versions = suite._versions(library)
     return {
         "task": "MinAtar/Breakout-v1",
         "library": library,
         "backend": versions.get("backend", "torch"),
+        "xla": outcome.pop("xla"),
         "seed": seed,
         **outcome,
         "versions": versions,
@@ -204,16 +222,24 @@ def run_one(library: str, seed: int, budget: int | None) -> dict:
     }
 
 
+def _variant(record: dict) -> tuple:
+    """What a record's seeds compare with: library, backend, XLA (older records: off)."""
+    return record["library"], record["backend"], record.get("xla", False)
+
+
 def run_missing(args) -> None:
     """Runs every library and seed that the results file lacks, each in its own process."""
-    done = {(r["library"], r["backend"], r["seed"]) for r in suite._load(args.results)}
+    done = {(*_variant(r), r["seed"]) for r in suite._load(args.results)}
     for seed in args.seeds:
         for library in args.libraries:
             for backend in args.backends if library == "qlearning4k" else ("torch",):
-                if (library, backend, seed) in done:
+                xla = args.xla and library == "qlearning4k" and backend == "tensorflow"
+                if (library, backend, xla, seed) in done:
                     continue
                 command = [sys.executable, __file__, "run", "--library", library,
                            "--seed", str(seed), "--results", str(args.results)]  # fmt: skip
+                if xla:
+                    command.append("--xla")
                 if args.budget is not None:
                     command += ["--budget", str(args.budget)]
                 env = {**os.environ, "KERAS_BACKEND": "tensorflow" if library == "sb3" else backend}
@@ -223,21 +249,23 @@ def run_missing(args) -> None:
 
 def table(records: list[dict]) -> str:
     """The Markdown tables: one row per library (backend) with the median final return
-    over every seed, then training seconds per machine, where the libraries compare."""
+    over every seed (a seed run again: its latest run), then training seconds per
+    machine (every run), where the libraries compare."""
+    latest = {(*_variant(r), r["seed"]): r for r in records}
     groups: dict[tuple, list[dict]] = {}
-    for r in records:
-        groups.setdefault((r["library"], r["backend"]), []).append(r)
+    for r in latest.values():
+        groups.setdefault(_variant(r), []).append(r)
     lines = [
         "| library | seeds | env steps | final return, median (each seed) | best evaluation, "
         "median | training s, median (each seed) |",
         "|---|---|---|---|---|---|",
     ]
-    for (library, backend), rs in sorted(groups.items()):
+    for variant, rs in sorted(groups.items()):
         rs = sorted(rs, key=lambda r: r["seed"])
         final = [r["mean_return"] for r in rs]
         seconds = [r["train_seconds"] for r in rs]
         cells = [
-            _name(library, backend),
+            _name(*variant),
             str(len(rs)),
             f"{rs[0]['env_steps']:,}",
             f"{statistics.median(final):.2f} ({', '.join(f'{x:.2f}' for x in final)})",
@@ -245,7 +273,7 @@ def table(records: list[dict]) -> str:
             f"{statistics.median(seconds):.0f} ({', '.join(f'{x:.0f}' for x in seconds)})",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    curves = [f"- {r['library']} ({r['backend']}), seed {r['seed']}: " + ", ".join(
+    curves = [f"- {_name(*_variant(r))}, seed {r['seed']}: " + ", ".join(
         f"{steps:,}: {score:.2f}" for steps, score in r["curve"]) for r in records]  # fmt: skip
     return (
         "\n".join(lines)
@@ -256,8 +284,10 @@ def table(records: list[dict]) -> str:
     )
 
 
-def _name(library: str, backend: str) -> str:
-    return "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend})"
+def _name(library: str, backend: str, xla: bool) -> str:
+    if library == "sb3":
+        return "Stable-Baselines3"
+    return f"qlearning4k ({backend}{', XLA' if xla else ''})"
 
 
 def _seconds_by_machine(records: list[dict]) -> str:
@@ -265,14 +295,15 @@ def _seconds_by_machine(records: list[dict]) -> str:
     where both ran on the same machine."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["machine"], r["library"], r["backend"]), []).append(r)
+        groups.setdefault((r["machine"], *_variant(r)), []).append(r)
     lines = [
         "| machine | library | seeds | training s, median (each seed) | SB3's s / ours |",
         "|---|---|---|---|---|",
     ]
-    for (machine, library, backend), rs in sorted(groups.items()):
+    for (machine, *variant), rs in sorted(groups.items()):
+        library = variant[0]
         seconds = [r["train_seconds"] for r in sorted(rs, key=lambda r: r["seed"])]
-        peer = groups.get((machine, "sb3", "torch"))
+        peer = groups.get((machine, "sb3", "torch", False))
         ratio = ""
         if library != "sb3" and peer:
             peer_seconds = statistics.median(r["train_seconds"] for r in peer)
@@ -280,7 +311,7 @@ def _seconds_by_machine(records: list[dict]) -> str:
         seeds = ", ".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
         cells = [
             machine,
-            _name(library, backend),
+            _name(*variant),
             seeds,
             f"{statistics.median(seconds):.0f} ({', '.join(f'{x:.0f}' for x in seconds)})",
             ratio,
@@ -300,6 +331,7 @@ def main() -> None:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--budget", type=int, help="env steps instead of 500,000 (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--xla", action="store_true", help="qlearning4k on TensorFlow with XLA")
     parser.add_argument("--markdown", action="store_true", help="(the table is Markdown)")
     args = parser.parse_args()
     args.libraries = args.libraries.split(",")
@@ -312,7 +344,7 @@ def main() -> None:
     else:
         if args.library is None or args.seed is None:
             parser.error("run needs --library and --seed, or --missing")
-        record = run_one(args.library, args.seed, args.budget)
+        record = run_one(args.library, args.seed, args.budget, args.xla)
         suite._append(args.results, record)
         c.emit(record)
 

@@ -395,15 +395,15 @@ def run_missing(args) -> None:
 
 
 def table(records: list[dict], markdown: bool) -> str:
-    """One row per task and library (backend): median return and seconds over seeds."""
+    """One row per task and library (backend): median return and seconds over seeds.
+
+    SB3's seconds over ours only where all the runs of both rows ran on one
+    machine (seconds compare only within one).
+    """
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["task"], r["library"], r["backend"]), []).append(r)
-    peer_seconds = {
-        task: statistics.median(x["train_seconds"] for x in rs)
-        for (task, library, _), rs in groups.items()
-        if library == "sb3"
-    }
+    peers = {task: rs for (task, library, _), rs in groups.items() if library == "sb3"}
     lines = []
     if markdown:
         lines += [
@@ -418,8 +418,12 @@ def table(records: list[dict], markdown: bool) -> str:
         seconds = statistics.median(r["train_seconds"] for r in rs)
         name = "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend})"
         ratio = ""
-        if library != "sb3" and task in peer_seconds:
-            ratio = f"{peer_seconds[task] / seconds:.2f}x"
+        if library != "sb3" and task in peers:
+            peer = peers[task]
+            if len({r["machine"] for r in rs + peer}) == 1:
+                ratio = f"{statistics.median(r['train_seconds'] for r in peer) / seconds:.2f}x"
+            else:
+                ratio = "other machines"
         cells = [
             task,
             name,

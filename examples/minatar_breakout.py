@@ -36,6 +36,7 @@ EPSILON = (1.0, 0.1)
 EPSILON_RATE = 0.2  # over the first 100,000 of the 500,000 env steps
 MEMORY_SIZE = 100_000
 TARGET_UPDATE_INTERVAL = 1_000  # env steps
+XLA = False  # True: TensorFlow compiles the step with XLA (docs/performance.md: MinAtar)
 EVAL_EVERY = 50_000  # env steps between greedy evaluations
 EVAL_EPISODES = 100
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...
@@ -67,7 +68,9 @@ def build_agent(nb_actions: int, frame_shape: tuple, seed: int) -> Agent:
     optimizer = keras.optimizers.RMSprop(
         LEARNING_RATE, rho=0.95, epsilon=(0.01 / nb_actions) ** 2, centered=True
     )
-    model.compile(optimizer, keras.losses.Huber())
+    # Keras leaves XLA off on CPUs; JAX compiles with it anyway ("auto").
+    jit = XLA if keras.backend.backend() == "tensorflow" else "auto"
+    model.compile(optimizer, keras.losses.Huber(), jit_compile=jit)
     return Agent(model, memory_size=MEMORY_SIZE, seed=seed)
 
 
