@@ -171,10 +171,10 @@ class ExperienceReplay(Memory):
     stacked 4 deep takes about 7,240 bytes (a whole state and the next
     frame: 35,289), and one of Snake with 4 frames (short random games)
     about 230. States of one frame are stored whole, with the next state's
-    frame. Any `s` and `s_prime` come
-    back exactly as they were remembered; the frame ring grows rather than
-    overwrite a frame that a stored transition uses. Sampling is uniform,
-    with replacement, by fancy indexing.
+    frame. Any `s` and `s_prime` come back exactly as they were
+    remembered; the frame ring grows rather than overwrite a frame that a
+    stored transition uses. Sampling is uniform, with replacement, by fancy
+    indexing.
 
     Two optional columns are kept only once a transition uses them: the
     number of game steps a transition spans (n-step returns) and the
