@@ -17,12 +17,17 @@ hour for SB3 (by machine) on 2 cores, so the comparison runs in parts. Each
 `run` trains one library and seed in a fresh process and appends one JSON
 line to the results file; `table` builds the tables, training seconds by
 machine (they compare only within one). With `--xla`, qlearning4k on TensorFlow
-compiles its step with XLA (the example's XLA setting): its own rows.
+compiles its step with XLA (the example's XLA setting): its own rows. With
+`--variant c51` or `--variant rainbow`, qlearning4k trains the example's
+VARIANT (the ablation rows of C51 and of all six parts of Rainbow on the same
+network and settings): their own rows too.
 
     python benchmarks/minatar_breakout.py run --library qlearning4k --seed 0
     python benchmarks/minatar_breakout.py run --library sb3 --seed 0
     python benchmarks/minatar_breakout.py run --missing   # every library and seed not done
     python benchmarks/minatar_breakout.py run --missing --libraries qlearning4k --xla
+    python benchmarks/minatar_breakout.py run --missing --libraries qlearning4k \
+        --variants c51,rainbow
     python benchmarks/minatar_breakout.py table --markdown
 
 Needs `pip install "qlearning4k[minatar]" stable-baselines3`.
@@ -47,6 +52,7 @@ import suite
 EXAMPLE = Path(__file__).parent.parent / "examples" / "minatar_breakout.py"
 SEEDS = (0, 1, 2)
 LIBRARIES = ("qlearning4k", "sb3")
+VARIANTS = ("dqn", "c51", "rainbow")  # the example's VARIANT, qlearning4k only
 RESULTS = Path(__file__).parent / "results" / "minatar.jsonl"
 # -----------------------------------------------------------------------------
 
@@ -59,7 +65,7 @@ def _example():
     return module
 
 
-def _train_qlearning4k(seed: int, budget: int | None, xla: bool) -> dict:
+def _train_qlearning4k(seed: int, budget: int | None, xla: bool, variant: str) -> dict:
     import keras
 
     example = _example()
@@ -67,9 +73,10 @@ def _train_qlearning4k(seed: int, budget: int | None, xla: bool) -> dict:
     if budget is not None:
         example.TOTAL_TIMESTEPS = budget
         example.EVAL_EVERY = max(budget // 4, 1)
-    outcome = example.main(seed=seed)
+    outcome = example.main(seed=seed, variant=variant)
     return {
         "xla": xla,
+        "variant": variant,
         "env_steps": example.TOTAL_TIMESTEPS,
         "train_seconds": outcome["training_seconds"],
         "mean_return": outcome["final"],
@@ -190,6 +197,7 @@ def _train_sb3(seed: int, budget: int | None) -> dict:
     final = _play_sb3(model, example, example.EVAL_EPISODES, example.EVAL_SEED)
     return {
         "xla": False,
+        "variant": "dqn",
         "env_steps": int(model.num_timesteps),
         "train_seconds": seconds,
         "mean_return": statistics.fmean(final),
@@ -199,14 +207,19 @@ def _train_sb3(seed: int, budget: int | None) -> dict:
     }
 
 
-def run_one(library: str, seed: int, budget: int | None, xla: bool = False) -> dict:
+def run_one(
+    library: str, seed: int, budget: int | None, xla: bool = False, variant: str = "dqn"
+) -> dict:
     """Trains and evaluates one library and seed in this process: its record.
 
     `xla`: qlearning4k on TensorFlow compiles its step with XLA (the example's XLA).
+    `variant`: the example's VARIANT for qlearning4k ("dqn", "c51" or "rainbow").
     """
     if library == "qlearning4k":
-        outcome = _train_qlearning4k(seed, budget, xla)
+        outcome = _train_qlearning4k(seed, budget, xla, variant)
     else:
+        if variant != "dqn":
+            raise ValueError(f"Stable-Baselines3 runs DQN only. Received: variant={variant!r}")
         outcome = _train_sb3(seed, budget)
     versions = suite._versions(library)
     return {
@@ -214,6 +227,7 @@ def run_one(library: str, seed: int, budget: int | None, xla: bool = False) -> d
         "library": library,
         "backend": versions.get("backend", "torch"),
         "xla": outcome.pop("xla"),
+        "variant": outcome.pop("variant"),
         "seed": seed,
         **outcome,
         "versions": versions,
@@ -223,28 +237,39 @@ def run_one(library: str, seed: int, budget: int | None, xla: bool = False) -> d
 
 
 def _variant(record: dict) -> tuple:
-    """What a record's seeds compare with: library, backend, XLA (older records: off)."""
-    return record["library"], record["backend"], record.get("xla", False)
+    """What a record's seeds compare with: library, backend, XLA, the example's
+    VARIANT (older records: XLA off, "dqn")."""
+    return (
+        record["library"],
+        record["backend"],
+        record.get("xla", False),
+        record.get("variant", "dqn"),
+    )
 
 
 def run_missing(args) -> None:
     """Runs every library and seed that the results file lacks, each in its own process."""
     done = {(*_variant(r), r["seed"]) for r in suite._load(args.results)}
-    for seed in args.seeds:
-        for library in args.libraries:
-            for backend in args.backends if library == "qlearning4k" else ("torch",):
-                xla = args.xla and library == "qlearning4k" and backend == "tensorflow"
-                if (library, backend, xla, seed) in done:
-                    continue
-                command = [sys.executable, __file__, "run", "--library", library,
-                           "--seed", str(seed), "--results", str(args.results)]  # fmt: skip
-                if xla:
-                    command.append("--xla")
-                if args.budget is not None:
-                    command += ["--budget", str(args.budget)]
-                env = {**os.environ, "KERAS_BACKEND": "tensorflow" if library == "sb3" else backend}
-                print(f"{library} {backend} seed {seed}", flush=True)
-                subprocess.run(command, env=env, check=True)
+    jobs = [
+        (library, backend, variant, seed)
+        for seed in args.seeds
+        for library in args.libraries
+        for backend in (args.backends if library == "qlearning4k" else ("torch",))
+        for variant in (args.variants if library == "qlearning4k" else ("dqn",))
+    ]
+    for library, backend, variant, seed in jobs:
+        xla = args.xla and library == "qlearning4k" and backend == "tensorflow"
+        if (library, backend, xla, variant, seed) in done:
+            continue
+        command = [sys.executable, __file__, "run", "--library", library, "--seed", str(seed),
+                   "--variant", variant, "--results", str(args.results)]  # fmt: skip
+        if xla:
+            command.append("--xla")
+        if args.budget is not None:
+            command += ["--budget", str(args.budget)]
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow" if library == "sb3" else backend}
+        print(f"{library} {backend} {variant} seed {seed}", flush=True)
+        subprocess.run(command, env=env, check=True)
 
 
 def table(records: list[dict]) -> str:
@@ -284,10 +309,11 @@ def table(records: list[dict]) -> str:
     )
 
 
-def _name(library: str, backend: str, xla: bool) -> str:
+def _name(library: str, backend: str, xla: bool, variant: str = "dqn") -> str:
     if library == "sb3":
         return "Stable-Baselines3"
-    return f"qlearning4k ({backend}{', XLA' if xla else ''})"
+    options = [backend] + ["XLA"] * xla + [{"c51": "C51", "rainbow": "Rainbow"}.get(variant, "")]
+    return f"qlearning4k ({', '.join(o for o in options if o)})"
 
 
 def _seconds_by_machine(records: list[dict]) -> str:
@@ -303,7 +329,7 @@ def _seconds_by_machine(records: list[dict]) -> str:
     for (machine, *variant), rs in sorted(groups.items()):
         library = variant[0]
         seconds = [r["train_seconds"] for r in sorted(rs, key=lambda r: r["seed"])]
-        peer = groups.get((machine, "sb3", "torch", False))
+        peer = groups.get((machine, "sb3", "torch", False, "dqn"))
         ratio = ""
         if library != "sb3" and peer:
             peer_seconds = statistics.median(r["train_seconds"] for r in peer)
@@ -332,11 +358,17 @@ def main() -> None:
     parser.add_argument("--budget", type=int, help="env steps instead of 500,000 (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--xla", action="store_true", help="qlearning4k on TensorFlow with XLA")
+    parser.add_argument("--variant", choices=VARIANTS, default="dqn",
+                        help="the example's VARIANT (qlearning4k)")  # fmt: skip
+    parser.add_argument("--variants", default="dqn", help="with --missing: comma-separated")
     parser.add_argument("--markdown", action="store_true", help="(the table is Markdown)")
     args = parser.parse_args()
     args.libraries = args.libraries.split(",")
     args.backends = args.backends.split(",")
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.variants = args.variants.split(",")
+    if unknown := sorted(set(args.variants) - set(VARIANTS)):
+        parser.error(f"--variants takes {', '.join(VARIANTS)}. Received: {', '.join(unknown)}")
     if args.command == "table":
         print(table(suite._load(args.results)))
     elif args.missing:
@@ -344,7 +376,7 @@ def main() -> None:
     else:
         if args.library is None or args.seed is None:
             parser.error("run needs --library and --seed, or --missing")
-        record = run_one(args.library, args.seed, args.budget, args.xla)
+        record = run_one(args.library, args.seed, args.budget, args.xla, args.variant)
         suite._append(args.results, record)
         c.emit(record)
 

@@ -10,9 +10,15 @@ network copied every 1,000 env steps, epsilon from 1 to 0.1 over the first
 100,000 env steps. Every EVAL_EVERY env steps an EvalCallback plays 100
 seeded greedy episodes: the learning curve.
 
+VARIANT switches on the rest of Rainbow on the same network and settings:
+"c51" ends the network in 51 atoms an action (distributional C51),
+"rainbow" adds dueling NoisyDense streams, Double DQN, 3-step returns and
+prioritized replay, and explores by its noise alone (epsilon 0).
+
 pip install "qlearning4k[minatar]"
 python examples/minatar_breakout.py           # 500,000 env steps (about 20 minutes on 2 CPU cores)
 python examples/minatar_breakout.py --seed 1  # another seed
+python examples/minatar_breakout.py --variant rainbow  # all six parts of Rainbow
 python examples/minatar_breakout.py --smoke   # a few hundred env steps, to check the set-up
 """
 
@@ -22,7 +28,7 @@ import gymnasium
 import keras
 import minatar.gym
 
-from qlearning4k import Agent, EvalCallback
+from qlearning4k import C51, Agent, EvalCallback, PrioritizedExperienceReplay, dueling
 from qlearning4k.games import GymGame
 
 # -- settings -----------------------------------------------------------------
@@ -37,6 +43,14 @@ EPSILON_RATE = 0.2  # over the first 100,000 of the 500,000 env steps
 MEMORY_SIZE = 100_000
 TARGET_UPDATE_INTERVAL = 1_000  # env steps
 XLA = False  # True: TensorFlow compiles the step with XLA (docs/performance.md: MinAtar)
+VARIANT = "dqn"  # "dqn" (the paper's), "c51" or "rainbow"
+# C51's support: Breakout gives 0 or 1 a step, and a brick at most about
+# every 12 steps (the ball goes down to the paddle and back) is a discounted
+# return of about 9 (1 / (1 - 0.99 ** 12)); 20 leaves room.
+SUPPORT = (0.0, 20.0)
+NB_ATOMS = 51
+PRIORITY = (0.5, 0.4)  # Rainbow's prioritized replay: alpha, beta (rising to 1 over the budget)
+N_STEP = 3  # Rainbow's multi-step returns
 EVAL_EVERY = 50_000  # env steps between greedy evaluations
 EVAL_EPISODES = 100
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...
@@ -47,38 +61,62 @@ SMOKE_EPISODES = 2
 # -----------------------------------------------------------------------------
 
 
-def build_agent(nb_actions: int, frame_shape: tuple, seed: int) -> Agent:
-    model = keras.Sequential(
-        [
-            keras.Input((1, *frame_shape)),  # one frame, channels last
-            keras.layers.Reshape(frame_shape),  # (10, 10, channels) for the convolution
-            keras.layers.Conv2D(16, 3, activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(nb_actions),
-        ]
-    )
-    # Keras' Huber loss averages over the row of nb_actions Q-values (the
-    # targets of the actions not taken equal their predictions), so gradients
-    # are 1 / nb_actions of the paper's PyTorch ones. PyTorch's RMSProp adds
-    # its epsilon (0.01) to the root of the mean square, Keras' adds it under
-    # the root: epsilon (0.01 / nb_actions) ** 2 gives the same floor to
-    # these smaller gradients (the two differ by at most a factor sqrt(2),
-    # where the root is near epsilon).
-    optimizer = keras.optimizers.RMSprop(
-        LEARNING_RATE, rho=0.95, epsilon=(0.01 / nb_actions) ** 2, centered=True
-    )
+VARIANTS = ("dqn", "c51", "rainbow")
+
+
+def build_agent(nb_actions: int, frame_shape: tuple, seed: int, variant: str = "dqn") -> Agent:
+    if variant not in VARIANTS:
+        raise ValueError(f"Expected variant in {VARIANTS}. Received: variant={variant!r}")
+    body = [
+        keras.Input((1, *frame_shape)),  # one frame, channels last
+        keras.layers.Reshape(frame_shape),  # (10, 10, channels) for the convolution
+        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+    ]
     # Keras leaves XLA off on CPUs; JAX compiles with it anyway ("auto").
     jit = XLA if keras.backend.backend() == "tensorflow" else "auto"
-    model.compile(optimizer, keras.losses.Huber(), jit_compile=jit)
-    return Agent(model, memory_size=MEMORY_SIZE, seed=seed)
+    # PyTorch's RMSProp adds its epsilon (0.01) to the root of the mean
+    # square, Keras' adds it under the root: epsilon 0.01 ** 2 gives the same
+    # floor (the two differ by at most a factor sqrt(2), where the root is
+    # near epsilon).
+    if variant == "dqn":
+        model = keras.Sequential([*body, keras.layers.Dense(nb_actions)])
+        # Keras' Huber loss averages over the row of nb_actions Q-values (the
+        # targets of the actions not taken equal their predictions), so
+        # gradients are 1 / nb_actions of the paper's PyTorch ones: the
+        # epsilon shrinks with them.
+        optimizer = keras.optimizers.RMSprop(
+            LEARNING_RATE, rho=0.95, epsilon=(0.01 / nb_actions) ** 2, centered=True
+        )
+        model.compile(optimizer, keras.losses.Huber(), jit_compile=jit)
+        return Agent(model, memory_size=MEMORY_SIZE, seed=seed)
+    # C51 brings its own loss (cross-entropy per sample, not averaged over
+    # the actions): the same RMSProp with the paper's floor, no compiled loss.
+    distribution = C51(NB_ATOMS, *SUPPORT)
+    memory = None
+    if variant == "c51":
+        model = keras.Sequential([*body, keras.layers.Dense(nb_actions * NB_ATOMS)])
+    else:
+        model = dueling(keras.Sequential(body), nb_actions, nb_atoms=NB_ATOMS, noisy=True)
+        batches = max(TOTAL_TIMESTEPS - LEARNING_STARTS, 1)  # one a step
+        alpha, beta = PRIORITY
+        memory = PrioritizedExperienceReplay(
+            MEMORY_SIZE, alpha=alpha, beta=beta, beta_increment=(1 - beta) / batches, seed=seed
+        )
+    optimizer = keras.optimizers.RMSprop(LEARNING_RATE, rho=0.95, epsilon=0.01**2, centered=True)
+    model.compile(optimizer, jit_compile=jit)
+    return Agent(
+        model, memory=memory, memory_size=MEMORY_SIZE, seed=seed, distribution=distribution
+    )
 
 
-def main(smoke: bool = False, seed: int = SEED) -> dict:
+def main(smoke: bool = False, seed: int = SEED, variant: str = VARIANT) -> dict:
     minatar.gym.register_envs()
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)  # the weights, and the NoisyDense layers' noise
     game = GymGame(gymnasium.make(ENV_ID), seed=seed, win=1.0)  # won: at least one brick
-    agent = build_agent(game.nb_actions, game.get_frame().shape, seed)
+    agent = build_agent(game.nb_actions, game.get_frame().shape, seed, variant)
+    rainbow = {"n_step": N_STEP, "double_dqn": True} if variant == "rainbow" else {}
     evaluation = EvalCallback(
         GymGame(gymnasium.make(ENV_ID), win=1.0),
         every_steps=SMOKE_TIMESTEPS // 2 if smoke else EVAL_EVERY,
@@ -93,11 +131,12 @@ def main(smoke: bool = False, seed: int = SEED) -> dict:
         learning_starts=SMOKE_TIMESTEPS // 3 if smoke else LEARNING_STARTS,
         batch_size=BATCH_SIZE,
         gamma=GAMMA,
-        epsilon=EPSILON,
+        epsilon=(0.0, 0.0) if variant == "rainbow" else EPSILON,  # noisy nets explore
         epsilon_rate=EPSILON_RATE,
         target_update_interval=TARGET_UPDATE_INTERVAL,
         verbose=0,
         callbacks=[evaluation],
+        **rainbow,
     )
     final = agent.evaluate(
         GymGame(gymnasium.make(ENV_ID), win=1.0),
@@ -118,5 +157,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a tiny run to check the set-up")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--variant", choices=VARIANTS, default=VARIANT)
     args = parser.parse_args()
-    main(args.smoke, args.seed)
+    main(args.smoke, args.seed, args.variant)
