@@ -35,7 +35,10 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores, {model}, Python {sys.version.split()[0]}"
+    cores = f"{os.cpu_count()} cores"
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < os.cpu_count():
+        cores = f"{len(os.sched_getaffinity(0))} of {cores} (pinned)"  # taskset
+    return f"{cores}, {model}, Python {sys.version.split()[0]}"
 
 
 def emit(record: dict) -> None:

@@ -1,4 +1,4 @@
-"""MinAtar Breakout: qlearning4k against Stable-Baselines3 DQN, same network and settings.
+r"""MinAtar Breakout: qlearning4k against Stable-Baselines3 DQN, same network and settings.
 
 qlearning4k runs `examples/minatar_breakout.py` itself (the MinAtar paper's network and
 DQN settings: 500,000 env steps, RMSProp, a memory of 100,000, a target copied
@@ -21,6 +21,16 @@ compiles its step with XLA (the example's XLA setting): its own rows. With
 `--variant c51` or `--variant rainbow`, qlearning4k trains the example's
 VARIANT (the ablation rows of C51 and of all six parts of Rainbow on the same
 network and settings): their own rows too.
+
+Seconds measured hours apart drift with the machine's load. To compare
+them at one time, run the two libraries side by side, one core each (a
+record names the cores it had, "1 of 2 cores (pinned)"), into a results
+file of their own:
+
+    taskset -c 0 python benchmarks/minatar_breakout.py run --library qlearning4k \
+        --seed 0 --results benchmarks/results/minatar_side_by_side.jsonl &
+    taskset -c 1 python benchmarks/minatar_breakout.py run --library sb3 \
+        --seed 0 --results benchmarks/results/minatar_side_by_side.jsonl
 
     python benchmarks/minatar_breakout.py run --library qlearning4k --seed 0
     python benchmarks/minatar_breakout.py run --library sb3 --seed 0
@@ -139,7 +149,8 @@ def _train_sb3(seed: int, budget: int | None) -> dict:
     total = example.TOTAL_TIMESTEPS if budget is None else budget
     every = example.EVAL_EVERY if budget is None else max(budget // 4, 1)
     minatar.gym.register_envs()
-    torch.set_num_threads(2)
+    # As many threads as the run has cores: 2, or 1 when taskset pins it.
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
     model = DQN(
         "MlpPolicy",
         gymnasium.make(example.ENV_ID),

@@ -30,3 +30,28 @@ def test_example_smoke_run(script, tmp_path):
     # The Gymnasium ones print returns (Gymnasium's draws need pygame).
     if script.stem not in ("cartpole", "minatar_breakout"):
         assert list(tmp_path.rglob("*.gif")), os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("variant", ["c51", "rainbow"])
+def test_minatar_example_runs_each_rainbow_variant(variant, tmp_path):
+    script = Path(__file__).parent.parent / "examples" / "minatar_breakout.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--variant", variant],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "Greedy return" in result.stdout and "Win rate" in result.stdout
+
+
+def test_minatar_example_names_the_variants_it_takes():
+    import importlib.util
+
+    script = Path(__file__).parent.parent / "examples" / "minatar_breakout.py"
+    spec = importlib.util.spec_from_file_location("minatar_example", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    with pytest.raises(ValueError, match="Received: variant='noisy'"):
+        example.build_agent(3, (10, 10, 4), seed=0, variant="noisy")
