@@ -24,6 +24,11 @@ FINAL_SEED = 20_000
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
+def cores() -> int:
+    """The cores this process may run on: all of them, or those `taskset` pinned it to."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def machine() -> str:
     """One line about the machine the figures come from."""
     model = "unknown CPU"
@@ -35,10 +40,10 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    cores = f"{os.cpu_count()} cores"
-    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < os.cpu_count():
-        cores = f"{len(os.sched_getaffinity(0))} of {cores} (pinned)"  # taskset
-    return f"{cores}, {model}, Python {sys.version.split()[0]}"
+    count = f"{os.cpu_count()} cores"
+    if cores() < os.cpu_count():
+        count = f"{cores()} of {count} (pinned)"
+    return f"{count}, {model}, Python {sys.version.split()[0]}"
 
 
 def emit(record: dict) -> None:

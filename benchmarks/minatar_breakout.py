@@ -149,8 +149,7 @@ def _train_sb3(seed: int, budget: int | None) -> dict:
     total = example.TOTAL_TIMESTEPS if budget is None else budget
     every = example.EVAL_EVERY if budget is None else max(budget // 4, 1)
     minatar.gym.register_envs()
-    # As many threads as the run has cores: 2, or 1 when taskset pins it.
-    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+    torch.set_num_threads(c.cores())  # 2, or 1 when taskset pins the run
     model = DQN(
         "MlpPolicy",
         gymnasium.make(example.ENV_ID),
