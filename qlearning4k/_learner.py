@@ -18,8 +18,8 @@ Every call takes two arrays and returns one, whatever the batches hold
   action, reward, bootstrap discount (`gamma ** steps`, 0 at game over) and
   sample weight, then with `masked` one 0/1 column per action (the actions
   possible in the next state). The last row holds the number of gradient
-  steps to run in its first column and, for TensorFlow's one-step graph,
-  the slot of the step to run in its second.
+  steps to run in its first column and, for the one-step graph (see
+  `_Learner.one_call_a_step`), the slot of the step to run in its second.
 - returned: `(max_steps [+ max_steps * batch] + n_act * nb_actions,)`: the
   loss of each gradient step (0 for those not run), with `prioritized` the
   TD error of each transition, then the Q-values of the acting states.
@@ -150,6 +150,15 @@ class _Learner:
         # online Q(S') to pick the action. Without a target network Double
         # DQN picks and evaluates with the same network: plain DQN.
         self.uses_online_next = config.double_dqn and self.uses_target
+        # True: several gradient steps run as one call of the one-step graph
+        # each, never in a compiled loop. XLA's CPU compiler gives a
+        # convolution its fast (Eigen) kernel only where the convolution sits
+        # in the program's entry computation: inside a loop's body, the
+        # gradient of the MinAtar network's convolution runs in XLA's generic
+        # loops, and a gradient step took 2.2 ms there against 0.9 to 1.05 ms
+        # straight (one core here). So models with convolutions under XLA on
+        # the CPU run one call a step (see the subclasses).
+        self.one_call_a_step = False
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
 
@@ -310,6 +319,33 @@ class _Learner:
     def _step(self, frames: np.ndarray, floats: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _outputs_size(self) -> int:
+        """How many values of a call's output come before the acting Q-values."""
+        return self.max_steps * (1 + self.batch_size if self.config.prioritized else 1)
+
+    def _acting_only(self, frames: np.ndarray) -> np.ndarray:
+        """A call's output without gradient steps: the small graph of `q_values`."""
+        n_act = len(frames) - self.max_steps * 2 * self.batch_size
+        q = self.q_values(frames[len(frames) - n_act :])
+        return np.concatenate([np.zeros(self._outputs_size(), np.float32), q.reshape(-1)])
+
+    def _one_call_a_step(self, run, frames: np.ndarray, floats: np.ndarray, count: int):
+        """`count` gradient steps as `count` calls of `run(frames, floats)`, the
+        one-step graph, each on the slot that `floats[-1, 1]` names; returns
+        what one call running them all would (the losses and TD errors of
+        every slot, the Q-values after the last step)."""
+        size = self._outputs_size()
+        outs = []
+        for slot in range(count):  # each call fills its slot's loss (and TD errors)
+            floats[-1, 1] = slot
+            outs.append(run(frames, floats))
+        floats[-1, 1] = 0
+        if count == 1:
+            return outs[0]
+        out = outs[-1].copy()  # the Q-values after the last step
+        out[:size] = np.sum([o[:size] for o in outs], axis=0)
+        return out
+
     def _call(self, functions: dict, key, make, *arrays):
         """`functions[key](*arrays)`, the function made by `make()` on its first use.
 
@@ -335,6 +371,7 @@ class _TensorFlowLearner(_Learner):
         self._to_tensor = _eager_tensor_maker(tf)
         self._execute = _function_executor(tf)
         self._may_bind = not tf.config.list_logical_devices("GPU")
+        self.one_call_a_step = self.jit and self._may_bind and _has_convolution(self.model)
         self._act_buffers = {}
         self._learn = {}  # one gradient step, traced once for the one-step graph and the loop
         self._steps = {}
@@ -538,29 +575,22 @@ class _TensorFlowLearner(_Learner):
         # first call (0.12 s with SGD, 0.17 s with Adam; the gradient step
         # inside is traced once for both graphs, see `_build_step`).
         count = int(floats[-1, 0])
-        size = self.max_steps * (1 + self.batch_size if self.config.prioritized else 1)
-        if count == 0:  # acting only: the small graph of q_values
-            n_act = len(frames) - self.max_steps * 2 * self.batch_size
-            q = self.q_values(frames[len(frames) - n_act :])
-            return np.concatenate([np.zeros(size, np.float32), q.reshape(-1)])
+        if count == 0:
+            return self._acting_only(frames)
         loop_key = (frames.shape, frames.dtype, True)
-        loop = count > 1 and (loop_key in self._steps or self.extra_calls_left < count - 1)
+        loop = (
+            count > 1
+            and not self.one_call_a_step
+            and (loop_key in self._steps or self.extra_calls_left < count - 1)
+        )
         if loop:
             make = functools.partial(self._build_step, frames, floats, loop=True)
             return self._call(self._steps, loop_key, make, frames, floats)
         self.extra_calls_left -= count - 1
         key = (frames.shape, frames.dtype, False)
         make = functools.partial(self._build_step, frames, floats, loop=False)
-        outs = []
-        for slot in range(count):  # each call fills its slot's loss (and TD errors)
-            floats[-1, 1] = slot
-            outs.append(self._call(self._steps, key, make, frames, floats))
-        floats[-1, 1] = 0
-        if count == 1:
-            return outs[0]
-        out = outs[-1].copy()  # the Q-values after the last step
-        out[:size] = np.sum([o[:size] for o in outs], axis=0)
-        return out
+        run = functools.partial(self._call, self._steps, key, make)
+        return self._one_call_a_step(run, frames, floats, count)
 
     def q_values(self, states):
         tf, model = self._tf, self.model
@@ -578,6 +608,18 @@ class _TensorFlowLearner(_Learner):
             buffer = self._act_buffers[key] = self.buffer(*key)
         buffer[...] = states
         return self._call(self._acts, key, make, buffer)
+
+
+def _has_convolution(model: keras.Model) -> bool:
+    """Whether any of the model's layers, nested ones included, is a convolution."""
+    layers = keras.layers
+    kinds = (
+        layers.Conv1D, layers.Conv2D, layers.Conv3D,
+        layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose,
+        layers.DepthwiseConv1D, layers.DepthwiseConv2D,
+        layers.SeparableConv1D, layers.SeparableConv2D,
+    )  # fmt: skip
+    return any(isinstance(layer, kinds) for layer in model._flatten_layers())
 
 
 def _aligned_zeros(shape: tuple, dtype) -> np.ndarray:
@@ -664,6 +706,8 @@ class _JaxLearner(_Learner):
         self._jax = jax
         self._state = None
         self._jit_step = jax.jit(self._pure_step, donate_argnums=0)
+        self._jit_one = jax.jit(self._pure_one_step, donate_argnums=0)
+        self.one_call_a_step = jax.default_backend() == "cpu" and _has_convolution(self.model)
         self._act = jax.jit(self._pure_act)
         self._calls = {}  # what the jitted functions were called with
         self._target = None  # (trainable, non_trainable, counter) between runs
@@ -797,11 +841,31 @@ class _JaxLearner(_Learner):
                 errors = jax.lax.dynamic_update_slice_in_dim(errors, td, i * batch, 0)
             return state, losses.at[i].set(loss.astype(losses.dtype)), errors
 
-        losses = jax.numpy.zeros((self.max_steps,), "float32")
-        errors = jax.numpy.zeros((self.max_steps * batch if prioritized else 0,), "float32")
-        state, losses, errors = jax.lax.fori_loop(0, count, body, (state, losses, errors))
+        state, losses, errors = jax.lax.fori_loop(0, count, body, (state, *self._no_losses()))
+        return self._act_after(state, losses, errors, frames)
+
+    def _pure_one_step(self, state, frames, floats):
+        """One gradient step, straight, on the slot that `floats[-1, 1]` names."""
+        jax = self._jax
+        slot = floats[-1, 1].astype("int32")
+        state, loss, td = self._gradient_step(state, frames, floats, slot)
+        losses, errors = self._no_losses()
+        losses = losses.at[slot].set(loss.astype(losses.dtype))
+        if self.config.prioritized:
+            errors = jax.lax.dynamic_update_slice_in_dim(errors, td, slot * self.batch_size, 0)
+        return self._act_after(state, losses, errors, frames)
+
+    def _no_losses(self):
+        """Zeroed losses `(max_steps,)` and TD errors (none without `prioritized`)."""
+        zeros, steps = self._jax.numpy.zeros, self.max_steps
+        errors = (steps * self.batch_size if self.config.prioritized else 0,)
+        return zeros((steps,), "float32"), zeros(errors, "float32")
+
+    def _act_after(self, state, losses, errors, frames):
+        """The step's outputs: its state, and the losses, TD errors and acting Q-values."""
+        jax = self._jax
         trainable, non_trainable = state[:2]
-        act_states = frames[self.max_steps * 2 * batch :]
+        act_states = frames[self.max_steps * 2 * self.batch_size :]
         q = self._pure_act(trainable, non_trainable, act_states)
         if self.config.noisy:
             q, non_trainable = q
@@ -810,17 +874,25 @@ class _JaxLearner(_Learner):
 
     def _step(self, frames, floats):
         key = (frames.shape, frames.dtype, floats.shape)  # jax.jit compiles once for each
-        return self._call(self._calls, key, lambda: self._run_step, frames, floats)
+        count = int(floats[-1, 0])
+        if not self.one_call_a_step:
+            run = functools.partial(self._run_step, self._jit_step)
+            return self._call(self._calls, key, lambda: run, frames, floats)
+        if count == 0:
+            return self._acting_only(frames)
+        one = functools.partial(self._run_step, self._jit_one)
+        run = functools.partial(self._call, self._calls, ("one", *key), lambda: one)
+        return self._one_call_a_step(run, frames, floats, count)
 
     def _alias(self, array):
         # On the CPU, device_put wraps an aligned array without copying it;
         # elsewhere it copies, and buffer() leaves the array unbound.
         return self._jax.device_put(array)
 
-    def _run_step(self, frames, floats):
+    def _run_step(self, jitted, frames, floats):
         # np.asarray() waits for the outputs: the call has read its inputs
         # before the agent writes the buffers again.
-        self._state, out = self._jit_step(self._state, self._value(frames), self._value(floats))
+        self._state, out = jitted(self._state, self._value(frames), self._value(floats))
         return np.asarray(out)
 
     def _weights(self):

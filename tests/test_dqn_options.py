@@ -31,6 +31,15 @@ def _twins(optimizer="adam", jit_compile="auto"):
     return fused, reference
 
 
+def _one_call_a_step(learner, extra_calls):
+    """Sets how `learner` runs several gradient steps: `extra_calls=0`, in its
+    compiled loop; more, as one call of its one-step graph each (TensorFlow
+    while it has extra one-step calls left, JAX as for convolutions on the CPU)."""
+    learner.extra_calls_left = extra_calls
+    if keras.backend.backend() == "jax":
+        learner.one_call_a_step = extra_calls > 0
+
+
 def _random_batches(rng, count, masked):
     """`count` batches of Catch-like transitions, with bootstrap discounts and masks."""
     batches = []
@@ -109,13 +118,14 @@ def _reference_steps(reference, batches, config):
 def test_compiled_step_equals_a_plain_reference(options, extra_calls):
     """Three gradient steps in one call match three train_on_batch steps done by hand.
 
-    On TensorFlow, with 2 extra calls left the three run as three one-step calls.
+    With 2 extra calls left the three run as three one-step calls on
+    TensorFlow and JAX.
     """
     fused, reference = _twins()
     agent = Agent(fused, seed=0)
     config = _StepConfig(batch_size=BATCH, max_steps=STEPS, **options)
     learner = agent._learner(config)
-    learner.extra_calls_left = extra_calls
+    _one_call_a_step(learner, extra_calls)
     batches = _random_batches(np.random.default_rng(0), 3, config.masked)
     frames, floats = _call_arrays(batches, learner.width)
     learner.begin()
@@ -156,7 +166,7 @@ def test_xla_step_equals_the_reference_and_compiles_once(extra_calls):
     agent = Agent(fused, seed=0)
     config = _StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2, double_dqn=True)
     learner = agent._learner(config)
-    learner.extra_calls_left = extra_calls
+    _one_call_a_step(learner, extra_calls)
     rng = np.random.default_rng(0)
     batches = _random_batches(rng, 3, masked=False)
     frames, floats = _call_arrays(batches, learner.width)
@@ -173,6 +183,63 @@ def test_xla_step_equals_the_reference_and_compiles_once(extra_calls):
     learner.end()
 
 
+def _conv_model(nested: bool, jit_compile) -> keras.Model:
+    """A small convnet on `(1, 10, 10)` frames; `nested`: its convolution in an inner model."""
+    conv = keras.layers.Conv2D(4, 3, activation="relu")
+    if nested:
+        conv = keras.Sequential([keras.Input((10, 10, 1)), conv])
+    model = keras.Sequential([
+        keras.Input((1, 10, 10)), keras.layers.Permute((2, 3, 1)), conv,
+        keras.layers.Flatten(), keras.layers.Dense(NB_ACTIONS),
+    ])  # fmt: skip
+    model.compile("adam", "mse", jit_compile=jit_compile)
+    return model
+
+
+@pytest.mark.parametrize(
+    "model, jit_compile, expected",
+    [  # expected on TensorFlow, JAX, PyTorch
+        ("dense", False, (False, False, False)),
+        ("dense", True, (False, False, False)),
+        ("conv", False, (False, True, False)),
+        ("conv", True, (True, True, False)),
+        ("nested conv", True, (True, True, False)),
+    ],
+)
+def test_convolutions_under_xla_on_the_cpu_run_one_call_a_step(model, jit_compile, expected):
+    """XLA's CPU compiler gives a convolution its fast kernel only outside loops.
+
+    So a model with a convolution runs queued gradient steps one call each
+    where XLA compiles the step (TensorFlow with `jit_compile=True`, JAX),
+    and its three steps still match the reference.
+    """
+    if keras.backend.backend() == "torch" and jit_compile:
+        pytest.skip("jit_compile=True means torch.compile on PyTorch")
+    if model == "dense":
+        fused = make_model(jit_compile=jit_compile)
+    else:
+        fused = _conv_model(nested=model == "nested conv", jit_compile=jit_compile)
+    reference = keras.models.clone_model(fused)
+    reference.compile("adam", "mse")
+    reference.set_weights(fused.get_weights())
+    for m in (fused, reference):
+        m.optimizer.build(m.trainable_variables)
+    config = _StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2)
+    learner = Agent(fused, seed=0)._learner(config)
+    backend = ("tensorflow", "jax", "torch").index(keras.backend.backend())
+    assert learner.one_call_a_step is expected[backend]
+    learner.extra_calls_left = 0  # TensorFlow: the loop, unless one call a step
+    batches = _random_batches(np.random.default_rng(0), 3, masked=False)
+    frames, floats = _call_arrays(batches, learner.width)
+    learner.begin()
+    losses, _, _ = learner.step(frames, floats, 3)
+    learner.end()
+    ref_losses, _, _ = _reference_steps(reference, batches, config)
+    np.testing.assert_allclose(losses[:3], ref_losses, rtol=2e-4, atol=1e-6)
+    for mine, theirs in zip(fused.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("extra_calls", [0, 2], ids=["loop", "one-call-a-step"])
 def test_call_buffers_refilled_in_place_give_every_call_its_new_batches(extra_calls):
     """The learner's own call buffers, refilled between calls, match the reference each time.
@@ -185,7 +252,7 @@ def test_call_buffers_refilled_in_place_give_every_call_its_new_batches(extra_ca
     agent = Agent(fused, seed=0)
     config = _StepConfig(batch_size=BATCH, max_steps=STEPS)
     learner = agent._learner(config)
-    learner.extra_calls_left = extra_calls
+    _one_call_a_step(learner, extra_calls)
     frames = learner.buffer((STEPS * 2 * BATCH + 2, 1, 10, 10), np.uint8)
     floats = learner.buffer((STEPS * BATCH + 1, learner.width), np.float32)
     if keras.backend.backend() in ("tensorflow", "jax"):
