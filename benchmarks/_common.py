@@ -228,7 +228,7 @@ def sb3_dqn(seed: int, train_freq: int, total_timesteps: int, batch_size: int = 
     import torch
     from stable_baselines3 import DQN
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(cores())  # 2, or 1 when taskset pins the run
     return DQN(
         "MlpPolicy",
         sb3_catch_env(seed),

@@ -97,7 +97,7 @@ def peer(seed: int) -> float:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(c.cores())  # 2, or 1 when taskset pins the run
     import gymnasium
 
     # A channel axis, as SB3's own AtariWrapper gives: VecFrameStack stacks on it.

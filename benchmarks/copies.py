@@ -89,7 +89,7 @@ def peer(copies: int, seed: int) -> float:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(c.cores())  # 2, or 1 when taskset pins the run
     envs = DummyVecEnv([lambda k=k: c.sb3_catch_env(seed + k) for k in range(copies)])
     model = DQN(
         "MlpPolicy",

@@ -12,12 +12,13 @@ passes them; the learning curve, with the training seconds so far), and
 once more at the end (the final return). Training seconds leave the
 evaluations out, first calls (compiling) in.
 
-A run takes about 20 minutes for qlearning4k and 30 minutes to well over an
-hour for SB3 (by machine) on 2 cores, so the comparison runs in parts. Each
+A run takes about 11 minutes for qlearning4k and 25 minutes to well over an
+hour for SB3 (by machine), so the comparison runs in parts. Each
 `run` trains one library and seed in a fresh process and appends one JSON
 line to the results file; `table` builds the tables, training seconds by
-machine (they compare only within one). With `--xla`, qlearning4k on TensorFlow
-compiles its step with XLA (the example's XLA setting): its own rows. With
+machine (they compare only within one). qlearning4k on TensorFlow compiles
+its step with XLA as the example's XLA setting says (on); `--no-xla` runs it
+without, in rows of its own. With
 `--variant c51` or `--variant rainbow`, qlearning4k trains the example's
 VARIANT (the ablation rows of C51 and of all six parts of Rainbow on the same
 network and settings): their own rows too.
@@ -35,7 +36,7 @@ file of their own:
     python benchmarks/minatar_breakout.py run --library qlearning4k --seed 0
     python benchmarks/minatar_breakout.py run --library sb3 --seed 0
     python benchmarks/minatar_breakout.py run --missing   # every library and seed not done
-    python benchmarks/minatar_breakout.py run --missing --libraries qlearning4k --xla
+    python benchmarks/minatar_breakout.py run --missing --libraries qlearning4k --no-xla
     python benchmarks/minatar_breakout.py run --missing --libraries qlearning4k \
         --variants c51,rainbow
     python benchmarks/minatar_breakout.py table --markdown
@@ -273,8 +274,7 @@ def run_missing(args) -> None:
             continue
         command = [sys.executable, __file__, "run", "--library", library, "--seed", str(seed),
                    "--variant", variant, "--results", str(args.results)]  # fmt: skip
-        if xla:
-            command.append("--xla")
+        command.append("--xla" if xla else "--no-xla")
         if args.budget is not None:
             command += ["--budget", str(args.budget)]
         env = {**os.environ, "KERAS_BACKEND": "tensorflow" if library == "sb3" else backend}
@@ -367,7 +367,11 @@ def main() -> None:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--budget", type=int, help="env steps instead of 500,000 (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--xla", action="store_true", help="qlearning4k on TensorFlow with XLA")
+    parser.add_argument(
+        "--xla",
+        action=argparse.BooleanOptionalAction,
+        help="qlearning4k on TensorFlow with XLA (default: the example's XLA setting)",
+    )
     parser.add_argument("--variant", choices=VARIANTS, default="dqn",
                         help="the example's VARIANT (qlearning4k)")  # fmt: skip
     parser.add_argument("--variants", default="dqn", help="with --missing: comma-separated")
@@ -379,6 +383,8 @@ def main() -> None:
     args.variants = args.variants.split(",")
     if unknown := sorted(set(args.variants) - set(VARIANTS)):
         parser.error(f"--variants takes {', '.join(VARIANTS)}. Received: {', '.join(unknown)}")
+    if args.command == "run" and args.xla is None:
+        args.xla = _example().XLA
     if args.command == "table":
         print(table(suite._load(args.results)))
     elif args.missing:

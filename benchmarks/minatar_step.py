@@ -8,7 +8,7 @@ qlearning4k's compiled call (one gradient step and the acting Q-values of
 one state) runs on each Keras backend, and on TensorFlow also with XLA
 (`jit_compile=True`). The peer's row is the step Stable-Baselines3's DQN
 runs for the same network (`benchmarks/minatar_breakout.py`'s features
-extractor), written out in PyTorch as its `train()` does it, with 2 threads:
+extractor), written out in PyTorch as its `train()` does it, with a thread a core:
 the target network's Q-values, the online Q-values, the Huber loss,
 backward, RMSProp, and the greedy action of one state; Stable-Baselines3's
 Python around it (its replay buffer, logging) is not in this figure. The
@@ -84,7 +84,7 @@ def _sb3_step():
     """A function that runs Stable-Baselines3 DQN's step for this network, in PyTorch."""
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(c.cores())  # 2, or 1 when taskset pins the run
     torch.manual_seed(0)
 
     def network():

@@ -705,8 +705,12 @@ class _JaxLearner(_Learner):
 
         self._jax = jax
         self._state = None
+        # The step: `count` gradient steps in a loop; or one, straight, on a slot.
         self._jit_step = jax.jit(self._pure_step, donate_argnums=0)
-        self._jit_one = jax.jit(self._pure_one_step, donate_argnums=0)
+        self._run_loop = functools.partial(self._run_step, self._jit_step)
+        self._run_one = functools.partial(
+            self._run_step, jax.jit(self._pure_one_step, donate_argnums=0)
+        )
         self.one_call_a_step = jax.default_backend() == "cpu" and _has_convolution(self.model)
         self._act = jax.jit(self._pure_act)
         self._calls = {}  # what the jitted functions were called with
@@ -874,14 +878,12 @@ class _JaxLearner(_Learner):
 
     def _step(self, frames, floats):
         key = (frames.shape, frames.dtype, floats.shape)  # jax.jit compiles once for each
-        count = int(floats[-1, 0])
         if not self.one_call_a_step:
-            run = functools.partial(self._run_step, self._jit_step)
-            return self._call(self._calls, key, lambda: run, frames, floats)
+            return self._call(self._calls, key, lambda: self._run_loop, frames, floats)
+        count = int(floats[-1, 0])
         if count == 0:
             return self._acting_only(frames)
-        one = functools.partial(self._run_step, self._jit_one)
-        run = functools.partial(self._call, self._calls, ("one", *key), lambda: one)
+        run = functools.partial(self._call, self._calls, ("one", *key), lambda: self._run_one)
         return self._one_call_a_step(run, frames, floats, count)
 
     def _alias(self, array):
