@@ -21,10 +21,13 @@ from qlearning4k.games import Catch, Game
 NB_ACTIONS, BATCH, STEPS = 3, 8, 4
 
 
-def _twins(optimizer="adam", jit_compile="auto"):
-    """Two models with the same weights and optimizer state."""
-    fused = make_model(optimizer=optimizer, jit_compile=jit_compile)
-    reference = make_model(optimizer=optimizer)
+def _twins(optimizer="adam", jit_compile="auto", fused=None):
+    """Two models with the same weights and optimizer state: `fused` (by default
+    `make_model`'s) and a copy of it compiled without XLA."""
+    if fused is None:
+        fused = make_model(optimizer=optimizer, jit_compile=jit_compile)
+    reference = keras.models.clone_model(fused)
+    reference.compile(optimizer, "mse")
     reference.set_weights(fused.get_weights())
     for model in (fused, reference):
         model.optimizer.build(model.trainable_variables)
@@ -67,6 +70,22 @@ def _call_arrays(batches, width):
         if width > FIXED_COLUMNS:
             rows[:, FIXED_COLUMNS:] = mask
     return frames, floats
+
+
+def _three_steps_match(learner, fused, reference, config):
+    """Runs three gradient steps in one call of `learner` and checks their losses
+    and the weights against the reference; returns the call's outputs, its
+    arrays, and the reference's TD errors and target weights."""
+    batches = _random_batches(np.random.default_rng(0), 3, config.masked)
+    frames, floats = _call_arrays(batches, learner.width)
+    learner.begin()
+    losses, q_act, td = learner.step(frames, floats, 3)
+    learner.end()
+    ref_losses, ref_errors, ref_target = _reference_steps(reference, batches, config)
+    np.testing.assert_allclose(losses[:3], ref_losses, rtol=2e-4, atol=1e-6)
+    for mine, theirs in zip(fused.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+    return (losses, q_act, td), frames, ref_errors, ref_target
 
 
 def _reference_steps(reference, batches, config):
@@ -126,16 +145,9 @@ def test_compiled_step_equals_a_plain_reference(options, extra_calls):
     config = _StepConfig(batch_size=BATCH, max_steps=STEPS, **options)
     learner = agent._learner(config)
     _one_call_a_step(learner, extra_calls)
-    batches = _random_batches(np.random.default_rng(0), 3, config.masked)
-    frames, floats = _call_arrays(batches, learner.width)
-    learner.begin()
-    losses, q_act, td = learner.step(frames, floats, 3)
-    learner.end()
-    ref_losses, ref_errors, ref_target = _reference_steps(reference, batches, config)
-    np.testing.assert_allclose(losses[:3], ref_losses, rtol=2e-4, atol=1e-6)
+    outputs, frames, ref_errors, ref_target = _three_steps_match(learner, fused, reference, config)
+    losses, q_act, td = outputs
     assert losses[3] == 0.0
-    for mine, theirs in zip(fused.get_weights(), reference.get_weights(), strict=True):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
     expected_q = keras.ops.convert_to_numpy(reference(frames[-2:].astype(np.float32)))
     np.testing.assert_allclose(q_act, expected_q, rtol=1e-4, atol=1e-5)
     if config.prioritized:
@@ -219,25 +231,13 @@ def test_convolutions_under_xla_on_the_cpu_run_one_call_a_step(model, jit_compil
         fused = make_model(jit_compile=jit_compile)
     else:
         fused = _conv_model(nested=model == "nested conv", jit_compile=jit_compile)
-    reference = keras.models.clone_model(fused)
-    reference.compile("adam", "mse")
-    reference.set_weights(fused.get_weights())
-    for m in (fused, reference):
-        m.optimizer.build(m.trainable_variables)
+    fused, reference = _twins(fused=fused)
     config = _StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2)
     learner = Agent(fused, seed=0)._learner(config)
     backend = ("tensorflow", "jax", "torch").index(keras.backend.backend())
     assert learner.one_call_a_step is expected[backend]
     learner.extra_calls_left = 0  # TensorFlow: the loop, unless one call a step
-    batches = _random_batches(np.random.default_rng(0), 3, masked=False)
-    frames, floats = _call_arrays(batches, learner.width)
-    learner.begin()
-    losses, _, _ = learner.step(frames, floats, 3)
-    learner.end()
-    ref_losses, _, _ = _reference_steps(reference, batches, config)
-    np.testing.assert_allclose(losses[:3], ref_losses, rtol=2e-4, atol=1e-6)
-    for mine, theirs in zip(fused.get_weights(), reference.get_weights(), strict=True):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+    _three_steps_match(learner, fused, reference, config)
 
 
 @pytest.mark.parametrize("extra_calls", [0, 2], ids=["loop", "one-call-a-step"])
