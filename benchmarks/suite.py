@@ -23,6 +23,17 @@ whatever lines are there.
     python benchmarks/suite.py table --markdown --libraries qlearning4k \
         --tasks Acrobot-v1,C51/Acrobot-v1,Rainbow/Acrobot-v1   # the ablation rows
 
+Seconds measured hours apart drift with the machine's load. To compare
+the libraries at one time, run them side by side, one core each (a record
+names the cores it had, "1 of 2 cores (pinned)"), into a results file of
+their own:
+
+    taskset -c 0 python benchmarks/suite.py run --missing --libraries qlearning4k \
+        --backends tensorflow,jax --tasks CartPole-v1,Acrobot-v1,MountainCar-v0,LunarLander-v3 \
+        --results benchmarks/results/suite_side_by_side.jsonl &
+    taskset -c 1 python benchmarks/suite.py run --missing --libraries sb3 \
+        --results benchmarks/results/suite_side_by_side.jsonl
+
 `QR-DQN/Acrobot-v1` is the Zoo's QR-DQN entry (qlearning4k through
 `from_sb3(..., algo="qrdqn")`, the peer sb3-contrib's `QRDQN`).
 
