@@ -21,7 +21,7 @@ its step with XLA as the example's XLA setting says (on); `--no-xla` runs it
 without, in rows of its own. With
 `--variant c51` or `--variant rainbow`, qlearning4k trains the example's
 VARIANT (the ablation rows of C51 and of all six parts of Rainbow on the same
-network and settings): their own rows too.
+network and settings, with Adam): their own rows too.
 
 Seconds measured hours apart drift with the machine's load. To compare
 them at one time, run the two libraries side by side, one core each (a
