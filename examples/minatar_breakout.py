@@ -82,16 +82,15 @@ def build_agent(nb_actions: int, frame_shape: tuple, seed: int, variant: str = "
     ]
     # Keras leaves XLA off on CPUs; JAX compiles with it anyway ("auto").
     jit = XLA if keras.backend.backend() == "tensorflow" else "auto"
-    # PyTorch's RMSProp adds its epsilon (0.01) to the root of the mean
-    # square, Keras' adds it under the root: epsilon 0.01 ** 2 gives the same
-    # floor (the two differ by at most a factor sqrt(2), where the root is
-    # near epsilon).
     if variant == "dqn":
         model = keras.Sequential([*body, keras.layers.Dense(nb_actions)])
-        # Keras' Huber loss averages over the row of nb_actions Q-values (the
-        # targets of the actions not taken equal their predictions), so
-        # gradients are 1 / nb_actions of the paper's PyTorch ones: the
-        # epsilon shrinks with them.
+        # PyTorch's RMSProp adds its epsilon (0.01) to the root of the mean
+        # square, Keras' adds it under the root: epsilon 0.01 ** 2 gives the
+        # same floor (the two differ by at most a factor sqrt(2), where the
+        # root is near epsilon). Keras' Huber loss averages over the row of
+        # nb_actions Q-values (the targets of the actions not taken equal
+        # their predictions), so gradients are 1 / nb_actions of the paper's
+        # PyTorch ones: the epsilon shrinks with them.
         optimizer = keras.optimizers.RMSprop(
             LEARNING_RATE, rho=0.95, epsilon=(0.01 / nb_actions) ** 2, centered=True
         )
