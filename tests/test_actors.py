@@ -2,7 +2,6 @@
 
 import os
 import signal
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -43,9 +42,17 @@ class _KilledOnce(Catch):
 
     def play(self, action):
         self.count += 1
-        if self.count == self.at and not os.path.exists(self.marker):
-            Path(self.marker).write_text(str(os.getpid()))
-            os.kill(os.getpid(), signal.SIGKILL)
+        if self.count == self.at:
+            # Both actors reach their `at`-th step at about the same time:
+            # creating the marker exclusively lets exactly one of them die.
+            try:
+                marker = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.write(marker, str(os.getpid()).encode())
+                os.close(marker)
+                os.kill(os.getpid(), signal.SIGKILL)
         super().play(action)
 
 
