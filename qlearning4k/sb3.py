@@ -88,8 +88,9 @@ def from_sb3(
 
     Keys that change nothing computed (`verbose`, `device`,
     `tensorboard_log`, `stats_window_size`, `optimize_memory_usage`) are
-    ignored. The network's initial weights are Keras' (Glorot uniform), not
-    PyTorch's.
+    ignored. The network's initial weights are drawn as PyTorch's
+    `nn.Linear` draws them (kernel and bias uniform in `+-1/sqrt(fan_in)`),
+    not with Keras' default (Glorot uniform kernel, zero bias).
 
     Args:
         hyperparams: The config, a mapping of Stable-Baselines3 DQN argument
@@ -199,22 +200,16 @@ def from_sb3(
     game.reset()
     frame_shape = np.asarray(game.get_frame()).shape
     nb_actions = game.nb_actions
-    weight_seeds = np.random.SeedSequence(seed).generate_state(len(net_arch) + 1)
+    # One seed for each layer's kernel and one for its bias.
+    weight_seeds = np.random.SeedSequence(seed).generate_state(2 * (len(net_arch) + 1))
     layers = [keras.Input((nb_frames, *frame_shape)), keras.layers.Flatten()]
-    for width, layer_seed in zip(net_arch, weight_seeds, strict=False):
-        layers.append(
-            keras.layers.Dense(
-                int(width),
-                activation="relu",
-                kernel_initializer=keras.initializers.GlorotUniform(seed=int(layer_seed)),
-            )
-        )
-    layers.append(
-        keras.layers.Dense(
-            nb_actions * (1 if distribution is None else distribution.nb_atoms),
-            kernel_initializer=keras.initializers.GlorotUniform(seed=int(weight_seeds[-1])),
-        )
-    )
+    fan_in = nb_frames * int(np.prod(frame_shape))
+    widths = [int(width) for width in net_arch]
+    widths.append(nb_actions * (1 if distribution is None else distribution.nb_atoms))
+    for i, width in enumerate(widths):
+        activation = "relu" if i < len(net_arch) else None
+        layers.append(_torch_linear(width, fan_in, weight_seeds[2 * i : 2 * i + 2], activation))
+        fan_in = width
     model = keras.Sequential(layers)
     clip = config["max_grad_norm"]
     # Keras' Huber loss averages over the actions; QR-DQN's loss does not.
@@ -251,6 +246,21 @@ def from_sb3(
         "nb_parallel": _count(config, "n_envs"),
     }
     return agent, train_kwargs
+
+
+def _torch_linear(units: int, fan_in: int, seeds, activation: str | None):
+    """A Dense layer initialised as PyTorch's `nn.Linear` is (Stable-Baselines3's
+    networks keep that default): kernel and bias uniform in +-1/sqrt(fan_in)."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return keras.layers.Dense(
+        units,
+        activation=activation,
+        # Kaiming uniform with a = sqrt(5): the limit sqrt(3 * scale / fan_in) is 1/sqrt(fan_in).
+        kernel_initializer=keras.initializers.VarianceScaling(
+            scale=1 / 3, mode="fan_in", distribution="uniform", seed=int(seeds[0])
+        ),
+        bias_initializer=keras.initializers.RandomUniform(-bound, bound, seed=int(seeds[1])),
+    )
 
 
 def _is_count(value) -> bool:

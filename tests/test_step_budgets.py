@@ -243,6 +243,13 @@ def test_from_sb3_ports_a_zoo_config_one_to_one():
     assert float(optimizer.learning_rate) == pytest.approx(2.3e-3)
     assert agent.memory_size == 100_000
     assert agent.model.input_shape == (None, 1, 4)
+    # PyTorch's nn.Linear initialisation: kernel and bias uniform in +-1/sqrt(fan_in).
+    for layer, fan_in in zip(dense, [4, 256, 256], strict=True):
+        kernel, bias = layer.get_weights()
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound
+        assert np.abs(kernel).max() > 0.9 * bound and np.all(bias != 0)
+        assert np.std(kernel) == pytest.approx(bound / np.sqrt(3), rel=0.1)
     twin, _ = from_sb3(_ZOO_CARTPOLE, GymGame("CartPole-v1"), seed=0)  # same initial weights
     for a, b in zip(agent.model.get_weights(), twin.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
