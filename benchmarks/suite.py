@@ -155,7 +155,7 @@ def _train_qlearning4k(task: str, seed: int, budget: int | None) -> dict:
     agent, kwargs = from_sb3(TASKS[task]["config"], GymGame(env), seed=seed,
                              algo=TASKS[task].get("algo", "dqn"))  # fmt: skip
     if "options" in TASKS[task]:
-        agent, kwargs = _with_options(task, GymGame(env), seed, kwargs)
+        agent, kwargs = _with_options(task, agent.model, GymGame(env), seed, kwargs)
     if budget is not None:
         kwargs["total_timesteps"] = budget
     with tempfile.TemporaryDirectory() as folder:
@@ -177,19 +177,22 @@ def _train_qlearning4k(task: str, seed: int, budget: int | None) -> dict:
     }
 
 
-def _with_options(task: str, game, seed: int, kwargs: dict):
+def _with_options(task: str, dqn, game, seed: int, kwargs: dict):
     """The agent and train() arguments of a C51 or Rainbow task.
 
-    Both keep the DQN entry's hidden layers (256x256). C51 ends them in 51
-    atoms per action. Rainbow ends them in dueling streams of one NoisyDense
-    layer each (51 value atoms, 51 atoms of each action's advantage) merged
-    atom by atom, with C51, Double DQN, 3-step
-    returns, prioritized replay (alpha 0.5, beta 0.4 rising to 1 over the
-    budget) and no epsilon-greedy exploration. Both: Adam with the entry's
-    learning rate, epsilon 0.01 / batch size (Dopamine's and QR-DQN's), the
-    gradients clipped to SB3's norm 10 (the distributional loss is not
-    averaged over the actions); the entry's target updates, train_freq,
-    gradient_steps, budget and buffer.
+    Both keep the hidden layers (256x256) of `dqn`, the DQN entry's network
+    that `from_sb3` built for the same seed, so they start from the same
+    weights as plain DQN's run of that seed (PyTorch's `nn.Linear`
+    initialisation). C51 ends them in 51 atoms per action, a `Dense` layer
+    initialised as PyTorch's. Rainbow ends them in dueling streams of one
+    NoisyDense layer each (51 value atoms, 51 atoms of each action's
+    advantage; Fortunato's initialisation) merged atom by atom, with C51,
+    Double DQN, 3-step returns, prioritized replay (alpha 0.5, beta 0.4
+    rising to 1 over the budget) and no epsilon-greedy exploration. Both:
+    Adam with the entry's learning rate, epsilon 0.01 / batch size
+    (Dopamine's and QR-DQN's), the gradients clipped to SB3's norm 10 (the
+    distributional loss is not averaged over the actions); the entry's
+    target updates, train_freq, gradient_steps, budget and buffer.
     """
     import keras
     import numpy as np
@@ -199,13 +202,20 @@ def _with_options(task: str, game, seed: int, kwargs: dict):
     spec, config = TASKS[task], TASKS[task]["config"]
     keras.utils.set_random_seed(seed)  # the NoisyDense layers' weights and noise
     game.reset()
-    frame_shape, nb_actions = np.asarray(game.get_frame()).shape, game.nb_actions
-    widths = config["policy_kwargs"]["net_arch"]
+    nb_actions = game.nb_actions
     c51 = qlearning4k.C51(51, *spec["support"])
-    hidden = [keras.layers.Dense(w, activation="relu") for w in widths]
-    body = [keras.Input((1, *frame_shape)), keras.layers.Flatten(), *hidden]
+    # Input, then from_sb3's Flatten and hidden Dense layers, without its output layer.
+    body = [keras.Input(dqn.input_shape[1:]), *dqn.layers[:-1]]
     if spec["options"] == "c51":
-        model = keras.Sequential([*body, keras.layers.Dense(nb_actions * c51.nb_atoms)])
+        # PyTorch's nn.Linear: kernel and bias uniform in +-1/sqrt(fan_in).
+        bound = 1.0 / np.sqrt(dqn.layers[-1].kernel.shape[0])
+        kernel_seed, bias_seed = np.random.SeedSequence([seed, c51.nb_atoms]).generate_state(2)
+        head = keras.layers.Dense(
+            nb_actions * c51.nb_atoms,
+            kernel_initializer=keras.initializers.RandomUniform(-bound, bound, int(kernel_seed)),
+            bias_initializer=keras.initializers.RandomUniform(-bound, bound, int(bias_seed)),
+        )
+        model = keras.Sequential([*body, head])
     else:
         model = qlearning4k.dueling(
             keras.Sequential(body), nb_actions, nb_atoms=c51.nb_atoms, noisy=True
