@@ -1,19 +1,28 @@
 """Seconds per gradient step of each value head: Q-values, C51 and QR-DQN.
 
-The network and batch of the RL Baselines3 Zoo's Acrobot-v1 entries (two
-hidden layers of 256, batch 128, Adam, a target network, `from_sb3` on
-TensorFlow compiling with XLA): the plain DQN head (3 Q-values, Huber loss),
-QR-DQN (25 quantiles an action, as the Zoo's `qrdqn.yml`) and C51 (51 atoms).
-Each compiled call runs GRADIENT_STEPS gradient steps (on batches sampled
-once, filled in place as training fills them) and the acting Q-values; the
+`--network acrobot` (the default): the network and batch of the RL
+Baselines3 Zoo's Acrobot-v1 entries (two hidden layers of 256, batch 128,
+Adam, a target network, `from_sb3` on TensorFlow compiling with XLA): the
+plain DQN head (3 Q-values, Huber loss), QR-DQN (25 quantiles an action, as
+the Zoo's `qrdqn.yml`) and C51 (51 atoms). Each compiled call runs 4
+gradient steps (train_freq=4, gradient_steps=-1) and the acting Q-values.
+
+`--network minatar`: the MinAtar paper's network for Breakout
+(`examples/minatar_breakout.py`: one 3x3 convolution of 16 filters over
+the 10x10x4 frame, a dense layer of 128, 3 actions), batch 32, one gradient
+step a call (a step every env step), Adam for every head so that only the
+head differs, XLA on TensorFlow.
+
+Batches are sampled once and filled in place, as training fills them; the
 first WARMUP calls (tracing and compiling) are not timed. Each backend runs
 in its own process; the heads run side by side in it, REPEATS times in turn,
 and the median is reported. On JAX it also reports each compiled step's
-floating-point operations as XLA's cost analysis counts them (one gradient
-step and the acting Q-values): the arithmetic each head needs, whatever the
-time.
+floating-point operations as XLA's cost analysis counts them (the gradient
+steps and the acting Q-values): the arithmetic each head needs, whatever
+the time.
 
     python benchmarks/heads.py --markdown
+    python benchmarks/heads.py --network minatar --markdown
 """
 
 from __future__ import annotations
@@ -27,17 +36,22 @@ import numpy as np
 
 # -- settings -----------------------------------------------------------------
 HEADS = ("dqn", "qrdqn", "c51")
-BATCH, GRADIENT_STEPS = 128, 4  # the Zoo's batch; train_freq=4, gradient_steps=-1
+NB_QUANTILES, NB_ATOMS = 25, 51
 WARMUP, CALLS, REPEATS = 20, 200, 5
-OBSERVATION, NB_ACTIONS = 6, 3  # Acrobot-v1
+# Each network: its frame, actions, batch and gradient steps a call.
+NETWORKS = {
+    "acrobot": {"frame": (6,), "nb_actions": 3, "batch": 128, "gradient_steps": 4},
+    "minatar": {"frame": (10, 10, 4), "nb_actions": 3, "batch": 32, "gradient_steps": 1},
+}
 ZOO = {
-    "n_timesteps": 1e5, "learning_rate": 6.3e-4, "batch_size": BATCH,
+    "n_timesteps": 1e5, "learning_rate": 6.3e-4, "batch_size": 128,
     "target_update_interval": 250, "policy_kwargs": {"net_arch": [256, 256]},
 }  # fmt: skip
+MINATAR_LEARNING_RATE, MINATAR_ADAM_EPSILON = 2.5e-4, 0.01 / 32  # the example's C51 Adam
 # -----------------------------------------------------------------------------
 
 
-def _agent(head: str):
+def _acrobot(head: str):
     import keras
 
     from qlearning4k import C51, Agent, from_sb3
@@ -45,34 +59,60 @@ def _agent(head: str):
 
     game = GymGame("Acrobot-v1")
     if head == "qrdqn":
-        config = {**ZOO, "policy_kwargs": {"net_arch": [256, 256], "n_quantiles": 25}}
+        config = {**ZOO, "policy_kwargs": {"net_arch": [256, 256], "n_quantiles": NB_QUANTILES}}
         return from_sb3(config, game, seed=0, algo="qrdqn")[0]
     agent = from_sb3(ZOO, game, seed=0)[0]
     if head == "dqn":
         return agent
     # C51: the same network with 51 logits an action, the same optimizer.
     layers = agent.model.layers
-    model = keras.Sequential([keras.Input((1, OBSERVATION)), *layers[:-1],
-                              keras.layers.Dense(NB_ACTIONS * 51)])  # fmt: skip
+    model = keras.Sequential([keras.Input(agent.model.input_shape[1:]), *layers[:-1],
+                              keras.layers.Dense(game.nb_actions * NB_ATOMS)])  # fmt: skip
     model.compile(agent.model.optimizer.__class__.from_config(agent.model.optimizer.get_config()),
                   jit_compile=agent.model.jit_compile)  # fmt: skip
-    return Agent(model, seed=0, distribution=C51(nb_atoms=51, v_min=-100.0, v_max=0.0))
+    return Agent(model, seed=0, distribution=C51(nb_atoms=NB_ATOMS, v_min=-100.0, v_max=0.0))
 
 
-def _timer(head: str):
+def _minatar(head: str):
+    import keras
+
+    from qlearning4k import C51, Agent, QuantileRegression
+
+    frame, nb_actions = NETWORKS["minatar"]["frame"], NETWORKS["minatar"]["nb_actions"]
+    keras.utils.set_random_seed(0)
+    distribution = {
+        "dqn": None, "qrdqn": QuantileRegression(NB_QUANTILES), "c51": C51(NB_ATOMS, 0.0, 20.0)
+    }[head]  # fmt: skip
+    model = keras.Sequential([
+        keras.Input((1, *frame)),
+        keras.layers.Reshape(frame),
+        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(nb_actions * (1 if distribution is None else distribution.nb_atoms)),
+    ])  # fmt: skip
+    jit = True if keras.backend.backend() == "tensorflow" else "auto"
+    optimizer = keras.optimizers.Adam(MINATAR_LEARNING_RATE, epsilon=MINATAR_ADAM_EPSILON)
+    model.compile(optimizer, keras.losses.Huber() if head == "dqn" else None, jit_compile=jit)
+    return Agent(model, seed=0, distribution=distribution)
+
+
+def _timer(network: str, head: str):
     """A function that times CALLS calls (the first WARMUP calls made here), and on
     JAX the step's flops."""
     from qlearning4k._learner import _StepConfig
 
-    agent = _agent(head)
-    config = _StepConfig(batch_size=BATCH, max_steps=GRADIENT_STEPS, target_copied=True)
+    spec = NETWORKS[network]
+    batch, steps, nb_actions = spec["batch"], spec["gradient_steps"], spec["nb_actions"]
+    agent = _acrobot(head) if network == "acrobot" else _minatar(head)
+    config = _StepConfig(batch_size=batch, max_steps=steps, target_copied=True)
     learner = agent._learner(config)
     rng = np.random.default_rng(0)
-    frames = learner.buffer((GRADIENT_STEPS * 2 * BATCH + 1, 1, OBSERVATION), np.float32)
-    floats = learner.buffer((GRADIENT_STEPS * BATCH + 1, learner.width), np.float32)
+    frames = learner.buffer((steps * 2 * batch + 1, 1, *spec["frame"]), np.float32)
+    floats = learner.buffer((steps * batch + 1, learner.width), np.float32)
     frames[:] = rng.uniform(-1, 1, frames.shape)
     rows = floats[:-1]
-    rows[:, 0] = rng.integers(NB_ACTIONS, size=len(rows))
+    rows[:, 0] = rng.integers(nb_actions, size=len(rows))
     rows[:, 1] = -1.0
     rows[:, 2] = np.where(rng.random(len(rows)) < 0.01, 0.0, 0.99)
     rows[:, 3] = 1.0
@@ -82,23 +122,23 @@ def _timer(head: str):
         cost = learner._jit_step.lower(learner._state, frames, floats).compile().cost_analysis()
         flops = (cost[0] if isinstance(cost, list) else cost).get("flops")
     for _ in range(WARMUP):
-        learner.step(frames, floats, GRADIENT_STEPS)
+        learner.step(frames, floats, steps)
 
     def timed() -> float:
         start = time.perf_counter()
         for _ in range(CALLS):
-            learner.step(frames, floats, GRADIENT_STEPS)
-        return (time.perf_counter() - start) / (CALLS * GRADIENT_STEPS)
+            learner.step(frames, floats, steps)
+        return (time.perf_counter() - start) / (CALLS * steps)
 
     return timed, flops
 
 
-def worker(library: str) -> None:
+def worker(library: str, network: str) -> None:
     import keras
 
     timers, flops = {}, {}
     for head in HEADS:
-        timers[head], flops[head] = _timer(head)
+        timers[head], flops[head] = _timer(network, head)
     seconds = {head: [] for head in HEADS}
     for _ in range(REPEATS):
         for head in HEADS:
@@ -108,7 +148,8 @@ def worker(library: str) -> None:
         median = statistics.median(seconds[head])
         flops_ratio = flops[head] / flops["dqn"] if flops[head] else None
         c.emit({
-            "backend": keras.backend.backend(), "head": head, "ms_per_gradient_step": median * 1e3,
+            "backend": keras.backend.backend(), "network": network, "head": head,
+            "ms_per_gradient_step": median * 1e3,
             "ratio_to_dqn": median / plain, "flops_ratio_to_dqn": flops_ratio,
             "machine": c.machine(),
         })  # fmt: skip
@@ -117,20 +158,23 @@ def worker(library: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax", help="comma-separated")
+    parser.add_argument("--network", default="acrobot", choices=sorted(NETWORKS))
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker)
+        worker(args.worker, args.network)
         return
-    records = c.run_workers(__file__, args.backends.split(","), False, [])
+    records = c.run_workers(__file__, args.backends.split(","), False, ["--network", args.network])
     if args.markdown:
-        print("\n| backend | head | ms per gradient step | vs the DQN head | flops vs DQN |")
-        print("|---|---|---|---|---|")
+        columns = ("network", "backend", "head", "ms per gradient step", "vs the DQN head",
+                   "flops vs DQN")  # fmt: skip
+        print("\n| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
         for r in records:
             flops = "" if r["flops_ratio_to_dqn"] is None else f"{r['flops_ratio_to_dqn']:.2f}x"
-            print(f"| {r['backend']} | {r['head']} | {r['ms_per_gradient_step']:.3f} | "
-                  f"{r['ratio_to_dqn']:.2f}x | {flops} |")  # fmt: skip
+            step, ratio = r["ms_per_gradient_step"], r["ratio_to_dqn"]
+            print(f"| {r['network']} | {r['backend']} | {r['head']} | {step:.3f} | {ratio:.2f}x | "
+                  f"{flops} |")  # fmt: skip
 
 
 if __name__ == "__main__":

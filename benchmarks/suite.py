@@ -22,6 +22,7 @@ whatever lines are there.
     python benchmarks/suite.py table --markdown
     python benchmarks/suite.py table --markdown --libraries qlearning4k \
         --tasks Acrobot-v1,C51/Acrobot-v1,Rainbow/Acrobot-v1   # the ablation rows
+    python benchmarks/suite.py table --markdown --backends tensorflow --seeds 0,1,2  # some records
 
 Seconds measured hours apart drift with the machine's load. To compare
 the libraries at one time, run them side by side, one core each (a record
@@ -469,16 +470,21 @@ def main() -> None:
     parser.add_argument("--missing", action="store_true", help="run every job not in results")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--libraries", default=",".join(LIBRARIES))
-    parser.add_argument("--backends", default="tensorflow")
-    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument(
+        "--backends", help="comma-separated (run: tensorflow unless given; table: all unless given)"
+    )
+    parser.add_argument(
+        "--seeds", help="comma-separated (run: 0,1,2 unless given; table: all unless given)"
+    )
     parser.add_argument("--budget", type=int, help="env steps instead of the Zoo's (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     args.tasks = args.tasks.split(",")
     args.libraries = args.libraries.split(",")
-    args.backends = args.backends.split(",")
-    args.seeds = [int(s) for s in args.seeds.split(",")]
+    backends, seeds = args.backends, args.seeds
+    args.backends = (backends or "tensorflow").split(",")
+    args.seeds = [int(s) for s in seeds.split(",")] if seeds else list(SEEDS)
     for task in args.tasks:
         if task not in TASKS:
             parser.error(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
@@ -487,6 +493,8 @@ def main() -> None:
         records = [
             r for r in _load(args.results)
             if r["task"] in args.tasks and r["library"] in args.libraries
+            and (backends is None or r["backend"] in args.backends or r["library"] == "sb3")
+            and (seeds is None or r["seed"] in args.seeds)
         ]  # fmt: skip
         print(table(records, args.markdown))
     elif args.missing:
