@@ -156,12 +156,29 @@ class C51(_Distribution):
         )
         # Projection onto the support: each shifted atom splits its
         # probability between its two neighbours, in proportion to how close
-        # it is to each (all of it to an atom it falls on).
-        spacing = (self.v_max - self.v_min) / (self.nb_atoms - 1)
-        # (batch, atom i, shifted atom j), summed over j: the last axis.
-        distance = ops.abs(shifted[:, None, :] - support[None, :, None]) / spacing
-        target = ops.sum(probabilities[:, None, :] * ops.clip(1.0 - distance, 0.0, 1.0), axis=2)
-        target = ops.stop_gradient(target)
+        # it is to each (all of it to an atom it falls on). `position`: where
+        # each shifted atom falls, counted in atoms from v_min (0 to
+        # nb_atoms - 1); `lower`: the neighbour below (the one below the
+        # last atom for an atom that falls on it).
+        n = self.nb_atoms
+        position = (shifted - self.v_min) / ((self.v_max - self.v_min) / (n - 1))
+        lower = ops.clip(ops.floor(position), 0, n - 2)
+        upper_share = position - lower
+        # One sum by destination over the whole batch: the atoms of row b are
+        # b * n to b * n + n - 1. (Summing a (batch, atom, shifted atom)
+        # array of shares instead made a C51 gradient step of the Zoo's
+        # Acrobot network 1.3 times as long on JAX, 1.8 times on PyTorch.)
+        batch = ops.shape(probabilities)[0]
+        below = ops.cast(lower, "int32") + n * ops.arange(batch, dtype="int32")[:, None]
+        shares = ops.concatenate(
+            [probabilities * (1.0 - upper_share), probabilities * upper_share], axis=1
+        )
+        target = ops.segment_sum(
+            ops.reshape(shares, (-1,)),
+            ops.reshape(ops.concatenate([below, below + 1], axis=1), (-1,)),
+            num_segments=batch * n,
+        )
+        target = ops.stop_gradient(ops.reshape(target, (batch, n)))
         taken = self._taken(self._atoms(outputs, nb_actions), floats, nb_actions)
         log_probabilities = ops.log_softmax(taken, axis=-1)
         return -ops.sum(ops.cast(target, log_probabilities.dtype) * log_probabilities, axis=-1)
