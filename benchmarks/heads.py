@@ -97,25 +97,34 @@ def _minatar(head: str):
     return Agent(model, seed=0, distribution=distribution)
 
 
+def _batches(make, network: str, width: int):
+    """The `frames` and `floats` of one call of `network`'s step (see
+    `qlearning4k._learner`), filled, in arrays from `make(shape, dtype)`."""
+    spec = NETWORKS[network]
+    batch, steps = spec["batch"], spec["gradient_steps"]
+    rng = np.random.default_rng(0)
+    frames = make((steps * 2 * batch + 1, 1, *spec["frame"]), np.float32)
+    floats = make((steps * batch + 1, width), np.float32)
+    frames[:] = rng.uniform(-1, 1, frames.shape)
+    rows = floats[:-1]
+    rows[:, 0] = rng.integers(spec["nb_actions"], size=len(rows))
+    rows[:, 1] = -1.0
+    rows[:, 2] = np.where(rng.random(len(rows)) < 0.01, 0.0, 0.99)
+    rows[:, 3] = 1.0
+    return frames, floats
+
+
 def _timer(network: str, head: str):
     """A function that times CALLS calls (the first WARMUP calls made here), and on
     JAX the step's flops."""
     from qlearning4k._learner import _StepConfig
 
     spec = NETWORKS[network]
-    batch, steps, nb_actions = spec["batch"], spec["gradient_steps"], spec["nb_actions"]
+    batch, steps = spec["batch"], spec["gradient_steps"]
     agent = _acrobot(head) if network == "acrobot" else _minatar(head)
     config = _StepConfig(batch_size=batch, max_steps=steps, target_copied=True)
     learner = agent._learner(config)
-    rng = np.random.default_rng(0)
-    frames = learner.buffer((steps * 2 * batch + 1, 1, *spec["frame"]), np.float32)
-    floats = learner.buffer((steps * batch + 1, learner.width), np.float32)
-    frames[:] = rng.uniform(-1, 1, frames.shape)
-    rows = floats[:-1]
-    rows[:, 0] = rng.integers(nb_actions, size=len(rows))
-    rows[:, 1] = -1.0
-    rows[:, 2] = np.where(rng.random(len(rows)) < 0.01, 0.0, 0.99)
-    rows[:, 3] = 1.0
+    frames, floats = _batches(learner.buffer, network, learner.width)
     learner.begin()
     flops = None
     if hasattr(learner, "_jit_step"):  # JAX: XLA counts the compiled step's operations

@@ -102,7 +102,7 @@ def _same_results(batch: int, steps: int, nb_actions: int, calls: int = 3) -> bo
     agent = heads._acrobot("dqn")
     step, state = _by_hand(agent, batch, steps, nb_actions)
     learner = agent._learner(_StepConfig(batch_size=batch, max_steps=steps, target_copied=True))
-    frames, floats = _batches(learner.buffer, batch, steps, nb_actions)
+    frames, floats = heads._batches(learner.buffer, "acrobot", learner.width)
     learner.begin()
     same = True
     for _ in range(calls):
@@ -110,22 +110,6 @@ def _same_results(batch: int, steps: int, nb_actions: int, calls: int = 3) -> bo
         state, out = step(state, jax.device_put(frames), jax.device_put(floats))
         same &= np.allclose(np.concatenate([losses, q.ravel()]), np.asarray(out), rtol=1e-5)
     return bool(same)
-
-
-def _batches(make, batch: int, steps: int, nb_actions: int):
-    """The `frames` and `floats` of one call (see `qlearning4k._learner`),
-    in arrays from `make(shape, dtype)`."""
-    frame = heads.NETWORKS["acrobot"]["frame"]
-    rng = np.random.default_rng(0)
-    frames = make((steps * 2 * batch + 1, 1, *frame), np.float32)
-    floats = make((steps * batch + 1, 4), np.float32)
-    frames[:] = rng.uniform(-1, 1, frames.shape)
-    floats[:-1, 0] = rng.integers(nb_actions, size=steps * batch)
-    floats[:-1, 1] = rng.uniform(-1, 0, steps * batch)
-    floats[:-1, 2] = np.where(rng.random(steps * batch) < 0.1, 0.0, 0.99)
-    floats[:-1, 3] = 1.0
-    floats[-1, 0] = steps
-    return frames, floats
 
 
 def main() -> None:
@@ -137,7 +121,8 @@ def main() -> None:
     ours, _ = heads._timer("acrobot", "dqn")
     agent = heads._acrobot("dqn")
     step, state = _by_hand(agent, batch, steps, nb_actions)
-    frames, floats = _batches(np.zeros, batch, steps, nb_actions)
+    frames, floats = heads._batches(np.zeros, "acrobot", 4)  # 4 columns: no action masks
+    floats[-1, 0] = steps  # the gradient steps to run (the learner's step() writes its own)
     frames, floats = jax.device_put(frames), jax.device_put(floats)
     held = {"state": state}
 
