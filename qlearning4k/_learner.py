@@ -622,6 +622,39 @@ def _has_convolution(model: keras.Model) -> bool:
     return any(isinstance(layer, kinds) for layer in model._flatten_layers())
 
 
+_NARROW = 32  # columns: see `_JaxLearner._narrow_apart`
+
+
+def _narrow_kernels(model: keras.Model) -> frozenset[int]:
+    """Positions among the model's trainable variables of its narrow kernels:
+    the matrices `(k, m)` with `m <= _NARROW` and `k >= m`, a Q-network's output
+    layer among them. Keeping their gradients apart (`_narrow_apart`) made
+    a gradient step 1.1x to 6x faster on the CPU here for `m` up to 32 and
+    never more than 5% slower; wider matrices gained less or lost."""
+    return frozenset(
+        i
+        for i, variable in enumerate(model.trainable_variables)
+        if len(variable.shape) == 2 and variable.shape[0] >= variable.shape[1]
+        and variable.shape[1] <= _NARROW
+    )  # fmt: skip
+
+
+@functools.cache
+def _transposed_gradient(jax):
+    """The identity whose gradient goes through an optimization barrier
+    between its transposes (see `_JaxLearner._narrow_apart`)."""
+
+    @jax.custom_vjp
+    def apart(value):
+        return value
+
+    def backward(_, gradient):
+        return (jax.lax.optimization_barrier(gradient.T).T,)
+
+    apart.defvjp(lambda value: (value, None), backward)
+    return apart
+
+
 def _aligned_zeros(shape: tuple, dtype) -> np.ndarray:
     """`np.zeros(shape, dtype)` whose data starts at a multiple of `_ALIGN` bytes."""
     dtype = np.dtype(dtype)
@@ -713,6 +746,8 @@ class _JaxLearner(_Learner):
         )
         self.one_call_a_step = jax.default_backend() == "cpu" and _has_convolution(self.model)
         self._act = jax.jit(self._pure_act)
+        # Trainable values whose gradients `_narrow_apart` computes apart (on the CPU).
+        self._narrow = _narrow_kernels(self.model) if jax.default_backend() == "cpu" else ()
         self._calls = {}  # what the jitted functions were called with
         self._target = None  # (trainable, non_trainable, counter) between runs
         if self.uses_target:
@@ -807,7 +842,8 @@ class _JaxLearner(_Learner):
         loss_fn = self._loss_function(
             trainable, non_trainable, target[:2], states, next_states, batch_floats
         )
-        (loss, (non_trainable, td)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        value_and_grad = jax.value_and_grad(self._narrow_apart(loss_fn), has_aux=True)
+        (loss, (non_trainable, td)), grads = value_and_grad(trainable)
         trainable, optimizer_vars = model.optimizer.stateless_apply(
             optimizer_vars, grads, trainable
         )
@@ -832,6 +868,28 @@ class _JaxLearner(_Learner):
             nb_trainable = len(target_trainable)
             target = (updated[:nb_trainable], updated[nb_trainable:], counter)
         return (trainable, non_trainable, optimizer_vars, target), loss, td
+
+    def _narrow_apart(self, loss_fn):
+        """`loss_fn` with the gradients of the narrow kernels (`_narrow_kernels`)
+        computed as XLA's CPU compiler computes them fast.
+
+        JAX differentiates `y = x @ w`, `w` of shape `(k, m)`, into the product
+        `g.T @ x` of shape `(m, k)` and its transpose. XLA folds the two into one
+        product of shape `(k, m)` that contracts the batch, and on the CPU
+        such a product with few columns runs in its generic loops: 42 µs for
+        the Zoo's Acrobot output layer (256 x 3, batch 128), 4 GFLOP/s, where
+        the unfolded `(m, k)` product takes 7 µs. An optimization barrier
+        between the product and its transpose keeps them apart. The values
+        are the same to the last bit.
+        """
+        if not self._narrow:
+            return loss_fn
+        apart, narrow = _transposed_gradient(self._jax), self._narrow
+
+        def loss(trainable):
+            return loss_fn([apart(v) if i in narrow else v for i, v in enumerate(trainable)])
+
+        return loss
 
     def _pure_step(self, state, frames, floats):
         jax, batch = self._jax, self.batch_size

@@ -15,7 +15,7 @@ import pytest
 from conftest import make_model
 
 from qlearning4k import Agent, ExperienceReplay, dueling
-from qlearning4k._learner import FIXED_COLUMNS, _StepConfig
+from qlearning4k._learner import FIXED_COLUMNS, _narrow_kernels, _StepConfig
 from qlearning4k.games import Catch, Game
 
 NB_ACTIONS, BATCH, STEPS = 3, 8, 4
@@ -238,6 +238,44 @@ def test_convolutions_under_xla_on_the_cpu_run_one_call_a_step(model, jit_compil
     assert learner.one_call_a_step is expected[backend]
     learner.extra_calls_left = 0  # TensorFlow: the loop, unless one call a step
     _three_steps_match(learner, fused, reference, config)
+
+
+@pytest.mark.parametrize(
+    "layers, expected",
+    [  # Dense layers after an input of 6 values; the narrow kernels' positions
+        ((256, 3), {2}),  # the Zoo's Acrobot network: its output layer (256, 3)
+        ((256, 256, 3), {4}),
+        ((3,), {0}),  # (6, 3)
+        ((4, 40), {0}),  # (6, 4); (4, 40) has more columns than rows
+        ((32, 32), {2}),  # (6, 32) has more columns than rows; (32, 32) is narrow
+        ((64, 33), set()),  # 33 columns
+    ],
+)
+def test_narrow_kernels_are_the_matrices_with_at_most_32_columns(layers, expected):
+    model = keras.Sequential([keras.Input((6,))] + [keras.layers.Dense(units) for units in layers])
+    assert _narrow_kernels(model) == expected
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's gradients on the CPU")
+def test_narrow_kernel_gradients_kept_apart_train_as_the_plain_gradients():
+    """The step keeps the narrow kernels' gradients apart (an optimization barrier
+    in the compiled step) and trains exactly as without."""
+    fused, twin = make_model(), make_model()
+    twin.set_weights(fused.get_weights())
+    config = _StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2)
+    apart, plain = Agent(fused, seed=0)._learner(config), Agent(twin, seed=0)._learner(config)
+    assert apart._narrow == {0, 2}  # (100, 32) and (32, 3)
+    plain._narrow = frozenset()
+    frames, floats = _call_arrays(_random_batches(np.random.default_rng(0), 3, False), 4)
+    for learner in (apart, plain):
+        learner.begin()
+        hlo = learner._jit_step.lower(learner._state, frames, floats).as_text()
+        assert ("optimization_barrier" in hlo) is (learner is apart)
+        for _ in range(3):
+            learner.step(frames, floats, 3)
+        learner.end()
+    for mine, theirs in zip(fused.get_weights(), twin.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("extra_calls", [0, 2], ids=["loop", "one-call-a-step"])
