@@ -7,8 +7,11 @@ them through `from_sb3`: qlearning4k's compiled call (4 gradient steps and
 the acting Q-values, through Keras' `stateless_call`, compiled loss and
 optimizer) against a `jax.jit` of the same arithmetic written directly with
 `jax.numpy` (the same `fori_loop`, the same buffers in and out). The ratio
-is what the library's step costs over what JAX itself allows for this
-network. Both run in one process, side by side, median of REPEATS rounds.
+is what the library's step costs over what plain JAX gives for this
+network; below 1 on the CPU, where the library keeps the output layer's
+gradient apart from its transpose and the hand-written step lets XLA fold
+them into a slow product (docs/backends.md). Both run in one process, side
+by side, median of REPEATS rounds.
 
     KERAS_BACKEND=jax python benchmarks/jax_step.py
 """
