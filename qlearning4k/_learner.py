@@ -745,10 +745,10 @@ class _JaxLearner(_Learner):
         self._run_one = functools.partial(
             self._run_step, jax.jit(self._pure_one_step, donate_argnums=0)
         )
-        self.one_call_a_step = jax.default_backend() == "cpu" and _has_convolution(self.model)
+        cpu = jax.default_backend() == "cpu"
+        self.one_call_a_step = cpu and _has_convolution(self.model)
         self._act = jax.jit(self._pure_act)
         # Trainable values whose gradients `_narrow_apart` computes apart (on the CPU).
-        cpu = jax.default_backend() == "cpu"
         self._narrow = _narrow_kernels(self.model) if cpu else frozenset()
         self._calls = {}  # what the jitted functions were called with
         self._target = None  # (trainable, non_trainable, counter) between runs
