@@ -51,6 +51,25 @@ def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
+def versions() -> dict:
+    """The settings that tell records of different machines and libraries apart."""
+    import keras
+
+    return {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
+
+
+def append(path, record: dict) -> None:
+    """Appends `record` as one JSON line to `path` (made with its folder if need be)."""
+    os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def median_spread(values) -> tuple[float, float, float]:
     values = list(values)
     return statistics.median(values), min(values), max(values)
@@ -203,9 +222,9 @@ def compile_seconds(agent) -> float:
     `act()` only, outside the timed training: it is left out. Reads private
     attributes: benchmarks are the library's own tools.
     """
-    from qlearning4k._learner import _StepConfig
+    from qlearning4k._internals import StepConfig
 
-    default = _StepConfig()
+    default = StepConfig()
     return sum(
         learner.compile_seconds for config, learner in agent._learners.items() if config != default
     )

@@ -97,46 +97,43 @@ def _minatar(head: str):
     return Agent(model, seed=0, distribution=distribution)
 
 
-def _batches(make, network: str, width: int):
-    """The `frames` and `floats` of one call of `network`'s step (see
-    `qlearning4k._learner`), filled, in arrays from `make(shape, dtype)`."""
+def fill(buffers, network: str):
+    """Fills the call buffers of `network`'s step with random transitions
+    (Acrobot's: reward -1 a step, one game over in a hundred)."""
     spec = NETWORKS[network]
-    batch, steps = spec["batch"], spec["gradient_steps"]
     rng = np.random.default_rng(0)
-    frames = make((steps * 2 * batch + 1, 1, *spec["frame"]), np.float32)
-    floats = make((steps * batch + 1, width), np.float32)
-    frames[:] = rng.uniform(-1, 1, frames.shape)
-    rows = floats[:-1]
-    rows[:, 0] = rng.integers(spec["nb_actions"], size=len(rows))
-    rows[:, 1] = -1.0
-    rows[:, 2] = np.where(rng.random(len(rows)) < 0.01, 0.0, 0.99)
-    rows[:, 3] = 1.0
-    return frames, floats
+    buffers.frames[:] = rng.uniform(-1, 1, buffers.frames.shape)
+    for batch in buffers.batches:
+        batch.actions[:] = rng.integers(spec["nb_actions"], size=len(batch.actions))
+        batch.rewards[:] = -1.0
+        batch.discounts[:] = np.where(rng.random(len(batch.discounts)) < 0.01, 0.0, 0.99)
+    return buffers
 
 
 def _timer(network: str, head: str):
     """A function that times CALLS calls (the first WARMUP calls made here), and on
     JAX the step's flops."""
-    from qlearning4k._learner import _StepConfig
+    from qlearning4k._internals import StepConfig
 
     spec = NETWORKS[network]
     batch, steps = spec["batch"], spec["gradient_steps"]
     agent = _acrobot(head) if network == "acrobot" else _minatar(head)
-    config = _StepConfig(batch_size=batch, max_steps=steps, target_copied=True)
+    config = StepConfig(batch_size=batch, max_steps=steps, target_copied=True)
     learner = agent._learner(config)
-    frames, floats = _batches(learner.buffer, network, learner.width)
+    buffers = fill(learner.call_buffers(1, (1, *spec["frame"]), np.float32), network)
     learner.begin()
     flops = None
     if hasattr(learner, "_jit_step"):  # JAX: XLA counts the compiled step's operations
-        cost = learner._jit_step.lower(learner._state, frames, floats).compile().cost_analysis()
+        lowered = learner._jit_step.lower(learner._state, buffers.frames, buffers.floats)
+        cost = lowered.compile().cost_analysis()
         flops = (cost[0] if isinstance(cost, list) else cost).get("flops")
     for _ in range(WARMUP):
-        learner.step(frames, floats, steps)
+        learner.step(buffers, steps)
 
     def timed() -> float:
         start = time.perf_counter()
         for _ in range(CALLS):
-            learner.step(frames, floats, steps)
+            learner.step(buffers, steps)
         return (time.perf_counter() - start) / (CALLS * steps)
 
     return timed, flops

@@ -100,17 +100,19 @@ def _same_results(batch: int, steps: int, nb_actions: int, calls: int = 3) -> bo
     the same losses and acting Q-values (to float32 rounding)."""
     import jax
 
-    from qlearning4k._learner import _StepConfig
+    from qlearning4k._internals import StepConfig
 
     agent = heads._acrobot("dqn")
     step, state = _by_hand(agent, batch, steps, nb_actions)
-    learner = agent._learner(_StepConfig(batch_size=batch, max_steps=steps, target_copied=True))
-    frames, floats = heads._batches(learner.buffer, "acrobot", learner.width)
+    learner = agent._learner(StepConfig(batch_size=batch, max_steps=steps, target_copied=True))
+    buffers = heads.fill(learner.call_buffers(1, (1, 6), np.float32), "acrobot")
     learner.begin()
     same = True
     for _ in range(calls):
-        losses, q, _ = learner.step(frames, floats, steps)
-        state, out = step(state, jax.device_put(frames), jax.device_put(floats))
+        losses, q, _ = learner.step(buffers, steps)
+        # The hand-written step reads the call's two arrays itself (its own unpacking).
+        frames, floats = jax.device_put(buffers.frames), jax.device_put(buffers.floats)
+        state, out = step(state, frames, floats)
         same &= np.allclose(np.concatenate([losses, q.ravel()]), np.asarray(out), rtol=1e-5)
     return bool(same)
 
@@ -118,15 +120,18 @@ def _same_results(batch: int, steps: int, nb_actions: int, calls: int = 3) -> bo
 def main() -> None:
     import jax
 
+    from qlearning4k._internals import StepConfig
+
     spec = heads.NETWORKS["acrobot"]
     batch, steps, nb_actions = spec["batch"], spec["gradient_steps"], spec["nb_actions"]
     same = _same_results(batch, steps, nb_actions)
     ours, _ = heads._timer("acrobot", "dqn")
     agent = heads._acrobot("dqn")
     step, state = _by_hand(agent, batch, steps, nb_actions)
-    frames, floats = heads._batches(np.zeros, "acrobot", 4)  # 4 columns: no action masks
-    floats[-1, 0] = steps  # the gradient steps to run (the learner's step() writes its own)
-    frames, floats = jax.device_put(frames), jax.device_put(floats)
+    learner = agent._learner(StepConfig(batch_size=batch, max_steps=steps, target_copied=True))
+    buffers = heads.fill(learner.call_buffers(1, (1, 6), np.float32), "acrobot")
+    buffers.floats[-1, 0] = steps  # the gradient steps to run (the learner's step() writes its own)
+    frames, floats = jax.device_put(buffers.frames), jax.device_put(buffers.floats)
     held = {"state": state}
 
     def call():

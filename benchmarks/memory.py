@@ -31,6 +31,7 @@ import _common as c
 import numpy as np
 
 from qlearning4k import ExperienceReplay
+from qlearning4k._internals import NStep, StepBatch
 from qlearning4k.games import Catch, Snake
 
 # -- settings -----------------------------------------------------------------
@@ -102,9 +103,7 @@ def _fill_n_step(memory, pool: np.ndarray, size: int, copies: int = 16, n: int =
     bookkeeping; copy k's first game is k * GAME_LENGTH // copies moves shorter.
     Each frame is a pool frame with a serial number in its first 8 bytes: the
     memory looks n-step frames up by content, and no frame repeats."""
-    from qlearning4k._training import _NStep
-
-    nstep = _NStep(n, 0.99, copies, (NB_FRAMES,) + FRAME, np.uint8)
+    nstep = NStep(n, 0.99, copies, (NB_FRAMES,) + FRAME, np.uint8)
     playing = np.arange(copies)
     serial = 0
 
@@ -143,11 +142,12 @@ def pixels_worker(layout: str, size: int, seed: int = 0) -> dict:
     states = np.zeros((BATCH, NB_FRAMES) + FRAME, np.uint8)
     next_states = np.zeros_like(states)
     floats = np.zeros((BATCH, 4), np.float32)
+    into = StepBatch(states, next_states, *floats.T, next_mask=None)
     times = []
     for _ in range(REPEATS):
         start = time.perf_counter()
         for _ in range(SAMPLES):
-            memory._sample_into(states, next_states, floats, 0.99)
+            memory._sample_into(into, 0.99)
         times.append((time.perf_counter() - start) / SAMPLES)
     return {
         "benchmark": "memory_pixels", "layout": layout, "transitions": len(memory),

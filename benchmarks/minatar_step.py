@@ -56,7 +56,7 @@ def _ours(xla: bool, convolution: bool):
     import keras
 
     from qlearning4k import Agent
-    from qlearning4k._learner import _StepConfig
+    from qlearning4k._internals import StepConfig
 
     body = [keras.layers.Conv2D(16, 3, activation="relu")] if convolution else []
     model = keras.Sequential([
@@ -69,15 +69,15 @@ def _ours(xla: bool, convolution: bool):
     jit = xla if keras.backend.backend() == "tensorflow" else "auto"
     model.compile(optimizer, keras.losses.Huber(), jit_compile=jit)
     agent = Agent(model, memory_size=1_000, seed=0)
-    learner = agent._learner(_StepConfig(batch_size=BATCH, max_steps=1, target_copied=True))
+    learner = agent._learner(StepConfig(batch_size=BATCH, max_steps=1, target_copied=True))
     frames, actions, rewards = _batch(np.random.default_rng(0))
-    buffer = learner.buffer(frames.shape, np.uint8)
-    buffer[:] = frames
-    floats = learner.buffer((BATCH + 1, learner.width), np.float32)
-    rows = floats[:-1]
-    rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = actions, rewards, 0.99, 1.0
+    buffers = learner.call_buffers(1, frames.shape[1:], np.uint8)
+    batch = buffers.batches[0]
+    batch.states[...], batch.next_states[...] = frames[:BATCH], frames[BATCH : 2 * BATCH]
+    buffers.acting[...] = frames[2 * BATCH :]
+    batch.actions[:], batch.rewards[:], batch.discounts[:] = actions, rewards, 0.99
     learner.begin()
-    return lambda: learner.step(buffer, floats, 1)
+    return lambda: learner.step(buffers, 1)
 
 
 def _sb3_step():

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from qlearning4k._checks import _check_score
-from qlearning4k._learner import _StepConfig
+from qlearning4k._learner import StepConfig
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 
@@ -66,7 +66,7 @@ def _play_games(
             agent, game, nb_games, seed, epsilon, rng, max_steps, on_game_end, noisy
         )
     masked = _restricts_actions(game)
-    learner = agent._learner(_StepConfig(noisy=noisy))
+    learner = agent._learner(StepConfig(noisy=noisy))
     width = min(nb_parallel, nb_games)
     copies, generator = _copies(game, width, seed)
     scores = np.zeros(nb_games)
@@ -147,7 +147,7 @@ def _play_vector_games(
     )
 
     masked = _restricts_actions(game)
-    learner = agent._learner(_StepConfig(noisy=noisy))
+    learner = agent._learner(StepConfig(noisy=noisy))
     n = game.nb_copies
     game.reset(seed=seed)
     states = agent._first_states(game, game.get_frames())  # (n, nb_frames) + frame

@@ -18,7 +18,7 @@ import numpy as np
 
 from qlearning4k._affinity import _OneCore
 from qlearning4k._checks import _check_score
-from qlearning4k._learner import FIXED_COLUMNS, _StepConfig
+from qlearning4k._learner import StepConfig
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.history import History
@@ -90,7 +90,7 @@ class _TrainingRun:
         # Masks only for games that can forbid actions: the others pay nothing.
         self.masked = _restricts_actions(game)
         self.prioritized = isinstance(self.memory, PrioritizedExperienceReplay)
-        config = _StepConfig(
+        config = StepConfig(
             batch_size=self.settings.batch_size,
             max_steps=self.queue_size,
             target_update=self.settings.target_update,
@@ -126,17 +126,11 @@ class _TrainingRun:
             ExperienceReplay.remember,
             PrioritizedExperienceReplay.remember,
         )
-        # A call's arrays: each gradient step's states and next states, then
-        # the acting states; each transition's action, reward, game over and
-        # weight, then the number of gradient steps.
+        # A call's arrays: a batch for each queued gradient step, the states to act on.
         batch = self.settings.batch_size
-        self.frames = self.learner.buffer(
-            (self.queue_size * 2 * batch + nb_copies,) + self.states.shape[1:], self.states.dtype
+        self.buffers = self.learner.call_buffers(
+            nb_copies, self.states.shape[1:], self.states.dtype
         )
-        self.floats = self.learner.buffer(
-            (self.queue_size * batch + 1, self.learner.width), np.float32
-        )
-        self.floats[:, 3] = 1.0
         self.sampled = np.zeros((self.queue_size, batch), dtype=np.int64)  # slots, for priorities
         self.nstep = (
             _NStep(
@@ -538,33 +532,29 @@ class _TrainingRun:
 
     def _queue(self, slot: int) -> None:
         """Samples a batch into gradient step `slot` of the call's arrays."""
-        size = self.settings.batch_size
-        frames = self.frames[slot * 2 * size : (slot + 1) * 2 * size]
-        rows = self.floats[slot * size : (slot + 1) * size]
+        into = self.buffers.batches[slot]
         if isinstance(self.memory, ExperienceReplay):
-            self.sampled[slot] = self.memory._sample_into(
-                frames[:size], frames[size:], rows, self.settings.gamma
-            )
+            self.sampled[slot] = self.memory._sample_into(into, self.settings.gamma)
             return
-        batch = self.memory.sample(size)
-        frames[:size], frames[size:] = batch.states, batch.next_states
+        batch = self.memory.sample(self.settings.batch_size)
+        into.states[...], into.next_states[...] = batch.states, batch.next_states
         steps = 1 if batch.steps is None else np.asarray(batch.steps)
-        rows[:, 0], rows[:, 1] = batch.actions, batch.rewards
-        rows[:, 2] = self.settings.gamma**steps * ~np.asarray(batch.game_over, dtype=bool)
-        rows[:, 3] = 1.0 if batch.weights is None else batch.weights
-        if self.masked:
-            rows[:, FIXED_COLUMNS:] = True if batch.next_mask is None else batch.next_mask
+        into.actions[:], into.rewards[:] = batch.actions, batch.rewards
+        into.discounts[:] = self.settings.gamma**steps * ~np.asarray(batch.game_over, dtype=bool)
+        into.weights[:] = 1.0 if batch.weights is None else batch.weights
+        if into.next_mask is not None:
+            into.next_mask[:] = True if batch.next_mask is None else batch.next_mask
 
     def _q_values(self, states):
         if not self.fast:
             return self.learner.q_values(states)
-        self.frames[len(self.frames) - len(states) :] = states
-        return self.learner.step(self.frames, self.floats, 0)[1]
+        self.buffers.set_act(states)
+        return self.learner.step(self.buffers, 0)[1]
 
     def _flush(self, active, act_states):
         """Runs the queued gradient steps; returns Q-values of `act_states`."""
-        self.frames[len(self.frames) - len(act_states) :] = act_states
-        losses, q, td = self.learner.step(self.frames, self.floats, self.pending)
+        self.buffers.set_act(act_states)
+        losses, q, td = self.learner.step(self.buffers, self.pending)
         loss = float(losses[: self.pending].sum())
         if not math.isfinite(loss) and self.settings.on_nan == "raise":
             self._raise_non_finite(losses[: self.pending])

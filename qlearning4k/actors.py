@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from qlearning4k._checks import _check_positive_int, _check_score
-from qlearning4k._learner import _StepConfig
+from qlearning4k._learner import StepConfig, bootstrapped_returns
 from qlearning4k._training import (
     MAX_DEFERRED,
     WIN_WINDOW,
@@ -202,7 +202,7 @@ class _Actor:
         )  # fmt: skip
         self.learner = self.agent._learner()
         # Acting draws new noise from the model's noise layers, as train() does.
-        self.acting = self.agent._learner(_StepConfig(noisy=_has_noise(model)))
+        self.acting = self.agent._learner(StepConfig(noisy=_has_noise(model)))
         self.rng = np.random.default_rng(seed)
         self.games = []
         for _ in range(spec.nb_copies):
@@ -297,13 +297,9 @@ class _Actor:
         count = len(batch["actions"])
         both = np.concatenate([batch["states"], batch["next_states"]])
         q = self.learner.q_values(both)
-        q_now, q_next = q[:count], q[count:]
-        if batch["next_mask"] is not None:
-            q_next = np.where(batch["next_mask"], q_next, -np.inf)
-        best = np.where(np.isfinite(q_next).any(axis=1), q_next.max(axis=1), 0.0)
         discount = self.spec.gamma ** batch["steps"] * ~batch["game_over"]
-        target = batch["rewards"] + discount * best
-        return target - q_now[np.arange(count), batch["actions"]]
+        target = bootstrapped_returns(batch["rewards"], discount, q[count:], batch["next_mask"])
+        return target - q[np.arange(count), batch["actions"]]
 
 
 class _DistributedRun:
@@ -321,7 +317,7 @@ class _DistributedRun:
         self.masked = _restricts_actions(game)
         self.prioritized = isinstance(self.memory, PrioritizedExperienceReplay)
         self.queue_size = max(settings.gradient_steps, MAX_DEFERRED)
-        config = _StepConfig(
+        config = StepConfig(
             batch_size=settings.batch_size,
             max_steps=self.queue_size,
             target_update=settings.target_update,
@@ -333,13 +329,7 @@ class _DistributedRun:
         self.learner = agent._learner(config)
         state = agent._first_state(game)  # checks the game's frames against the model
         batch = settings.batch_size
-        self.frames = self.learner.buffer(
-            (self.queue_size * 2 * batch + 1,) + state.shape[1:], state.dtype
-        )
-        self.floats = self.learner.buffer(
-            (self.queue_size * batch + 1, self.learner.width), np.float32
-        )
-        self.floats[:, 3] = 1.0
+        self.buffers = self.learner.call_buffers(1, state.shape[1:], state.dtype)
         self.sampled = np.zeros((self.queue_size, batch), dtype=np.int64)
         self.by_steps = settings.total_timesteps is not None
         self.budget = settings.total_timesteps if self.by_steps else sys.maxsize
@@ -571,10 +561,8 @@ class _DistributedRun:
     def _learn(self, count: int) -> None:
         size, gamma = self.settings.batch_size, self.settings.gamma
         for slot in range(count):
-            frames = self.frames[slot * 2 * size : (slot + 1) * 2 * size]
-            rows = self.floats[slot * size : (slot + 1) * size]
-            self.sampled[slot] = self.memory._sample_into(frames[:size], frames[size:], rows, gamma)
-        losses, _, td = self.learner.step(self.frames, self.floats, count)
+            self.sampled[slot] = self.memory._sample_into(self.buffers.batches[slot], gamma)
+        losses, _, td = self.learner.step(self.buffers, count)
         loss = float(np.sum(losses[:count]))
         if not math.isfinite(loss) and self.settings.on_nan == "raise":
             raise FloatingPointError(

@@ -33,7 +33,7 @@ from qlearning4k._checks import (
     _is_int,
 )
 from qlearning4k._evaluation import _play_games, _summary
-from qlearning4k._learner import _make_learner, _StepConfig
+from qlearning4k._learner import StepConfig, make_learner
 from qlearning4k._training import _Settings, _TrainingRun
 from qlearning4k.actors import RayActors
 from qlearning4k.distributional import C51, QuantileRegression, _from_config, _to_config
@@ -210,11 +210,11 @@ class Agent:
 
     # -- helpers ------------------------------------------------------------
 
-    def _learner(self, config: _StepConfig | None = None):
+    def _learner(self, config: StepConfig | None = None):
         """The compiled steps for `config`, made once (a target network lives there)."""
-        config = dataclasses.replace(config or _StepConfig(), distribution=self.distribution)
+        config = dataclasses.replace(config or StepConfig(), distribution=self.distribution)
         if config not in self._learners:
-            self._learners[config] = _make_learner(self.model, config)
+            self._learners[config] = make_learner(self.model, config)
         return self._learners[config]
 
     def _check_game(self, game) -> None:

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from qlearning4k._checks import _check_positive_int
-from qlearning4k._learner import _next_choice, _one_hot
+from qlearning4k._learner.rules import next_choice, one_hot
 
 
 def _number(owner: str, name: str, value) -> float:
@@ -48,38 +48,38 @@ class _Distribution:
         """The mean of each action's distribution: `(batch, nb_actions)`."""
         raise NotImplementedError
 
-    def _losses(self, outputs, next_outputs, next_online, floats, nb_actions, masked):
+    def _losses(self, outputs, next_outputs, next_online, rows, nb_actions):
         """Each transition's loss `(batch,)`, to minimize (its mean, weighted).
 
         `outputs` are the online model's on the states; `next_outputs` the
         target network's on the next states (the online model's without
         one); `next_online`, with Double DQN, the online model's on the next
-        states. `floats` holds each transition's action, reward, bootstrap
-        discount and weight, then with `masked` the next state's possible
-        actions (see `qlearning4k._learner`).
+        states. `rows` names each transition's action, reward, bootstrap
+        discount, weight and, with masks, the next state's possible actions
+        (`qlearning4k._learner.batch.Rows`).
         """
         raise NotImplementedError
 
-    def _bootstrap(self, next_outputs, next_online, floats, nb_actions, masked):
+    def _bootstrap(self, next_outputs, next_online, rows, nb_actions):
         """The next state's distribution to bootstrap from, `(batch, nb_atoms)`,
         and each transition's reward and discount (0 where no action is possible)."""
         ops = keras.ops
         atoms = self._atoms(next_outputs, nb_actions)
         q_next = self._q_values(next_outputs, nb_actions)
         q_online = None if next_online is None else self._q_values(next_online, nb_actions)
-        one_hot, possible = _next_choice(q_next, q_online, floats, nb_actions, masked)
-        chosen = ops.sum(atoms * one_hot[:, :, None], axis=1)
-        rewards = ops.cast(floats[:, 1], atoms.dtype)
-        discount = ops.cast(floats[:, 2], atoms.dtype)
+        chosen_action, possible = next_choice(q_next, q_online, rows, nb_actions)
+        chosen = ops.sum(atoms * chosen_action[:, :, None], axis=1)
+        rewards = ops.cast(rows.rewards, atoms.dtype)
+        discount = ops.cast(rows.discounts, atoms.dtype)
         if possible is not None:  # a next state with no possible action has no future
             discount = ops.where(possible, discount, 0.0)
         return chosen, rewards, discount
 
     @staticmethod
-    def _taken(atoms, floats, nb_actions: int):
+    def _taken(atoms, rows, nb_actions: int):
         """The atoms of each transition's action: `(batch, nb_atoms)`."""
         ops = keras.ops
-        taken = _one_hot(ops.cast(floats[:, 0], "int32"), nb_actions, atoms.dtype)
+        taken = one_hot(ops.cast(rows.actions, "int32"), nb_actions, atoms.dtype)
         return ops.sum(atoms * taken[:, :, None], axis=1)
 
 
@@ -144,11 +144,9 @@ class C51(_Distribution):
         probabilities = ops.softmax(self._atoms(outputs, nb_actions), axis=-1)
         return ops.sum(probabilities * ops.cast(self.support, probabilities.dtype), axis=-1)
 
-    def _losses(self, outputs, next_outputs, next_online, floats, nb_actions, masked):
+    def _losses(self, outputs, next_outputs, next_online, rows, nb_actions):
         ops = keras.ops
-        logits, rewards, discount = self._bootstrap(
-            next_outputs, next_online, floats, nb_actions, masked
-        )
+        logits, rewards, discount = self._bootstrap(next_outputs, next_online, rows, nb_actions)
         probabilities = ops.softmax(logits, axis=-1)  # (batch, nb_atoms)
         support = ops.cast(self.support, probabilities.dtype)
         shifted = ops.clip(
@@ -179,7 +177,7 @@ class C51(_Distribution):
             num_segments=batch * n,
         )
         target = ops.stop_gradient(ops.reshape(target, (batch, n)))
-        taken = self._taken(self._atoms(outputs, nb_actions), floats, nb_actions)
+        taken = self._taken(self._atoms(outputs, nb_actions), rows, nb_actions)
         log_probabilities = ops.log_softmax(taken, axis=-1)
         return -ops.sum(ops.cast(target, log_probabilities.dtype) * log_probabilities, axis=-1)
 
@@ -244,13 +242,11 @@ class QuantileRegression(_Distribution):
     def _q_values(self, outputs, nb_actions):
         return keras.ops.mean(self._atoms(outputs, nb_actions), axis=-1)
 
-    def _losses(self, outputs, next_outputs, next_online, floats, nb_actions, masked):
+    def _losses(self, outputs, next_outputs, next_online, rows, nb_actions):
         ops = keras.ops
-        quantiles, rewards, discount = self._bootstrap(
-            next_outputs, next_online, floats, nb_actions, masked
-        )
+        quantiles, rewards, discount = self._bootstrap(next_outputs, next_online, rows, nb_actions)
         target = ops.stop_gradient(rewards[:, None] + discount[:, None] * quantiles)
-        current = self._taken(self._atoms(outputs, nb_actions), floats, nb_actions)
+        current = self._taken(self._atoms(outputs, nb_actions), rows, nb_actions)
         # (batch, quantile i, target j)
         errors = ops.cast(target, current.dtype)[:, None, :] - current[:, :, None]
         size = ops.abs(errors)

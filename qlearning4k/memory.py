@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from qlearning4k._checks import _check_batch_size, _check_memory_size
-from qlearning4k._learner import FIXED_COLUMNS as _FIXED_COLUMNS
+from qlearning4k._learner import StepBatch, bootstrapped_returns
 from qlearning4k._replay_states import _FrameOnceStates, _WholeStates
 
 _UNBOUNDED_START = 1024  # first capacity of an unbounded memory; it doubles
@@ -515,25 +515,23 @@ class ExperienceReplay(Memory):
             indices=idx,
         )
 
-    def _sample_into(
-        self, states: np.ndarray, next_states: np.ndarray, floats: np.ndarray, gamma: float = 1.0
-    ) -> np.ndarray:
-        """`sample()` written into the agent's call arrays, with no new batch arrays.
+    def _sample_into(self, batch: StepBatch, gamma: float = 1.0) -> np.ndarray:
+        """`sample()` written into a learner's named batch, with no new batch arrays.
 
-        `floats` gets action, reward, bootstrap discount (`gamma ** steps`, 0
-        at game over) and loss weight, then, if it has more columns, the
-        mask of possible next actions. Returns the sampled slots.
+        Fills every field of `batch` (its `next_mask` where it has one), the
+        bootstrap discount as `gamma ** steps` (0 at game over). Returns the
+        sampled slots.
         """
         self._check_not_empty()
-        idx, weights = self._draw(len(states))  # (batch,)
-        self._layout.take_into(idx, states, next_states)
-        floats[:, 0] = self._actions[idx]
-        floats[:, 1] = self._rewards[idx]
+        idx, weights = self._draw(len(batch.states))  # (batch,)
+        self._layout.take_into(idx, batch.states, batch.next_states)
+        batch.actions[:] = self._actions[idx]
+        batch.rewards[:] = self._rewards[idx]
         discount = gamma if self._steps is None else np.float32(gamma) ** self._steps[idx]
-        np.multiply(np.logical_not(self._game_over[idx]), discount, out=floats[:, 2])
-        floats[:, 3] = 1.0 if weights is None else weights
-        if floats.shape[1] > _FIXED_COLUMNS:
-            floats[:, _FIXED_COLUMNS:] = True if self._next_mask is None else self._next_mask[idx]
+        np.multiply(np.logical_not(self._game_over[idx]), discount, out=batch.discounts)
+        batch.weights[:] = 1.0 if weights is None else weights
+        if batch.next_mask is not None:
+            batch.next_mask[:] = True if self._next_mask is None else self._next_mask[idx]
         return idx
 
     def get_batch(
@@ -565,11 +563,9 @@ class ExperienceReplay(Memory):
         inputs = np.concatenate([batch.states, batch.next_states]).astype(np.float32)
         q = keras.ops.convert_to_numpy(model(inputs, training=False))  # (2 * batch, nb_actions)
         targets = q[:n].copy()
-        q_next = q[n:]
-        if batch.next_mask is not None:
-            q_next = np.where(batch.next_mask, q_next, -np.inf)
-        best_next = np.where(np.isfinite(q_next).any(axis=1), q_next.max(axis=1), 0.0)  # (batch,)
         steps = 1 if batch.steps is None else batch.steps
         discount = gamma**steps * (1.0 - batch.game_over.astype(np.float32))
-        targets[np.arange(n), batch.actions] = batch.rewards + discount * best_next
+        targets[np.arange(n), batch.actions] = bootstrapped_returns(
+            batch.rewards, discount, q[n:], batch.next_mask
+        )
         return inputs[:n], targets.astype(np.float32)

@@ -223,7 +223,7 @@ def _counter_normal(size: int, seed, dtype):
 
     PyTorch's `keras.random.normal` seeds a `torch.Generator` from the seed's
     value, which qlearning4k's traced PyTorch step (see
-    `qlearning4k._learner._TorchLearner`) cannot read; this generator is
+    `qlearning4k._learner.torch.TorchLearner`) cannot read; this generator is
     part of the graph instead, and gives the same draws traced or not. Each
     draw hashes its index with the seed (MurmurHash3's finaliser of a
     counter) into two uniforms, made normal by the Box-Muller transform.

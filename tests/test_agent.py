@@ -8,7 +8,7 @@ import pytest
 from conftest import make_model
 
 from qlearning4k import Agent, ExperienceReplay, History, Memory
-from qlearning4k._learner import _StepConfig
+from qlearning4k._internals import StepConfig
 from qlearning4k.games import Catch, Game, Snake
 
 
@@ -148,17 +148,14 @@ def test_compiled_steps_equal_train_on_batch_on_the_same_batches():
     for mine, theirs in zip(fused.optimizer.variables, reference.optimizer.variables, strict=True):
         theirs.assign(mine)
     batches = [agent.memory.sample(16) for _ in range(2)]
-    learner = agent._learner(_StepConfig(batch_size=16, max_steps=3))
-    frames = np.zeros((3 * 32 + 1, 1, 10, 10), dtype=np.uint8)
-    floats = np.zeros((3 * 16 + 1, 4), dtype=np.float32)
-    floats[:, 3] = 1.0
-    for slot, batch in enumerate(batches):
-        frames[slot * 32 : slot * 32 + 16] = batch.states
-        frames[slot * 32 + 16 : (slot + 1) * 32] = batch.next_states
-        rows = floats[slot * 16 : (slot + 1) * 16]
-        rows[:, 0], rows[:, 1], rows[:, 2] = batch.actions, batch.rewards, 0.9 * ~batch.game_over
+    learner = agent._learner(StepConfig(batch_size=16, max_steps=3))
+    buffers = learner.call_buffers(1, (1, 10, 10), np.uint8)
+    for into, batch in zip(buffers.batches, batches, strict=False):
+        into.states[...], into.next_states[...] = batch.states, batch.next_states
+        into.actions[:], into.rewards[:] = batch.actions, batch.rewards
+        into.discounts[:] = 0.9 * ~batch.game_over
     learner.begin()
-    losses, _, _ = learner.step(frames, floats, 2)
+    losses, _, _ = learner.step(buffers, 2)
     learner.end()
     for batch, loss in zip(batches, losses[:2], strict=True):
         inputs = batch.states.astype(np.float32)

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 from conftest import StopAfter
-from test_dqn_options import BATCH, NB_ACTIONS, STEPS, _call_arrays, _random_batches
+from test_dqn_options import BATCH, NB_ACTIONS, STEPS, _call_buffers, _random_batches
 
 from qlearning4k import Agent, EvalCallback, Memory, PrioritizedExperienceReplay, dueling
-from qlearning4k._learner import FIXED_COLUMNS, _StepConfig
+from qlearning4k._internals import Rows, StepConfig
 from qlearning4k.distributional import C51, QuantileRegression
 from qlearning4k.games import Catch
 
@@ -28,12 +28,13 @@ def _softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _reference(distribution, outputs, next_outputs, next_online, floats, masked):
-    """Each transition's loss and target, one transition and atom at a time."""
+def _reference(distribution, outputs, next_outputs, next_online, rows):
+    """Each transition's loss and target, one transition and atom at a time (`rows`: NumPy)."""
     n, a_count = distribution.nb_atoms, NB_ACTIONS
     losses, targets = [], []
     for b in range(len(outputs)):
-        action, reward, discount = int(floats[b, 0]), float(floats[b, 1]), float(floats[b, 2])
+        action, reward = int(rows.actions[b]), float(rows.rewards[b])
+        discount = float(rows.discounts[b])
         atoms = outputs[b].reshape(a_count, n).astype(np.float64)
         next_atoms = next_outputs[b].reshape(a_count, n).astype(np.float64)
         chooser = next_atoms if next_online is None else next_online[b].reshape(a_count, n)
@@ -43,7 +44,8 @@ def _reference(distribution, outputs, next_outputs, next_online, floats, masked)
             chooser_q = _softmax(chooser.astype(np.float64)) @ support
         else:
             chooser_q = chooser.mean(axis=1)
-        allowed = floats[b, FIXED_COLUMNS:] > 0.5 if masked else np.ones(a_count, bool)
+        mask = rows.next_mask
+        allowed = mask[b] > 0.5 if mask is not None else np.ones(a_count, bool)
         if not allowed.any():
             discount, best = 0.0, 0  # no future: which action does not matter
         else:
@@ -81,14 +83,15 @@ def _reference(distribution, outputs, next_outputs, next_online, floats, masked)
 
 def _fixed_batch(rng, masked):
     """Transitions at the edges: game over, rewards beyond the support, on and between atoms."""
-    floats = np.zeros((BATCH, FIXED_COLUMNS + NB_ACTIONS), np.float32)
-    floats[:, 0] = rng.integers(NB_ACTIONS, size=BATCH)
-    floats[:, 1] = [0.0, 0.5, 5.0, -5.0, 1.0, -0.3, 0.0, 2.5]
-    floats[:, 2] = [1.0, 1.0, 0.9, 0.9, 0.0, 0.81, 0.0, 0.5]
-    floats[:, 3] = rng.uniform(0.2, 1.0, BATCH)
-    floats[:, FIXED_COLUMNS:] = rng.random((BATCH, NB_ACTIONS)) < 0.6 if masked else 1.0
-    floats[1, FIXED_COLUMNS:] = 0.0  # a next state with no possible action
-    return floats
+    mask = (rng.random((BATCH, NB_ACTIONS)) < 0.6).astype(np.float32)
+    mask[1] = 0.0  # a next state with no possible action
+    return Rows(
+        actions=rng.integers(NB_ACTIONS, size=BATCH).astype(np.float32),
+        rewards=np.array([0.0, 0.5, 5.0, -5.0, 1.0, -0.3, 0.0, 2.5], np.float32),
+        discounts=np.array([1.0, 1.0, 0.9, 0.9, 0.0, 0.81, 0.0, 0.5], np.float32),
+        weights=rng.uniform(0.2, 1.0, BATCH).astype(np.float32),
+        next_mask=mask if masked else None,
+    )
 
 
 @pytest.mark.parametrize("distribution", DISTRIBUTIONS, ids=_ids)
@@ -97,13 +100,13 @@ def test_losses_equal_a_slow_numpy_reference(distribution, double, masked):
     rng = np.random.default_rng(0)
     width = NB_ACTIONS * distribution.nb_atoms
     outputs, next_outputs, online = (2 * rng.normal(size=(3, BATCH, width))).astype(np.float32)
-    floats = _fixed_batch(rng, masked)
+    rows = _fixed_batch(rng, masked)
     tensor = keras.ops.convert_to_tensor
+    tensors = Rows(*(None if column is None else tensor(column) for column in rows))
     got = distribution._losses(tensor(outputs), tensor(next_outputs),
-                               tensor(online) if double else None, tensor(floats),
-                               NB_ACTIONS, masked)  # fmt: skip
+                               tensor(online) if double else None, tensors, NB_ACTIONS)  # fmt: skip
     expected, _ = _reference(distribution, outputs, next_outputs, online if double else None,
-                             floats, masked)  # fmt: skip
+                             rows)  # fmt: skip
     np.testing.assert_allclose(keras.ops.convert_to_numpy(got), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -161,20 +164,20 @@ def test_compiled_step_equals_a_reference_on_a_twin_model(distribution, options)
     reference.set_weights(fused.get_weights())
     reference.compile(keras.optimizers.Adam(1e-2), _keras_loss(distribution))
     agent = Agent(fused, seed=0, distribution=distribution)
-    config = _StepConfig(batch_size=BATCH, max_steps=STEPS, **options)
+    config = StepConfig(batch_size=BATCH, max_steps=STEPS, **options)
     learner = agent._learner(config)
     batches = _random_batches(np.random.default_rng(0), 3, config.masked)
-    frames, floats = _call_arrays(batches, learner.width)
+    buffers = _call_buffers(learner, batches)
     learner.begin()
-    losses, q_act, td = learner.step(frames, floats, 3)
+    losses, q_act, td = learner.step(buffers, 3)
     learner.end()
 
     target = [w.copy() for w in reference.get_weights()]
     target_model = _model(distribution)  # for forward passes with the target's weights
     ref_losses, ref_errors = [], []
-    for counter, (s, s2, a, *_) in enumerate(batches, start=1):
+    for counter, (s, s2, a, r, discount, w, mask) in enumerate(batches, start=1):
         x, x2 = s.astype(np.float32), s2.astype(np.float32)
-        rows = floats[(counter - 1) * BATCH : counter * BATCH]
+        rows = Rows(a, r, discount, w, mask if config.masked else None)
         online_next = keras.ops.convert_to_numpy(reference(x2))
         next_outputs = online_next
         if config.target_update is not None:
@@ -182,17 +185,16 @@ def test_compiled_step_equals_a_reference_on_a_twin_model(distribution, options)
             next_outputs = keras.ops.convert_to_numpy(target_model(x2))
         double = online_next if config.double_dqn else None
         outputs = keras.ops.convert_to_numpy(reference(x))
-        errors, targets = _reference(distribution, outputs, next_outputs, double, rows,
-                                     config.masked)  # fmt: skip
+        errors, targets = _reference(distribution, outputs, next_outputs, double, rows)
         y = np.concatenate([targets, np.eye(NB_ACTIONS, dtype=np.float32)[a]], axis=1)
-        ref_losses.append(float(reference.train_on_batch(x, y, sample_weight=rows[:, 3])))
+        ref_losses.append(float(reference.train_on_batch(x, y, sample_weight=w)))
         ref_errors.append(errors)
         if config.target_update is not None and counter % config.target_update == 0:
             target = [v.copy() for v in reference.get_weights()]
     np.testing.assert_allclose(losses[:3], ref_losses, rtol=2e-4, atol=1e-5)
     for mine, theirs in zip(fused.get_weights(), reference.get_weights(), strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
-    outputs = keras.ops.convert_to_numpy(reference(frames[-2:].astype(np.float32)))
+    outputs = keras.ops.convert_to_numpy(reference(buffers.acting.astype(np.float32)))
     expected_q = keras.ops.convert_to_numpy(distribution._q_values(outputs, NB_ACTIONS))
     np.testing.assert_allclose(q_act, expected_q, rtol=1e-4, atol=1e-5)
     if config.prioritized:

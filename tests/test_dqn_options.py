@@ -15,7 +15,7 @@ import pytest
 from conftest import make_model
 
 from qlearning4k import Agent, ExperienceReplay, dueling
-from qlearning4k._learner import FIXED_COLUMNS, _narrow_kernels, _StepConfig
+from qlearning4k._internals import StepConfig, narrow_kernels
 from qlearning4k.games import Catch, Game
 
 NB_ACTIONS, BATCH, STEPS = 3, 8, 4
@@ -59,17 +59,17 @@ def _random_batches(rng, count, masked):
     return batches
 
 
-def _call_arrays(batches, width):
-    frames = np.zeros((STEPS * 2 * BATCH + 2, 1, 10, 10), dtype=np.uint8)
-    floats = np.zeros((STEPS * BATCH + 1, width), dtype=np.float32)
-    for slot, (s, s2, a, r, discount, w, mask) in enumerate(batches):
-        frames[slot * 2 * BATCH : slot * 2 * BATCH + BATCH] = s
-        frames[slot * 2 * BATCH + BATCH : (slot + 1) * 2 * BATCH] = s2
-        rows = floats[slot * BATCH : (slot + 1) * BATCH]
-        rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = a, r, discount, w
-        if width > FIXED_COLUMNS:
-            rows[:, FIXED_COLUMNS:] = mask
-    return frames, floats
+def _call_buffers(learner, batches, buffers=None):
+    """`learner`'s call buffers (two states to act on, zeros) with `batches` in
+    their first slots, written through the named batch."""
+    if buffers is None:
+        buffers = learner.call_buffers(2, (1, 10, 10), np.uint8)
+    for into, (s, s2, a, r, discount, w, mask) in zip(buffers.batches, batches, strict=False):
+        into.states[...], into.next_states[...] = s, s2
+        into.actions[:], into.rewards[:], into.discounts[:], into.weights[:] = a, r, discount, w
+        if into.next_mask is not None:
+            into.next_mask[...] = mask
+    return buffers
 
 
 def _three_steps_match(learner, fused, reference, config):
@@ -77,15 +77,15 @@ def _three_steps_match(learner, fused, reference, config):
     and the weights against the reference; returns the call's outputs, its
     arrays, and the reference's TD errors and target weights."""
     batches = _random_batches(np.random.default_rng(0), 3, config.masked)
-    frames, floats = _call_arrays(batches, learner.width)
+    buffers = _call_buffers(learner, batches)
     learner.begin()
-    losses, q_act, td = learner.step(frames, floats, 3)
+    losses, q_act, td = learner.step(buffers, 3)
     learner.end()
     ref_losses, ref_errors, ref_target = _reference_steps(reference, batches, config)
     np.testing.assert_allclose(losses[:3], ref_losses, rtol=2e-4, atol=1e-6)
     for mine, theirs in zip(fused.get_weights(), reference.get_weights(), strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
-    return (losses, q_act, td), frames, ref_errors, ref_target
+    return (losses, q_act, td), buffers, ref_errors, ref_target
 
 
 def _reference_steps(reference, batches, config):
@@ -142,13 +142,13 @@ def test_compiled_step_equals_a_plain_reference(options, extra_calls):
     """
     fused, reference = _twins()
     agent = Agent(fused, seed=0)
-    config = _StepConfig(batch_size=BATCH, max_steps=STEPS, **options)
+    config = StepConfig(batch_size=BATCH, max_steps=STEPS, **options)
     learner = agent._learner(config)
     _one_call_a_step(learner, extra_calls)
-    outputs, frames, ref_errors, ref_target = _three_steps_match(learner, fused, reference, config)
+    outputs, buffers, ref_errors, ref_target = _three_steps_match(learner, fused, reference, config)
     losses, q_act, td = outputs
     assert losses[3] == 0.0
-    expected_q = keras.ops.convert_to_numpy(reference(frames[-2:].astype(np.float32)))
+    expected_q = keras.ops.convert_to_numpy(reference(buffers.acting.astype(np.float32)))
     np.testing.assert_allclose(q_act, expected_q, rtol=1e-4, atol=1e-5)
     if config.prioritized:
         np.testing.assert_allclose(td[: 3 * BATCH], ref_errors, rtol=1e-4, atol=1e-4)
@@ -176,21 +176,20 @@ def test_xla_step_equals_the_reference_and_compiles_once(extra_calls):
     """
     fused, reference = _twins(jit_compile=True)
     agent = Agent(fused, seed=0)
-    config = _StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2, double_dqn=True)
+    config = StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2, double_dqn=True)
     learner = agent._learner(config)
     _one_call_a_step(learner, extra_calls)
     rng = np.random.default_rng(0)
     batches = _random_batches(rng, 3, masked=False)
-    frames, floats = _call_arrays(batches, learner.width)
     learner.begin()
-    losses, _, _ = learner.step(frames, floats, 3)
+    losses, _, _ = learner.step(_call_buffers(learner, batches), 3)
     ref_losses, _, _ = _reference_steps(reference, batches, config)
     np.testing.assert_allclose(losses[:3], ref_losses, rtol=2e-4, atol=1e-6)
     learner.extra_calls_left = extra_calls + 2 * 20  # the same kind of calls again
-    calls = [_call_arrays(_random_batches(rng, 3, False), learner.width) for _ in range(20)]
+    calls = [_call_buffers(learner, _random_batches(rng, 3, False)) for _ in range(20)]
     start = time.perf_counter()
-    for frames, floats in calls:  # new batches each call, as in training
-        learner.step(frames, floats, 3)
+    for buffers in calls:  # new batches each call, as in training
+        learner.step(buffers, 3)
     assert time.perf_counter() - start < 10.0
     learner.end()
 
@@ -232,7 +231,7 @@ def test_convolutions_under_xla_on_the_cpu_run_one_call_a_step(model, jit_compil
     else:
         fused = _conv_model(nested=model == "nested conv", jit_compile=jit_compile)
     fused, reference = _twins(fused=fused)
-    config = _StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2)
+    config = StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2)
     learner = Agent(fused, seed=0)._learner(config)
     backend = ("tensorflow", "jax", "torch").index(keras.backend.backend())
     assert learner.one_call_a_step is expected[backend]
@@ -253,7 +252,7 @@ def test_convolutions_under_xla_on_the_cpu_run_one_call_a_step(model, jit_compil
 )
 def test_narrow_kernels_are_the_matrices_with_at_most_32_columns(layers, expected):
     model = keras.Sequential([keras.Input((6,))] + [keras.layers.Dense(units) for units in layers])
-    assert _narrow_kernels(model) == expected
+    assert narrow_kernels(model) == expected
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's gradients on the CPU")
@@ -262,17 +261,18 @@ def test_narrow_kernel_gradients_kept_apart_train_as_the_plain_gradients():
     in the compiled step) and trains exactly as without."""
     fused, twin = make_model(), make_model()
     twin.set_weights(fused.get_weights())
-    config = _StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2)
+    config = StepConfig(batch_size=BATCH, max_steps=STEPS, target_update=2)
     apart, plain = Agent(fused, seed=0)._learner(config), Agent(twin, seed=0)._learner(config)
     assert apart._narrow == {0, 2}  # (100, 32) and (32, 3)
     plain._narrow = frozenset()
-    frames, floats = _call_arrays(_random_batches(np.random.default_rng(0), 3, False), 4)
+    batches = _random_batches(np.random.default_rng(0), 3, False)
     for learner in (apart, plain):
+        buffers = _call_buffers(learner, batches)
         learner.begin()
-        hlo = learner._jit_step.lower(learner._state, frames, floats).as_text()
+        hlo = learner._jit_step.lower(learner._state, buffers.frames, buffers.floats).as_text()
         assert ("optimization_barrier" in hlo) is (learner is apart)
         for _ in range(3):
-            learner.step(frames, floats, 3)
+            learner.step(buffers, 3)
         learner.end()
     for mine, theirs in zip(fused.get_weights(), twin.get_weights(), strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-7)
@@ -288,24 +288,23 @@ def test_call_buffers_refilled_in_place_give_every_call_its_new_batches(extra_ca
     """
     fused, reference = _twins()
     agent = Agent(fused, seed=0)
-    config = _StepConfig(batch_size=BATCH, max_steps=STEPS)
+    config = StepConfig(batch_size=BATCH, max_steps=STEPS)
     learner = agent._learner(config)
     _one_call_a_step(learner, extra_calls)
-    frames = learner.buffer((STEPS * 2 * BATCH + 2, 1, 10, 10), np.uint8)
-    floats = learner.buffer((STEPS * BATCH + 1, learner.width), np.float32)
+    buffers = learner.call_buffers(2, (1, 10, 10), np.uint8)
     if keras.backend.backend() in ("tensorflow", "jax"):
-        assert {id(frames), id(floats)} <= set(learner._bound)
+        assert {id(buffers.frames), id(buffers.floats)} <= set(learner._bound)
     rng = np.random.default_rng(1)
     learner.begin()
     for count in (2, 0, 1, 2):
         batches = _random_batches(rng, count, masked=False)
-        frames[...], floats[...] = _call_arrays(batches, learner.width)
-        frames[-2:] = rng.integers(0, 2, size=(2, 1, 10, 10))  # new states to act on
-        losses, q_act, _ = learner.step(frames, floats, count)
+        _call_buffers(learner, batches, buffers)
+        buffers.acting[...] = rng.integers(0, 2, size=(2, 1, 10, 10))  # new states to act on
+        losses, q_act, _ = learner.step(buffers, count)
         if count:  # else acting only
             ref_losses, _, _ = _reference_steps(reference, batches, config)
             np.testing.assert_allclose(losses[:count], ref_losses, rtol=2e-4, atol=1e-6)
-        expected_q = keras.ops.convert_to_numpy(reference(frames[-2:].astype(np.float32)))
+        expected_q = keras.ops.convert_to_numpy(reference(buffers.acting.astype(np.float32)))
         np.testing.assert_allclose(q_act, expected_q, rtol=1e-4, atol=1e-5)
     learner.end()
 
@@ -338,7 +337,7 @@ def test_eager_tensors_are_made_directly_even_before_any_tensorflow_op():
     """
     code = (
         "import numpy as np, tensorflow as tf\n"
-        "from qlearning4k._learner import _eager_tensor_maker\n"
+        "from qlearning4k._learner.tensorflow import _eager_tensor_maker\n"
         "make = _eager_tensor_maker(tf)\n"
         "x = np.arange(6, dtype=np.uint8).reshape(2, 3)\n"
         "t = make(x)\n"

@@ -6,8 +6,7 @@ import pytest
 from conftest import make_model
 
 from qlearning4k import Agent, Batch, ExperienceReplay, Memory
-from qlearning4k._replay_states import _FrameOnceStates
-from qlearning4k._training import _NStep
+from qlearning4k._internals import FrameOnceStates, NStep, StepBatch
 from qlearning4k.games import Catch, VectorCatch
 
 
@@ -201,7 +200,8 @@ def test_sample_into_call_arrays_equals_sample(nb_frames):
     states = np.zeros((64, nb_frames, 3, 4), np.uint8)
     next_states = np.zeros_like(states)
     floats = np.zeros((64, 4), np.float32)
-    idx = filled(5)._sample_into(states, next_states, floats, gamma=0.5)
+    into = StepBatch(states, next_states, *floats.T, next_mask=None)
+    idx = filled(5)._sample_into(into, gamma=0.5)
     np.testing.assert_array_equal(idx, batch.indices)
     np.testing.assert_array_equal(states, batch.states)
     np.testing.assert_array_equal(next_states, batch.next_states)
@@ -348,7 +348,7 @@ def test_states_rebuilt_from_frames_are_the_states_the_agent_saw(
     game = Catch(seed=0) if game == "Catch" else VectorCatch(4, seed=0)
     agent.train(game, nb_epoch=25, batch_size=8, nb_parallel=nb_parallel,
                 n_step=n_step, verbose=0)  # fmt: skip
-    assert isinstance(memory._layout, _FrameOnceStates)
+    assert isinstance(memory._layout, FrameOnceStates)
     states, _, _, nexts = _all_transitions(memory)
     np.testing.assert_array_equal(states, np.stack([x for x, _ in memory.seen[-50:]]))
     np.testing.assert_array_equal(nexts, np.stack([y for _, y in memory.seen[-50:]]))
@@ -385,7 +385,7 @@ def test_a_smaller_frame_once_memory_gives_back_its_frames():
 
 def _n_step_run(rng, copies, n, memory, moves, nb_frames=4):
     """Plays `_streams` through the agent's n-step bookkeeping into `memory`."""
-    nstep = _NStep(n, 0.9, copies, (nb_frames, 3, 4), np.uint8)
+    nstep = NStep(n, 0.9, copies, (nb_frames, 3, 4), np.uint8)
     playing = np.arange(copies)
     for s, s2, over in _streams(rng, nb_frames, copies, moves):
         actions, rewards = np.zeros(copies, np.int32), np.ones(copies, np.float32)

@@ -6,8 +6,8 @@ import pytest
 from conftest import StopAfter
 
 from qlearning4k import C51, Agent, NoisyDense, PrioritizedExperienceReplay, dueling
+from qlearning4k._internals import counter_normal, reseed
 from qlearning4k.games import Catch
-from qlearning4k.noisy_dense import _counter_normal, _reseed
 
 IN, UNITS = 5, 4
 
@@ -188,10 +188,10 @@ def test_reseeding_gives_model_copies_their_own_noise():
     x = np.ones((2, 1, 10, 10), np.float32)
     a, b = _catch_model(), _catch_model()
     b.set_weights(a.get_weights())
-    _reseed(a, 1), _reseed(b, 2)
+    reseed(a, 1), reseed(b, 2)
     assert _noise_state(a) != _noise_state(b)
     assert not np.allclose(_numpy(a(x, training=True)), _numpy(b(x, training=True)))
-    _reseed(a, 1), _reseed(b, 1)
+    reseed(a, 1), reseed(b, 1)
     np.testing.assert_allclose(_numpy(a(x, training=True)), _numpy(b(x, training=True)), rtol=1e-6)
 
 
@@ -201,7 +201,7 @@ def test_reseeding_gives_model_copies_their_own_noise():
 @pytest.mark.parametrize("seed", [(0, 0), (12345, 7), (-5, 2**30)])
 def test_the_counter_generator_draws_standard_normals(seed):
     def draws(seed, size=100_000):
-        return _numpy(_counter_normal(size, np.array(seed, np.int32), "float32"))
+        return _numpy(counter_normal(size, np.array(seed, np.int32), "float32"))
 
     x = draws(seed)
     assert abs(x.mean()) < 0.015 and abs(x.std() - 1) < 0.015  # 4.7 standard errors

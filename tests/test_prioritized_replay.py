@@ -5,14 +5,14 @@ import pytest
 from conftest import make_model
 
 from qlearning4k import Agent, PrioritizedExperienceReplay
+from qlearning4k._internals import SumTree
 from qlearning4k.games import Catch
-from qlearning4k.prioritized_replay import _SumTree
 
 
 @pytest.mark.parametrize("capacity", [1, 2, 5, 64, 1000])
 def test_sum_tree_sums_and_finds_like_a_cumulative_sum(capacity):
     rng = np.random.default_rng(capacity)
-    tree = _SumTree(capacity)
+    tree = SumTree(capacity)
     values = rng.random(capacity)
     tree.update(np.arange(capacity), values)
     changed = rng.integers(0, capacity, size=max(1, capacity // 3))

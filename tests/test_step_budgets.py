@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qlearning4k import Agent, ExperienceReplay, QuantileRegression, from_sb3
-from qlearning4k._learner import _make_learner, _StepConfig
+from qlearning4k._internals import StepConfig, make_learner
 from qlearning4k.games import Catch, GymGame
 
 
@@ -96,13 +96,13 @@ def test_gradient_steps_and_target_copies_follow_stable_baselines3(
     interval,
 ):  # fmt: skip
     agent = _agent(model_factory)
-    learner_class = type(_make_learner(agent.model, _StepConfig()))
+    learner_class = type(make_learner(agent.model, StepConfig()))
     done, copies = [0], []
     step = learner_class.step
 
-    def counting_step(self, frames, floats, count):
+    def counting_step(self, buffers, count):
         done[0] += count
-        return step(self, frames, floats, count)
+        return step(self, buffers, count)
 
     def recording_copy(self):
         copies.append(done[0])

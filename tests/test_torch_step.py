@@ -11,10 +11,10 @@ warning where a model cannot be traced.
 import keras
 import numpy as np
 import pytest
-from test_dqn_options import BATCH, NB_ACTIONS, STEPS, _call_arrays, _random_batches
+from test_dqn_options import BATCH, NB_ACTIONS, STEPS, _call_buffers, _random_batches
 
 from qlearning4k import Agent, dueling
-from qlearning4k._learner import _StepConfig
+from qlearning4k._internals import StepConfig
 from qlearning4k.distributional import C51, QuantileRegression
 from qlearning4k.games import Catch
 
@@ -106,7 +106,7 @@ CASES = {
 
 def _learner(model, options, distribution, traced: bool):
     agent = Agent(model, seed=0, distribution=distribution)
-    learner = agent._learner(_StepConfig(batch_size=BATCH, max_steps=STEPS, **options))
+    learner = agent._learner(StepConfig(batch_size=BATCH, max_steps=STEPS, **options))
     if not traced:
         learner._traces_learning = learner._traces_acting = False
     return learner
@@ -147,8 +147,7 @@ def test_traced_step_equals_the_eager_step(case, script, monkeypatch):
     rng = np.random.default_rng(0)
     for count in (3, 2, 0):  # two learning calls, then acting only
         batches = _random_batches(rng, count, options.get("masked", False))
-        frames, floats = _call_arrays(batches, traced.width)
-        outs = [learner.step(frames.copy(), floats.copy(), count) for learner in (traced, eager)]
+        outs = [learner.step(_call_buffers(learner, batches), count) for learner in (traced, eager)]
         for mine, theirs in zip(*outs, strict=True):
             if mine is None:
                 assert theirs is None
@@ -185,17 +184,17 @@ def test_the_graphs_read_the_variables_at_each_call():
     model = _model("mlp", keras.optimizers.Adam(1e-2))
     learner = _learner(model, {}, None, traced=True)
     rng = np.random.default_rng(1)
-    frames, floats = _call_arrays(_random_batches(rng, 2, False), learner.width)
-    learner.step(frames, floats, 2)  # traces both graphs
+    buffers = _call_buffers(learner, _random_batches(rng, 2, False))
+    learner.step(buffers, 2)  # traces both graphs
     # A learning rate set after the trace holds: 0 leaves the weights as they are.
     model.optimizer.learning_rate.assign(0.0)
     before = [w.copy() for w in model.get_weights()]
-    learner.step(frames, floats, 2)
+    learner.step(buffers, 2)
     for mine, theirs in zip(model.get_weights(), before, strict=True):
         np.testing.assert_array_equal(mine, theirs)
     # Weights set after the trace are the ones the acting graph uses.
     model.set_weights([np.zeros_like(w) for w in before])
-    np.testing.assert_array_equal(learner.q_values(frames[:4].astype(np.float32)), 0.0)
+    np.testing.assert_array_equal(learner.q_values(buffers.frames[:4].astype(np.float32)), 0.0)
 
 
 def _dropout_model(seed):
@@ -217,12 +216,12 @@ def test_unseeded_dropout_is_traced_and_draws_new_masks_at_each_step():
     # operation of the graph, drawn anew at each call, as in the eager step.
     model = _dropout_model(seed=None)
     learner = _learner(model, {}, None, traced=True)
-    frames, floats = _call_arrays(_random_batches(np.random.default_rng(2), 1, False), 4)
+    buffers = _call_buffers(learner, _random_batches(np.random.default_rng(2), 1, False))
     weights = model.get_weights()
     losses = []
     for _ in range(3):
         model.set_weights(weights)
-        losses.append(learner.step(frames, floats, 1)[0][0])
+        losses.append(learner.step(buffers, 1)[0][0])
     assert all(graph is not None for graph in learner._graphs.values())
     assert len(set(losses)) == 3
 
@@ -232,10 +231,10 @@ def test_a_model_that_cannot_be_traced_runs_eagerly_with_a_warning():
     # trace on fake tensors cannot read.
     model = _dropout_model(seed=1)
     learner = _learner(model, {}, None, traced=True)
-    frames, floats = _call_arrays(_random_batches(np.random.default_rng(2), 2, False), 4)
+    buffers = _call_buffers(learner, _random_batches(np.random.default_rng(2), 2, False))
     before = [w.copy() for w in model.get_weights()]
     with pytest.warns(UserWarning, match="could not trace this model's PyTorch step"):
-        losses, _, _ = learner.step(frames, floats, 2)
+        losses, _, _ = learner.step(buffers, 2)
     assert [key[0] for key, graph in learner._graphs.items() if graph is None] == ["learn"]
     assert np.isfinite(losses[:2]).all() and (losses[:2] > 0).all()
     assert any(not np.array_equal(a, b) for a, b in zip(model.get_weights(), before, strict=True))

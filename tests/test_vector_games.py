@@ -8,9 +8,9 @@ from conftest import StopAfter, make_model
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from qlearning4k import Agent, ExperienceReplay
+from qlearning4k._internals import SNAKE_EMPTY, SNAKE_FRUIT
 from qlearning4k.callbacks import EvalCallback
 from qlearning4k.games import Catch, GymVectorGame, Snake, VectorCatch, VectorGame, VectorSnake
-from qlearning4k.games.snake import _EMPTY, _FRUIT
 from qlearning4k.testing import check_game
 
 
@@ -72,11 +72,11 @@ def test_vector_snake_plays_as_snake_in_every_copy():
     def same_fruit(k):  # fruits are random: put each single one where the copy's is
         single, board = singles[k], game.get_frames()[k]
         if single.fruit is not None:
-            single._board[single.fruit] = _EMPTY
-        where = np.argwhere(board == _FRUIT)
+            single._board[single.fruit] = SNAKE_EMPTY
+        where = np.argwhere(board == SNAKE_FRUIT)
         single.fruit = tuple(int(x) for x in where[0]) if len(where) else None
         if single.fruit is not None:
-            single._board[single.fruit] = _FRUIT
+            single._board[single.fruit] = SNAKE_FRUIT
 
     for k in range(n):
         same_fruit(k)

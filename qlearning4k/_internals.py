@@ -1,0 +1,45 @@
+"""The one seam through which qlearning4k's tests and benchmarks reach its internals.
+
+Not public API: these names may change in any release. They are gathered
+here so that tests and benchmarks import no private module of the package
+directly, and so that a change inside the package has one place to update
+for them (see `docs/design.md`).
+"""
+
+from qlearning4k._learner import (
+    FIXED_COLUMNS,
+    CallBuffers,
+    Learner,
+    Rows,
+    StepBatch,
+    StepConfig,
+    bootstrapped_returns,
+    make_learner,
+)
+from qlearning4k._learner.rules import narrow_kernels
+from qlearning4k._replay_states import _FrameOnceStates as FrameOnceStates
+from qlearning4k._training import _NStep as NStep
+from qlearning4k.games.snake import _EMPTY as SNAKE_EMPTY
+from qlearning4k.games.snake import _FRUIT as SNAKE_FRUIT
+from qlearning4k.noisy_dense import _counter_normal as counter_normal
+from qlearning4k.noisy_dense import _reseed as reseed
+from qlearning4k.prioritized_replay import _SumTree as SumTree
+
+__all__ = [
+    "FIXED_COLUMNS",
+    "SNAKE_EMPTY",
+    "SNAKE_FRUIT",
+    "CallBuffers",
+    "FrameOnceStates",
+    "Learner",
+    "NStep",
+    "Rows",
+    "StepBatch",
+    "StepConfig",
+    "SumTree",
+    "bootstrapped_returns",
+    "counter_normal",
+    "make_learner",
+    "narrow_kernels",
+    "reseed",
+]

@@ -1,0 +1,149 @@
+"""The named batch between the replay memory and the compiled step, and its packing.
+
+A call into a compiled function costs hundreds of microseconds here however
+little it computes, and passing arrays in and out is a large part of that,
+so every call takes two arrays and returns one, whatever the batches hold.
+`CallBuffers` owns the two arrays and hands out named views of them: each
+gradient step's `StepBatch` (states, next states, actions, rewards,
+discounts, weights, masks), and the states to act on. Whoever fills a batch
+(the replay memory's `_sample_into`, the training run, tests, benchmarks)
+writes through those names; only this module and the learners know where
+the names live in the arrays:
+
+- `frames`: `(max_steps * 2 * batch + n_act,) + state_shape` in the game's
+  dtype: for each gradient step its states then its next states, then the
+  states to act on. Rows of unused steps are ignored.
+- `floats`: `(max_steps * batch + 1, width)` `float32`: per transition its
+  action, reward, bootstrap discount (`gamma ** steps`, 0 at game over) and
+  sample weight, then with masks one 0/1 column per action (the actions
+  possible in the next state). The last row holds the number of gradient
+  steps to run in its first column and, for the one-step graph (see
+  `Learner.one_call_a_step`), the slot of the step to run in its second.
+- returned: `(max_steps [+ max_steps * batch] + n_act * nb_actions,)`: the
+  loss of each gradient step (0 for those not run), with `prioritized` the
+  TD error of each transition, then the Q-values of the acting states.
+
+Inside the compiled step, `read_rows` names the columns of a step's rows.
+`bootstrapped_returns` is the one NumPy TD target, for what computes targets
+outside the compiled step (`ExperienceReplay.get_batch`, the Ray actors'
+initial priorities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+ACTION, REWARD, DISCOUNT, WEIGHT = range(4)  # the columns of `floats`
+FIXED_COLUMNS = 4  # the mask columns follow
+_COUNT, _SLOT = 0, 1  # columns of the last row: steps to run, slot of the one-step graph
+
+
+class StepBatch(NamedTuple):
+    """One gradient step's transitions: writable views of a call's arrays.
+
+    Attributes:
+        states: `(batch,) + state_shape`, in the game's dtype.
+        next_states: `(batch,) + state_shape`, like `states`.
+        actions: `(batch,)` float32: each transition's action.
+        rewards: `(batch,)` float32: the (n-step) return before bootstrapping.
+        discounts: `(batch,)` float32: the bootstrap discount, `gamma ** steps`
+            and 0 after a game over.
+        weights: `(batch,)` float32: the loss weight (prioritized replay's
+            importance-sampling weight, else 1).
+        next_mask: `(batch, nb_actions)` float32, 1 where an action is possible
+            in the next state; `None` when the step takes no masks.
+    """
+
+    states: np.ndarray
+    next_states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    discounts: np.ndarray
+    weights: np.ndarray
+    next_mask: np.ndarray | None
+
+
+class CallBuffers:
+    """The two arrays of a learner's calls, and named views of them.
+
+    Made by `Learner.call_buffers()`. `batches[i]` is gradient step `i`'s
+    `StepBatch` and `acting` the states to act on; the learner's `step()`
+    takes the whole object.
+
+    Args:
+        allocate: `allocate(shape, dtype)` makes a zeroed array (the
+            learner's `buffer`, which may bind it to a backend value).
+        max_steps: Gradient steps a call holds at most.
+        batch_size: Transitions per gradient step.
+        nb_act: States to act on per call.
+        state_shape: `(nb_frames,) + frame_shape`.
+        dtype: The states' dtype.
+        nb_actions: Actions, for the mask columns.
+        masked: Whether the steps take masks of the next states' actions.
+    """
+
+    def __init__(
+        self,
+        allocate: Callable[[tuple, Any], np.ndarray],
+        max_steps: int,
+        batch_size: int,
+        nb_act: int,
+        state_shape: tuple,
+        dtype,
+        nb_actions: int,
+        masked: bool,
+    ):
+        self.batch_size, self.max_steps = batch_size, max_steps
+        width = FIXED_COLUMNS + (nb_actions if masked else 0)
+        self.frames = allocate((max_steps * 2 * batch_size + nb_act,) + tuple(state_shape), dtype)
+        self.floats = allocate((max_steps * batch_size + 1, width), np.float32)
+        self.floats[:, WEIGHT] = 1.0
+        self.batches = tuple(self._batch(slot, masked) for slot in range(max_steps))
+        self.acting = self.frames[max_steps * 2 * batch_size :]  # (nb_act,) + state_shape
+
+    def _batch(self, slot: int, masked: bool) -> StepBatch:
+        size = self.batch_size
+        frames = self.frames[slot * 2 * size : (slot + 1) * 2 * size]
+        rows = self.floats[slot * size : (slot + 1) * size]
+        return StepBatch(
+            frames[:size], frames[size:], rows[:, ACTION], rows[:, REWARD], rows[:, DISCOUNT],
+            rows[:, WEIGHT], rows[:, FIXED_COLUMNS:] if masked else None,
+        )  # fmt: skip
+
+    def set_act(self, states: np.ndarray) -> None:
+        """Writes the states to act on into the last rows of `acting`."""
+        self.acting[len(self.acting) - len(states) :] = states
+
+
+class Rows(NamedTuple):
+    """A gradient step's columns as backend tensors (see `read_rows`)."""
+
+    actions: Any  # (batch,) float
+    rewards: Any  # (batch,) float
+    discounts: Any  # (batch,) float
+    weights: Any  # (batch,) float
+    next_mask: Any  # (batch, nb_actions) float, or None without masks
+
+
+def read_rows(floats, nb_actions: int, masked: bool) -> Rows:
+    """The named columns of one gradient step's rows of `floats` (any backend's tensor)."""
+    next_mask = floats[:, FIXED_COLUMNS : FIXED_COLUMNS + nb_actions] if masked else None
+    return Rows(
+        floats[:, ACTION], floats[:, REWARD], floats[:, DISCOUNT], floats[:, WEIGHT], next_mask
+    )
+
+
+def bootstrapped_returns(rewards, discounts, q_next, next_mask=None) -> np.ndarray:
+    """The NumPy TD target `r + discount * max Q(S')` of each transition: `(batch,)`.
+
+    The max runs over the actions `next_mask` (bool `(batch, nb_actions)`)
+    allows, all of them when it is `None`; a next state with no possible
+    action has no future (0).
+    """
+    if next_mask is not None:
+        q_next = np.where(next_mask, q_next, -np.inf)
+    best_next = np.where(np.isfinite(q_next).any(axis=1), q_next.max(axis=1), 0.0)  # (batch,)
+    return rewards + discounts * best_next
