@@ -10,6 +10,13 @@ import numpy as np
 
 from qlearning4k._checks import _check_score
 from qlearning4k._learner import StepConfig
+from qlearning4k._player import (
+    allowed_actions,
+    check_scores,
+    flags,
+    restricts_actions,
+    vector_actions,
+)
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 
@@ -59,13 +66,11 @@ def _play_games(
     `epsilon`, random from `rng`. With `noisy`, the model's noise layers
     draw new noise at each call.
     """
-    from qlearning4k._training import _restricts_actions
-
     if isinstance(game, VectorGame):
         return _play_vector_games(
             agent, game, nb_games, seed, epsilon, rng, max_steps, on_game_end, noisy
         )
-    masked = _restricts_actions(game)
+    masked = restricts_actions(game)
     learner = agent._learner(StepConfig(noisy=noisy))
     width = min(nb_parallel, nb_games)
     copies, generator = _copies(game, width, seed)
@@ -79,7 +84,7 @@ def _play_games(
             g.rng = generator(first + i)
             g.reset()
         n = len(games)
-        frames = np.stack([agent._check_frame(g, g.get_frame()) for g in games])
+        frames = np.stack([agent._player.check_frame(g, g.get_frame()) for g in games])
         states = np.repeat(frames[:, None], agent.nb_frames, axis=1)  # (n, nb_frames) + frame
         if len(games) < width:  # the last round keeps the call's shape
             pad = np.repeat(states[:1], width - n, axis=0)
@@ -100,13 +105,13 @@ def _play_games(
                 if greedy is not None and not random_move:
                     action = int(greedy[k])
                 else:
-                    action = agent._choose(g, None if q is None else q[k], random_move, rng)
+                    action = agent._player.choose(g, None if q is None else q[k], random_move, rng)
                 g.play(action)
                 score[k] += _check_score(g, g.get_score())
                 length[k] += 1
                 if agent.nb_frames > 1:
                     states[k, :-1] = states[k, 1:]
-                states[k, -1] = agent._check_frame(g, g.get_frame())
+                states[k, -1] = agent._player.check_frame(g, g.get_frame())
                 if draw:
                     shots[k].append(g.draw())
                 over = g.is_over()
@@ -138,45 +143,37 @@ def _play_vector_games(
     steps all its copies) and are not counted. Games are numbered in the
     order they start.
     """
-    from qlearning4k._training import (
-        _allowed,
-        _check_scores,
-        _flags,
-        _restricts_actions,
-        _vector_actions,
-    )
-
-    masked = _restricts_actions(game)
+    masked = restricts_actions(game)
     learner = agent._learner(StepConfig(noisy=noisy))
     n = game.nb_copies
     game.reset(seed=seed)
-    states = agent._first_states(game, game.get_frames())  # (n, nb_frames) + frame
+    states = agent._player.first_states(game, game.get_frames())  # (n, nb_frames) + frame
     game_of = np.where(np.arange(n) < nb_games, np.arange(n), -1)  # the game each copy plays
     started = min(n, nb_games)
     scores = np.zeros(nb_games)
     lengths = np.zeros(nb_games, dtype=np.int64)
     won = np.zeros(nb_games, dtype=bool)
     score, length = np.zeros(n), np.zeros(n, dtype=np.int64)
-    allowed = _allowed(game) if masked else None
+    allowed = allowed_actions(game) if masked else None
     while (game_of >= 0).any():
         playing = game_of >= 0
         explore = rng.random(n) < epsilon if epsilon > 0 else np.zeros(n, dtype=bool)
         q = None if explore[playing].all() else learner.q_values(states)  # (n, nb_actions)
-        game.play(_vector_actions(q, explore, allowed, rng, agent.nb_actions))
-        frames = agent._check_frames(game, game.get_frames())
-        rewards = _check_scores(game, game.get_scores())
-        over = _flags(game, "is_over")
+        game.play(vector_actions(q, explore, allowed, rng, agent.nb_actions))
+        frames = agent._player.check_frames(game, game.get_frames())
+        rewards = check_scores(game, game.get_scores())
+        over = flags(game, "is_over")
         score += np.where(playing, rewards, 0.0)
         length += playing
         if agent.nb_frames > 1:
             states[:, :-1] = states[:, 1:]
         states[:, -1] = frames
         if masked:
-            allowed = _allowed(game)
+            allowed = allowed_actions(game)
         ending = playing & (over | (length == max_steps)) if max_steps else playing & over
         if not ending.any():
             continue
-        wins = _flags(game, "is_won") & over
+        wins = flags(game, "is_won") & over
         restart = np.zeros(n, dtype=bool)
         for k in np.flatnonzero(ending):  # once per game
             index = game_of[k]
@@ -191,10 +188,10 @@ def _play_vector_games(
                 game_of[k] = -1
         if restart.any():
             game.reset(restart)
-            frames = agent._check_frames(game, game.get_frames())
+            frames = agent._player.check_frames(game, game.get_frames())
             states[restart] = frames[restart][:, None]
             if masked:
-                allowed = _allowed(game)
+                allowed = allowed_actions(game)
     return _Played(scores, lengths, won, None)
 
 

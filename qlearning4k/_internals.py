@@ -6,6 +6,8 @@ directly, and so that a change inside the package has one place to update
 for them (see `docs/design.md`).
 """
 
+from qlearning4k import _affinity as affinity
+from qlearning4k import _settings as settings
 from qlearning4k._learner import (
     FIXED_COLUMNS,
     CallBuffers,
@@ -17,8 +19,8 @@ from qlearning4k._learner import (
     make_learner,
 )
 from qlearning4k._learner.rules import narrow_kernels
+from qlearning4k._nstep import NStep
 from qlearning4k._replay_states import _FrameOnceStates as FrameOnceStates
-from qlearning4k._training import _NStep as NStep
 from qlearning4k.games.snake import _EMPTY as SNAKE_EMPTY
 from qlearning4k.games.snake import _FRUIT as SNAKE_FRUIT
 from qlearning4k.noisy_dense import _counter_normal as counter_normal
@@ -37,9 +39,11 @@ __all__ = [
     "StepBatch",
     "StepConfig",
     "SumTree",
+    "affinity",
     "bootstrapped_returns",
     "counter_normal",
     "make_learner",
     "narrow_kernels",
     "reseed",
+    "settings",
 ]

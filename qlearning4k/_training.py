@@ -4,61 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import math
 import random
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import keras
 import numpy as np
 
 from qlearning4k._affinity import _OneCore
+from qlearning4k._callback_list import WIN_WINDOW, CallbackList, Progress
 from qlearning4k._checks import _check_score
-from qlearning4k._learner import StepConfig
-from qlearning4k.games.game import Game
+from qlearning4k._gradient_queue import GradientQueue, non_finite_error
+from qlearning4k._nstep import NStep
+from qlearning4k._player import (
+    allowed_actions,
+    check_scores,
+    flags,
+    vector_actions,
+)
+from qlearning4k._saving import keras_seed_state, save_checkpoint, set_keras_seed_state
+from qlearning4k._settings import Settings, step_config
 from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
-from qlearning4k.noisy_dense import _has_noise
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
-
-WIN_WINDOW = 100  # games in the win rate that progress and logs show
-MAX_DEFERRED = 8  # gradient steps that may wait for one compiled call
-_REPORT_INTERVAL = 0.05  # seconds between progress bar updates
-
-
-@dataclasses.dataclass(frozen=True)
-class _Settings:
-    """The arguments of `Agent.train()`, checked there, for one run."""
-
-    nb_epoch: int  # games; with a step budget, as many as it takes
-    total_timesteps: int | None  # env steps of all copies together, or None
-    batch_size: int
-    gamma: float
-    epsilon_of: Callable[[int], float]  # epsilon of a game (games budget)
-    epsilon_at: Callable[[int], float]  # epsilon after that many env steps (step budget)
-    observe: int  # games
-    learning_starts: int  # env steps
-    reset_memory: bool
-    checkpoint: int | None
-    checkpoint_path: str
-    keep_checkpoints: int
-    verbose: int
-    user_callbacks: list
-    nb_parallel: int
-    train_freq: int
-    gradient_steps: int  # per learning step, resolved from -1
-    max_steps: int | None
-    on_nan: str
-    target_update: int | float | None  # gradient steps, or tau
-    target_update_interval: int | None  # env steps
-    double_dqn: bool
-    n_step: int
-    single_core: bool
 
 
 class _TrainingRun:
@@ -72,8 +44,9 @@ class _TrainingRun:
     one call per step, in fewer calls.
     """
 
-    def __init__(self, agent, game, settings: _Settings):
+    def __init__(self, agent, game, settings: Settings):
         self.agent = agent
+        self.player = agent._player
         self.model = agent.model
         self.memory = agent.memory
         self.rng = agent.rng
@@ -86,39 +59,12 @@ class _TrainingRun:
                 f"Q-values. Received: {type(self.memory).__name__} with "
                 f"distribution={agent.distribution!r}"
             )
-        self.queue_size = max(self.settings.gradient_steps, MAX_DEFERRED)
-        # Masks only for games that can forbid actions: the others pay nothing.
-        self.masked = _restricts_actions(game)
-        self.prioritized = isinstance(self.memory, PrioritizedExperienceReplay)
-        config = StepConfig(
-            batch_size=self.settings.batch_size,
-            max_steps=self.queue_size,
-            target_update=self.settings.target_update,
-            double_dqn=self.settings.double_dqn,
-            target_copied=self.settings.target_update_interval is not None,
-            masked=self.masked,
-            prioritized=self.prioritized,
-            noisy=_has_noise(self.model),
-        )
+        config = step_config(settings, game, self.memory, self.model)
+        self.masked = config.masked
         self.learner = agent._learner(config)
 
-        # A vector game steps all its copies in one call (`_play_vector`);
-        # plain games are copied and played one by one (`_play`).
-        self.vector = game if isinstance(game, VectorGame) else None
-        if self.vector is not None:
-            nb_copies = game.nb_copies
-            self.games = [game]
-            self.states = agent._first_states(game, game.get_frames())
-            # (nb_copies, nb_actions) bool: the actions possible now, for masked games
-            self.allowed = _allowed(game) if self.masked else None
-        else:
-            nb_copies = min(self.settings.nb_parallel, self.settings.nb_epoch)
-            self.games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
-            for clone in self.games[1:]:
-                clone.rng = np.random.default_rng(self.rng.integers(2**63))
-                clone.reset()
-            self.states = np.concatenate([agent._first_state(g) for g in self.games])
-        self.nb_copies = nb_copies
+        self._start_copies(game)
+        nb_copies = self.nb_copies
         # The run's transitions, checked as the games give them, skip
         # remember()'s checks (once the memory is allocated), unless a
         # subclass remembers its own way.
@@ -126,14 +72,13 @@ class _TrainingRun:
             ExperienceReplay.remember,
             PrioritizedExperienceReplay.remember,
         )
-        # A call's arrays: a batch for each queued gradient step, the states to act on.
-        batch = self.settings.batch_size
-        self.buffers = self.learner.call_buffers(
-            nb_copies, self.states.shape[1:], self.states.dtype
-        )
-        self.sampled = np.zeros((self.queue_size, batch), dtype=np.int64)  # slots, for priorities
+        # Each call's gradient steps, then the Q-values of every copy's state.
+        self.queue = GradientQueue(
+            self.learner, self.memory, settings.gamma, nb_copies, self.states.shape[1:],
+            self.states.dtype,
+        )  # fmt: skip
         self.nstep = (
-            _NStep(
+            NStep(
                 self.settings.n_step,
                 self.settings.gamma,
                 nb_copies,
@@ -143,8 +88,6 @@ class _TrainingRun:
             if self.settings.n_step > 1
             else None
         )
-        self.pending = 0
-        self.queued_at = np.zeros(self.queue_size, dtype=np.int64)  # game step of each
         self.batch_index = 0  # compiled calls with gradient steps, for batch-level callbacks
 
         # The epoch each copy plays; -1 once done (or, for the copies of a
@@ -175,10 +118,31 @@ class _TrainingRun:
         # checkpoints keep them, as noise layers would draw anew for them.
         self.next_q = None
         self.resumed_ended = []
-        self.last_report = -_REPORT_INTERVAL
 
+        self._start_logs(agent)
+
+    def _start_copies(self, game) -> None:
+        """The copies that play: a vector game steps all its copies in one call
+        (`_play_vector`); plain games are copied and played one by one (`_play`)."""
+        self.vector = game if isinstance(game, VectorGame) else None
+        if self.vector is not None:
+            self.nb_copies = game.nb_copies
+            self.games = [game]
+            self.states = self.player.first_states(game, game.get_frames())
+            # (nb_copies, nb_actions) bool: the actions possible now, for masked games
+            self.allowed = allowed_actions(game) if self.masked else None
+            return
+        self.nb_copies = nb_copies = min(self.settings.nb_parallel, self.settings.nb_epoch)
+        self.games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
+        for clone in self.games[1:]:
+            clone.rng = np.random.default_rng(self.rng.integers(2**63))
+            clone.reset()
+        self.states = np.concatenate([self.player.first_state(g) for g in self.games])
+
+    def _start_logs(self, agent) -> None:
+        """The run's History, callbacks and progress bar."""
         self.history = History()
-        self.callbacks = _Callbacks(
+        self.callbacks = CallbackList(
             [*self.settings.user_callbacks, self.history],
             self.model,
             None if self.by_steps else self.settings.nb_epoch,
@@ -187,15 +151,8 @@ class _TrainingRun:
             evaluator._set_agent(agent)
         # JAX keeps the weights inside the compiled step; callbacks may read them.
         self.sync = bool(self.settings.user_callbacks) and keras.backend.backend() == "jax"
-        self.progbar = (
-            keras.utils.Progbar(
-                self.budget if self.by_steps else self.settings.nb_epoch,
-                unit_name="step" if self.by_steps else "game",
-                stateful_metrics=["loss", "epsilon", "win_rate", "steps/s"],  # shown as they are
-            )
-            if self.settings.verbose == 1
-            else None
-        )
+        settings = self.settings
+        self.progress = Progress(settings.verbose, self.by_steps, self.budget, settings.nb_epoch)
 
     # -- the loop -------------------------------------------------------------
 
@@ -257,7 +214,7 @@ class _TrainingRun:
                 # so queued gradient steps may wait for a later call.
                 going_on = self._running()
                 self.explore = self._draw_explore()
-                if self.pending and (ended or not self._all(self.explore, going_on)):
+                if self.queue.pending and (ended or not self._all(self.explore, going_on)):
                     q = self._flush(active, next_states)
                 self.states, self.next_q = next_states, q
                 if ended:
@@ -282,12 +239,8 @@ class _TrainingRun:
                 self.learner.end()
         self.history.env_steps = int(self.total_steps)
         self.callbacks.on_train_end()
-        if (
-            self.progbar is not None
-            and not self.by_steps
-            and self.finished < self.settings.nb_epoch
-        ):
-            sys.stdout.write("\n")
+        if not self.by_steps:
+            self.progress.finish(self.total_steps, self.finished)
         return self.history
 
     def _catch_interrupts(self):
@@ -309,7 +262,7 @@ class _TrainingRun:
 
     def _stop_after_interrupt(self, active) -> None:
         """After Ctrl-C: run the queued gradient steps, checkpoint, tell the user."""
-        if self.pending:
+        if self.queue.pending:
             self.next_q = self._flush(active, self.states)
         if self.settings.checkpoint:
             self._checkpoint_now()
@@ -320,12 +273,11 @@ class _TrainingRun:
 
     def _end_budget(self, active) -> None:
         """At the end of the step budget: the queued gradient steps, the last checkpoint."""
-        if self.pending:
+        if self.queue.pending:
             self.next_q = self._flush(active, self.states)
         if self.settings.checkpoint:
             self._checkpoint_now()
-        if self.progbar is not None:
-            self.progbar.update(self.total_steps, finalize=True)
+        self.progress.finish(self.total_steps, self.finished)
 
     def _checkpoint_now(self) -> None:
         """Checkpoints the run between two steps."""
@@ -337,8 +289,8 @@ class _TrainingRun:
 
     def _save_checkpoint(self, ended) -> None:
         settings = self.settings
-        self.agent._save_checkpoint(
-            settings.checkpoint_path, self._run_state(ended), settings.keep_checkpoints
+        save_checkpoint(
+            self.agent, settings.checkpoint_path, self._run_state(ended), settings.keep_checkpoints
         )
 
     def _draw_explore(self) -> np.ndarray:
@@ -381,11 +333,11 @@ class _TrainingRun:
             if greedy is not None and not explore[k]:
                 action = greedy[k]
             else:
-                action = agent._choose(game, None if q is None else q[k], explore[k])
+                action = self.player.choose(game, None if q is None else q[k], explore[k], self.rng)
             game.play(action)
             reward = _check_score(game, game.get_score())
             actions[k], rewards[k] = action, reward
-            next_states[k, -1] = agent._check_frame(game, game.get_frame())
+            next_states[k, -1] = self.player.check_frame(game, game.get_frame())
             self.scores[k] += reward
             self.steps[k] += 1
             if game.is_over():
@@ -406,11 +358,11 @@ class _TrainingRun:
         game steps all its copies; their steps are not remembered or counted.
         """
         agent, game, states, n = self.agent, self.vector, self.states, self.nb_copies
-        actions = _vector_actions(q, explore, self.allowed, self.rng, agent.nb_actions)
+        actions = vector_actions(q, explore, self.allowed, self.rng, agent.nb_actions)
         game.play(actions)
-        frames = agent._check_frames(game, game.get_frames())
-        rewards = _check_scores(game, game.get_scores())  # (nb_copies,) float32
-        over_now = _flags(game, "is_over")
+        frames = self.player.check_frames(game, game.get_frames())
+        rewards = check_scores(game, game.get_scores())  # (nb_copies,) float32
+        over_now = flags(game, "is_over")
         next_states = np.empty_like(states)
         next_states[:, :-1] = states[:, 1:]
         next_states[:, -1] = frames
@@ -421,15 +373,15 @@ class _TrainingRun:
         if self.settings.max_steps is not None:  # stopped: not a game over, not won
             ending = ending | (self.steps == self.settings.max_steps) & active
         # A time limit is not a game over: the future still counts.
-        over = over_now & ~_flags(game, "is_truncated") if over_now.any() else over_now
+        over = over_now & ~flags(game, "is_truncated") if over_now.any() else over_now
         masks = None
         if self.masked:  # of each next state, for the max over Q(S'); none after a game over
-            masks = _allowed(game)
+            masks = allowed_actions(game)
             masks[over_now] = False
             self.allowed = masks
         ended = []  # (copy, epoch, won, score, steps) of the games that ended
         if ending.any():
-            won = _flags(game, "is_won") & over_now
+            won = flags(game, "is_won") & over_now
             copies = np.flatnonzero(ending)
             columns = (copies, self.epoch_of[copies], won[copies], self.scores[copies])
             ended = list(zip(*(c.tolist() for c in (*columns, self.steps[copies])), strict=True))
@@ -491,20 +443,20 @@ class _TrainingRun:
             for k in starting.tolist():
                 game = self.games[k]
                 game.reset()
-                next_states[k] = self.agent._first_state(game)[0]
+                next_states[k] = self.player.first_state(game)[0]
         if restart.any():
             game = self.vector
             game.reset(restart)
-            frames = self.agent._check_frames(game, game.get_frames())
+            frames = self.player.check_frames(game, game.get_frames())
             next_states[restart] = frames[restart][:, None]  # the first frame, repeated
             if self.masked:
-                self.allowed = _allowed(game)
+                self.allowed = allowed_actions(game)
 
     def _learn(self, active, next_states):
         """Queues this step's gradient steps; returns Q-values if it had to call."""
         q = None
         if self.target_due:  # as at an env step between calls: after the steps queued so far
-            if self.pending:
+            if self.queue.pending:
                 q = self._flush(active, next_states)
             self.learner.copy_target()
             self.target_due = False
@@ -523,62 +475,33 @@ class _TrainingRun:
                     self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss})
                     self.batch_index += 1
                 continue
-            if self.pending == self.queue_size:
+            if self.queue.full:
                 q = self._flush(active, next_states)
-            self._queue(self.pending)
-            self.queued_at[self.pending] = self.step_count
-            self.pending += 1
+            self.queue.add(self.step_count)
         return q
-
-    def _queue(self, slot: int) -> None:
-        """Samples a batch into gradient step `slot` of the call's arrays."""
-        into = self.buffers.batches[slot]
-        if isinstance(self.memory, ExperienceReplay):
-            self.sampled[slot] = self.memory._sample_into(into, self.settings.gamma)
-            return
-        batch = self.memory.sample(self.settings.batch_size)
-        into.states[...], into.next_states[...] = batch.states, batch.next_states
-        steps = 1 if batch.steps is None else np.asarray(batch.steps)
-        into.actions[:], into.rewards[:] = batch.actions, batch.rewards
-        into.discounts[:] = self.settings.gamma**steps * ~np.asarray(batch.game_over, dtype=bool)
-        into.weights[:] = 1.0 if batch.weights is None else batch.weights
-        if into.next_mask is not None:
-            into.next_mask[:] = True if batch.next_mask is None else batch.next_mask
 
     def _q_values(self, states):
         if not self.fast:
             return self.learner.q_values(states)
-        self.buffers.set_act(states)
-        return self.learner.step(self.buffers, 0)[1]
+        return self.queue.q_values(states)
 
     def _flush(self, active, act_states):
         """Runs the queued gradient steps; returns Q-values of `act_states`."""
-        self.buffers.set_act(act_states)
-        losses, q, td = self.learner.step(self.buffers, self.pending)
-        loss = float(losses[: self.pending].sum())
-        if not math.isfinite(loss) and self.settings.on_nan == "raise":
-            self._raise_non_finite(losses[: self.pending])
-        if td is not None and math.isfinite(loss):
-            done = self.pending * self.settings.batch_size
-            self.memory.update_priorities(self.sampled[: self.pending].ravel(), td[:done])
+        raising = self._raise_non_finite if self.settings.on_nan == "raise" else None
+        loss, count, q = self.queue.run(act_states, raising)
         np.add(self.loss_sum, loss, out=self.loss_sum, where=active)
-        np.add(self.nb_updates, self.pending, out=self.nb_updates, where=active)
-        if self.settings.user_callbacks and self.pending:  # a Keras "batch": one call's steps
+        np.add(self.nb_updates, count, out=self.nb_updates, where=active)
+        if self.settings.user_callbacks and count:  # a Keras "batch": one call's steps
             self.callbacks.on_train_batch_begin(self.batch_index)
-            self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss / self.pending})
+            self.callbacks.on_train_batch_end(self.batch_index, {"loss": loss / count})
             self.batch_index += 1
-        self.pending = 0
         return q
 
     def _raise_non_finite(self, losses) -> None:
         first = int(np.flatnonzero(~np.isfinite(losses))[0])
-        step = self.queued_at[first] if self.fast else self.step_count
-        raise FloatingPointError(
-            f"Non-finite loss {losses[first]} at epoch {self.finished} (step {step} of the "
-            f"run, in the gradient step that followed it): "
-            "training stopped. Lower the learning rate, clip gradients (the optimizer's "
-            "clipnorm), or pass on_nan='continue' to keep going."
-        )
+        step = self.queue.queued_at[first] if self.fast else self.step_count
+        where = f"at epoch {self.finished} (step {step} of the run, in the gradient step"
+        raise non_finite_error(losses[first], where + " that followed it)")
 
     # -- resuming -------------------------------------------------------------
 
@@ -603,7 +526,7 @@ class _TrainingRun:
             history=(self.history.epoch, self.history.history),
             python_random=random.getstate(),
             numpy_random=np.random.get_state(),
-            keras_seed=_keras_seed_state(),
+            keras_seed=keras_seed_state(),
             target=self.learner.get_target(),
         )
         return state
@@ -624,7 +547,7 @@ class _TrainingRun:
         self.history.epoch, self.history.history = state["history"]
         random.setstate(state["python_random"])
         np.random.set_state(state["numpy_random"])
-        _set_keras_seed_state(state["keras_seed"])
+        set_keras_seed_state(state["keras_seed"])
         self.learner.set_target(state.get("target"))
         self.resumed_ended = state["ended"]
         self.win_sum = int(self.wins.sum())
@@ -686,7 +609,7 @@ class _TrainingRun:
             if self.nb_copies > 1:  # games overlap: each begins when its log is ready
                 self.callbacks.on_epoch_begin(finished - 1)
             self.callbacks.on_epoch_end(finished - 1, logs)
-            self._report(finished - 1, logs)
+            self.progress.report(finished - 1, logs, self.total_steps)
             if self.model.stop_training or finished == self.settings.nb_epoch:
                 break
         if synced:
@@ -732,285 +655,5 @@ class _TrainingRun:
             "win_rate": win_rate.tolist(),
         }
         history._extend(list(range(first, self.finished)), columns)
-        self._report(self.finished - 1, {key: values[-1] for key, values in columns.items()})
-
-    def _report(self, epoch: int, logs: dict) -> None:
-        if self.settings.verbose == 1:
-            # At most 20 updates a second: the bar costs nothing measurable.
-            final = not self.by_steps and epoch + 1 == self.settings.nb_epoch
-            if logs["time"] - self.last_report < _REPORT_INTERVAL and not final:
-                return
-            self.last_report = logs["time"]
-            self.progbar.update(
-                min(self.total_steps, self.budget) if self.by_steps else epoch + 1,
-                values=[
-                    ("loss", logs.get("loss", float("nan"))),
-                    ("epsilon", logs["epsilon"]),
-                    ("win_rate", logs["win_rate"]),
-                    ("steps/s", self.total_steps / max(logs["time"], 1e-9)),
-                ],
-                finalize=final,
-            )
-        elif self.settings.verbose == 2:
-            window = min(epoch + 1, WIN_WINDOW)
-            if self.by_steps:
-                width = len(str(self.budget))
-                where = f"Game {epoch + 1} | Steps {self.total_steps:{width}d}/{self.budget}"
-            else:
-                width = max(3, len(str(self.settings.nb_epoch)))
-                where = f"Epoch {epoch + 1:0{width}d}/{self.settings.nb_epoch:0{width}d}"
-            print(
-                f"{where} | "
-                f"Loss {logs.get('loss', float('nan')):.4f} | Epsilon {logs['epsilon']:.2f} | "
-                f"Win count {round(logs['win_rate'] * window)} (last {window})"
-            )
-
-
-# Each hook a run calls, and the methods through which a callback may take it:
-# Keras' on_train_batch_* call the older on_batch_* (keras.callbacks.TerminateOnNaN).
-_HOOKS = {
-    "on_train_begin": ("on_train_begin",),
-    "on_train_end": ("on_train_end",),
-    "on_epoch_begin": ("on_epoch_begin",),
-    "on_epoch_end": ("on_epoch_end",),
-    "on_train_batch_begin": ("on_train_batch_begin", "on_batch_begin"),
-    "on_train_batch_end": ("on_train_batch_end", "on_batch_end"),
-}
-
-
-def _overrides(callback, name: str) -> bool:
-    """Whether `callback.<name>` is not the empty one of `keras.callbacks.Callback`.
-
-    An instance attribute counts too (`keras.callbacks.LambdaCallback`).
-    """
-    base = getattr(keras.callbacks.Callback, name)
-    return getattr(getattr(callback, name), "__func__", None) is not base
-
-
-class _Callbacks:
-    """Drives a run's callbacks (the user's, then its `History`) as Keras' `CallbackList` does.
-
-    Same hooks, order and logs (sorted, every value a Python float), without
-    the list's check of every log value for backend tensors: on TensorFlow
-    that check cost 0.1 ms a game alone and 0.3 ms inside the training loop
-    here, while these logs hold Python numbers only. A hook is called only on
-    the callbacks that override it: the base class's are empty.
-
-    Callbacks that evaluate the agent (`_evaluates`, as `EvalCallback`) run
-    first, so that the others see the logs they add, and the seconds they
-    take are counted in `untimed`, which training leaves out of its time.
-    """
-
-    def __init__(self, callbacks: list, model, epochs: int):
-        self.callbacks = sorted(callbacks, key=lambda c: not getattr(c, "_evaluates", False))
-        self.evaluators = [c for c in callbacks if getattr(c, "_evaluates", False)]
-        self.untimed = 0.0
-        for callback in callbacks:
-            callback.set_model(model)
-            callback.set_params({"verbose": 0, "epochs": epochs})
-        # For each hook, the callbacks that override it (evaluators first):
-        # with thousands of games a second, the empty ones are not called.
-        self.hooked = {}
-        for hook, names in _HOOKS.items():
-            which = [c for c in self.callbacks if any(_overrides(c, name) for name in names)]
-            self.hooked[hook] = (
-                [c for c in which if c in self.evaluators],
-                [c for c in which if c not in self.evaluators],
-            )
-        # The run's History (the last callback), when no other callback ends epochs.
-        listeners = self.hooked["on_epoch_end"]
-        alone = not listeners[0] and listeners[1] == callbacks[-1:]
-        self.only_history = callbacks[-1] if alone else None
-        # ... and when no callback sees epochs begin either: games' ends can be logged together.
-        begins = self.hooked["on_epoch_begin"]
-        self.history_alone = None if begins[0] or begins[1] else self.only_history
-
-    def _call(self, hook: str, *args, logs=None) -> None:
-        evaluators, others = self.hooked[hook]
-        if not evaluators and not others:  # nobody overrides the hook: nothing to do
-            return
-        logs = {k: float(v) for k, v in sorted(logs.items())} if logs else {}
-        if evaluators:
-            start = time.perf_counter()
-            for callback in evaluators:
-                getattr(callback, hook)(*args, logs)
-            self.untimed += time.perf_counter() - start
-        for callback in others:
-            getattr(callback, hook)(*args, logs)
-
-    def on_train_begin(self, logs=None):
-        self._call("on_train_begin", logs=logs)
-
-    def on_train_end(self, logs=None):
-        self._call("on_train_end", logs=logs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._call("on_epoch_begin", epoch, logs=logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.only_history:  # the logs are sorted Python floats already (`_end_games`)
-            self.only_history.on_epoch_end(epoch, logs)
-            return
-        self._call("on_epoch_end", epoch, logs=logs)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._call("on_train_batch_begin", batch, logs=logs)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._call("on_train_batch_end", batch, logs=logs)
-
-
-def _keras_seed_state():
-    """The state of Keras' global seed generator (unseeded `keras.random` calls)."""
-    from keras.src.random.seed_generator import global_seed_generator
-
-    try:
-        return keras.ops.convert_to_numpy(global_seed_generator().state.value)
-    except Exception:  # not created yet, or not there in this Keras
-        return None
-
-
-def _set_keras_seed_state(value) -> None:
-    if value is None:
-        return
-    from keras.src.random.seed_generator import global_seed_generator
-
-    global_seed_generator().state.assign(value)
-
-
-def _restricts_actions(game) -> bool:
-    """Whether `game` may forbid actions: it overrides `get_possible_actions()`."""
-    base = VectorGame if isinstance(game, VectorGame) else Game
-    return type(game).get_possible_actions is not base.get_possible_actions
-
-
-def _vector_actions(q, explore, allowed, rng, nb_actions: int) -> np.ndarray:
-    """Every copy's move, `(nb_copies,)`: random (from `rng`) where `explore`, else
-    greedy on `q` `(nb_copies, nb_actions)`; all random when `q` is `None`.
-
-    With `allowed` `(nb_copies, nb_actions)` bool, both are among the possible
-    actions of each copy.
-    """
-    nb_copies = len(explore)
-    if q is None:
-        actions = np.zeros(nb_copies, dtype=np.int64)
-        picks = np.arange(nb_copies)
-    else:
-        actions = (q if allowed is None else np.where(allowed, q, -np.inf)).argmax(axis=1)
-        picks = np.flatnonzero(explore)
-    if len(picks):
-        if allowed is None:
-            actions[picks] = rng.integers(nb_actions, size=len(picks))
-        else:  # uniform among the possible ones
-            draws = rng.random((len(picks), nb_actions))
-            actions[picks] = np.where(allowed[picks], draws, -1.0).argmax(axis=1)
-    return actions
-
-
-def _flags(game: VectorGame, method: str) -> np.ndarray:
-    """`game.<method>()` as a bool array `(nb_copies,)`, checked."""
-    flags = np.asarray(getattr(game, method)())
-    if flags.shape != (game.nb_copies,) or flags.dtype != bool:
-        raise ValueError(
-            f"{type(game).__name__}.{method}() must return a bool array of shape "
-            f"({game.nb_copies},). Received: shape {flags.shape} and dtype {flags.dtype}"
-        )
-    return flags
-
-
-def _check_scores(game: VectorGame, scores) -> np.ndarray:
-    """`get_scores()` of a vector game as float32 `(nb_copies,)`, each finite."""
-    scores = np.asarray(scores)
-    if scores.shape != (game.nb_copies,) or scores.dtype.kind not in "biuf":
-        raise ValueError(
-            f"{type(game).__name__}.get_scores() must return a number per copy, an array of "
-            f"shape ({game.nb_copies},). Received: shape {scores.shape} and dtype {scores.dtype}"
-        )
-    if scores.dtype.kind == "f" and not np.isfinite(scores).all():
-        copy_index = int(np.flatnonzero(~np.isfinite(scores))[0])
-        raise ValueError(
-            f"{type(game).__name__}.get_scores() must return finite numbers. "
-            f"Received: {scores[copy_index]} for copy {copy_index}"
-        )
-    return scores.astype(np.float32, copy=False)
-
-
-def _allowed(game: VectorGame) -> np.ndarray:
-    """A copy of `game.get_possible_actions()`, checked: bool `(nb_copies, nb_actions)`."""
-    allowed = np.array(game.get_possible_actions())
-    expected = (game.nb_copies, game.nb_actions)
-    if allowed.shape != expected or allowed.dtype != bool:
-        raise ValueError(
-            f"{type(game).__name__}.get_possible_actions() must return a bool array of shape "
-            f"{expected}. Received: shape {allowed.shape} and dtype {allowed.dtype}"
-        )
-    empty = ~allowed.any(axis=1) & ~_flags(game, "is_over")
-    if empty.any():
-        raise ValueError(
-            f"{type(game).__name__}.get_possible_actions() allows no action for copy "
-            f"{int(np.flatnonzero(empty)[0])}, whose game is not over."
-        )
-    return allowed
-
-
-class _NStep:
-    """Turns each game copy's one-step transitions into n-step ones.
-
-    Keeps the last `n` states, actions and rewards of every copy in ring
-    arrays (all copies write at the same position each step). Once a copy
-    has `n` of them, each step remembers its oldest with the discounted sum
-    of `n` rewards and the state `n` steps later. When a game ends (over, or
-    stopped by `max_steps`) every pending transition of that copy is
-    remembered with the rewards left until the end and its number of steps,
-    so a game over never bootstraps and a stopped game bootstraps with
-    `gamma ** steps`.
-    """
-
-    def __init__(self, n, gamma, nb_copies, state_shape, dtype):
-        self.n = n
-        self.states = np.zeros((n, nb_copies) + tuple(state_shape), dtype=dtype)
-        self.actions = np.zeros((n, nb_copies), dtype=np.int32)
-        self.rewards = np.zeros((n, nb_copies), dtype=np.float64)
-        self.count = np.zeros(nb_copies, dtype=np.int64)  # pending transitions of each copy
-        self.position = 0  # ring slot the next step writes
-        self.powers = gamma ** np.arange(n)  # (n,)
-        self.gamma = gamma
-
-    def add(self, memory, copies, transitions, finished) -> None:
-        """Adds one step of the copies that played; remembers what is complete.
-
-        `copies` are the indices of the copies that played, `transitions`
-        their `(states, actions, rewards, next_states, over, masks)` and
-        `finished` whether their game ended this step.
-        """
-        states, actions, rewards, next_states, over, masks = transitions
-        p, n = self.position, self.n
-        self.states[p, copies] = states
-        self.actions[p, copies] = actions
-        self.rewards[p, copies] = rewards
-        self.count[copies] = np.minimum(self.count[copies] + 1, n)
-        self.position = (p + 1) % n
-        mask_of = {} if masks is None else {"next_mask": masks}
-        full = (self.count[copies] == n) & ~finished  # (playing,)
-        if full.any():
-            oldest, order = self.position, (self.position + np.arange(n)) % n
-            k = copies[full]
-            returns = self.powers @ self.rewards[order][:, k]  # (full,)
-            memory.remember(
-                self.states[oldest, k], self.actions[oldest, k], returns, next_states[full],
-                False, steps=n, **{key: m[full] for key, m in mask_of.items()},
-            )  # fmt: skip
-        for i in np.flatnonzero(finished):  # once per game: a short loop is fine
-            k, c = copies[i], self.count[copies[i]]
-            order = (p - c + 1 + np.arange(c)) % n  # oldest to newest
-            returns = np.zeros(c)
-            future = 0.0
-            for j in range(c - 1, -1, -1):
-                future = self.rewards[order[j], k] + self.gamma * future
-                returns[j] = future
-            memory.remember(
-                self.states[order, k], self.actions[order, k], returns,
-                np.repeat(next_states[i : i + 1], c, axis=0), over[i], steps=c - np.arange(c),
-                **{key: np.repeat(m[i : i + 1], c, axis=0) for key, m in mask_of.items()},
-            )  # fmt: skip
-            self.count[k] = 0
+        last = {key: values[-1] for key, values in columns.items()}
+        self.progress.report(self.finished - 1, last, self.total_steps)

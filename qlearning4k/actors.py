@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -22,20 +21,16 @@ import warnings
 import keras
 import numpy as np
 
+from qlearning4k._callback_list import WIN_WINDOW, CallbackList, Progress
 from qlearning4k._checks import _check_positive_int, _check_score
-from qlearning4k._learner import StepConfig, bootstrapped_returns
-from qlearning4k._training import (
-    MAX_DEFERRED,
-    WIN_WINDOW,
-    _Callbacks,
-    _NStep,
-    _restricts_actions,
-    _Settings,
-)
+from qlearning4k._gradient_queue import GradientQueue, non_finite_error
+from qlearning4k._learner import StepConfig, bootstrapped_returns, make_learner
+from qlearning4k._nstep import NStep
+from qlearning4k._player import Player
+from qlearning4k._settings import RemotePlay, Settings, step_config
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
 from qlearning4k.noisy_dense import _has_noise, _reseed
-from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
 
 __all__ = ["RayActors"]
 
@@ -44,7 +39,7 @@ _RETRY_SECONDS = 0.5  # before calling an actor again that did not answer
 
 
 @dataclasses.dataclass(frozen=True)
-class RayActors:
+class RayActors(RemotePlay):
     """Plays the game on Ray actors during `Agent.train(game, actors=RayActors(...))`.
 
     Each of the `nb_actors` actors is a process on the Ray cluster (a local
@@ -115,7 +110,7 @@ class RayActors:
         if not isinstance(self.num_cpus, (int, float)) or self.num_cpus < 0:
             raise ValueError(f"num_cpus must be a non-negative number. Received: {self.num_cpus!r}")
 
-    def _train(self, agent, game, settings: _Settings) -> History:
+    def _train(self, agent, game, settings: Settings) -> History:
         return _DistributedRun(agent, game, settings, self).run()
 
 
@@ -190,19 +185,18 @@ class _Actor:
 
     def __init__(self, spec: _ActorSpec, seed: int):
         os.environ.setdefault("KERAS_BACKEND", spec.backend)
-        from qlearning4k.agent import Agent
-
         model = keras.saving.deserialize_keras_object(spec.model_config)
         model.compile("sgd", "mse")  # acting only; the learner has the optimizer
         _reseed(model, seed)  # each actor its own noise
-        self.spec = spec
-        self.agent = Agent(
-            model, memory=ExperienceReplay(1), nb_frames=spec.nb_frames,
-            distribution=spec.distribution, seed=seed,
-        )  # fmt: skip
-        self.learner = self.agent._learner()
+        self.spec, self.model = spec, model
+        atoms = 1 if spec.distribution is None else spec.distribution.nb_atoms
+        nb_actions = int(model.outputs[0].shape[-1]) // atoms
+        self.player = Player(spec.nb_frames, tuple(model.inputs[0].shape[2:]), nb_actions)
+        plain = StepConfig(distribution=spec.distribution)
+        self.learner = make_learner(model, plain)
         # Acting draws new noise from the model's noise layers, as train() does.
-        self.acting = self.agent._learner(StepConfig(noisy=_has_noise(model)))
+        noisy = dataclasses.replace(plain, noisy=_has_noise(model))
+        self.acting = self.learner if noisy == plain else make_learner(model, noisy)
         self.rng = np.random.default_rng(seed)
         self.games = []
         for _ in range(spec.nb_copies):
@@ -210,12 +204,12 @@ class _Actor:
             game.rng = np.random.default_rng(self.rng.integers(2**63))
             game.reset()
             self.games.append(game)
-        self.states = np.concatenate([self.agent._first_state(g) for g in self.games])
+        self.states = np.concatenate([self.player.first_state(g) for g in self.games])
         n = spec.nb_copies
         self.scores, self.steps = np.zeros(n), np.zeros(n, dtype=np.int64)
         self.outbox = _Outbox()
         self.nstep = (
-            _NStep(spec.n_step, spec.gamma, n, self.states.shape[1:], self.states.dtype)
+            NStep(spec.n_step, spec.gamma, n, self.states.shape[1:], self.states.dtype)
             if spec.n_step > 1
             else None
         )
@@ -234,7 +228,7 @@ class _Actor:
         if version != self.version:
             import ray
 
-            self.agent.model.set_weights(ray.get(weights[0]))
+            self.model.set_weights(ray.get(weights[0]))
             self.version = version
         ended = []
         for _ in range(self.spec.steps_per_batch):
@@ -249,7 +243,7 @@ class _Actor:
         }  # fmt: skip
 
     def _step(self, epsilon: float) -> list:
-        spec, agent, states = self.spec, self.agent, self.states
+        spec, player, states = self.spec, self.player, self.states
         n = len(self.games)
         explore = self.rng.random(n) < epsilon
         q = None if explore.all() else self.acting.q_values(states)
@@ -258,14 +252,14 @@ class _Actor:
         over = np.zeros(n, dtype=bool)
         next_states = np.empty_like(states)
         next_states[:, :-1] = states[:, 1:]
-        masks = np.zeros((n, agent.nb_actions), dtype=bool) if spec.masked else None
+        masks = np.zeros((n, player.nb_actions), dtype=bool) if spec.masked else None
         ended, finished = [], np.zeros(n, dtype=bool)
         for k, game in enumerate(self.games):
-            action = agent._choose(game, None if q is None else q[k], explore[k], self.rng)
+            action = player.choose(game, None if q is None else q[k], explore[k], self.rng)
             game.play(action)
             reward = _check_score(game, game.get_score())
             actions[k], rewards[k] = action, reward
-            next_states[k, -1] = agent._check_frame(game, game.get_frame())
+            next_states[k, -1] = player.check_frame(game, game.get_frame())
             self.scores[k] += reward
             self.steps[k] += 1
             if game.is_over():
@@ -288,7 +282,7 @@ class _Actor:
         for k in np.flatnonzero(finished):
             game = self.games[k]
             game.reset()
-            self.states[k] = agent._first_state(game)[0]
+            self.states[k] = player.first_state(game)[0]
             self.scores[k], self.steps[k] = 0.0, 0
         return ended
 
@@ -305,7 +299,7 @@ class _Actor:
 class _DistributedRun:
     """The learner's side of a run with actors: remember, log, learn, send weights."""
 
-    def __init__(self, agent, game, settings: _Settings, actors: RayActors):
+    def __init__(self, agent, game, settings: Settings, actors: RayActors):
         self.agent, self.model, self.memory = agent, agent.model, agent.memory
         self.settings, self.actors = settings, actors
         if not isinstance(self.memory, ExperienceReplay):
@@ -314,27 +308,18 @@ class _DistributedRun:
                 f"PrioritizedExperienceReplay). Received: a {type(self.memory).__name__}"
             )
         self.game = game
-        self.masked = _restricts_actions(game)
-        self.prioritized = isinstance(self.memory, PrioritizedExperienceReplay)
-        self.queue_size = max(settings.gradient_steps, MAX_DEFERRED)
-        config = StepConfig(
-            batch_size=settings.batch_size,
-            max_steps=self.queue_size,
-            target_update=settings.target_update,
-            double_dqn=settings.double_dqn,
-            target_copied=settings.target_update_interval is not None,
-            masked=self.masked,
-            prioritized=self.prioritized,
-        )
+        config = step_config(settings, game, self.memory, self.model)
+        self.masked, self.prioritized = config.masked, config.prioritized
         self.learner = agent._learner(config)
-        state = agent._first_state(game)  # checks the game's frames against the model
-        batch = settings.batch_size
-        self.buffers = self.learner.call_buffers(1, state.shape[1:], state.dtype)
-        self.sampled = np.zeros((self.queue_size, batch), dtype=np.int64)
+        state = agent._player.first_state(game)  # checks the game's frames against the model
+        # The gradient steps of each call (this process acts on nothing: one idle row).
+        self.queue = GradientQueue(
+            self.learner, self.memory, settings.gamma, 1, state.shape[1:], state.dtype
+        )
         self.by_steps = settings.total_timesteps is not None
         self.budget = settings.total_timesteps if self.by_steps else sys.maxsize
         self.history = History()
-        self.callbacks = _Callbacks(
+        self.callbacks = CallbackList(
             [*settings.user_callbacks, self.history],
             self.model,
             None if self.by_steps else settings.nb_epoch,
@@ -383,15 +368,7 @@ class _DistributedRun:
         self.dead = set()
         self.model.stop_training = False
         self.start = time.perf_counter()
-        self.progbar = (
-            keras.utils.Progbar(
-                self.budget if self.by_steps else settings.nb_epoch,
-                unit_name="step" if self.by_steps else "game",
-                stateful_metrics=["loss", "epsilon", "win_rate", "steps/s"],
-            )
-            if settings.verbose == 1
-            else None
-        )
+        self.progress = Progress(settings.verbose, self.by_steps, self.budget, settings.nb_epoch)
         self.learner.begin()
         self.weights = ray.put(self._weights())
         self.pending = {}  # ObjectRef -> actor index
@@ -413,7 +390,7 @@ class _DistributedRun:
                 if self._done():
                     break
                 if self.credits >= 1 and self._can_learn():
-                    self._learn(min(int(self.credits), self.queue_size))
+                    self._learn(min(int(self.credits), self.queue.size))
         finally:
             self.learner.end()
             for handle in self.handles:
@@ -556,22 +533,12 @@ class _DistributedRun:
             self._end_game(score, steps, won, loss)
             if self._done():
                 break
-        self._report()
 
     def _learn(self, count: int) -> None:
-        size, gamma = self.settings.batch_size, self.settings.gamma
-        for slot in range(count):
-            self.sampled[slot] = self.memory._sample_into(self.buffers.batches[slot], gamma)
-        losses, _, td = self.learner.step(self.buffers, count)
-        loss = float(np.sum(losses[:count]))
-        if not math.isfinite(loss) and self.settings.on_nan == "raise":
-            raise FloatingPointError(
-                f"Non-finite loss {loss} after {self.gradient_steps} gradient steps: training "
-                "stopped. Lower the learning rate, clip gradients (the optimizer's clipnorm), "
-                "or pass on_nan='continue' to keep going."
-            )
-        if td is not None and math.isfinite(loss):
-            self.memory.update_priorities(self.sampled[:count].ravel(), td[: count * size])
+        for _ in range(count):
+            self.queue.add()
+        raising = self._raise_non_finite if self.settings.on_nan == "raise" else None
+        loss, _, _ = self.queue.run(None, raising)
         self.loss_sum += loss
         self.nb_losses += count
         self.credits -= count
@@ -581,6 +548,9 @@ class _DistributedRun:
         if self.gradient_steps // every > before // every:
             self.version += 1
             self.weights = _ray().put(self._weights())
+
+    def _raise_non_finite(self, losses) -> None:
+        raise non_finite_error(float(np.sum(losses)), f"after {self.gradient_steps} gradient steps")
 
     def _end_game(self, score: float, steps: int, won: bool, loss: float | None) -> None:
         self.finished += 1
@@ -602,18 +572,4 @@ class _DistributedRun:
         self.callbacks.on_epoch_end(epoch, logs)
         if synced:
             self.learner.begin()
-        self.last_logs = logs
-
-    def _report(self) -> None:
-        if self.progbar is None or not self.finished:
-            return
-        logs = self.last_logs
-        self.progbar.update(
-            min(self.env_steps, self.budget) if self.by_steps else self.finished,
-            values=[
-                ("loss", logs.get("loss", float("nan"))),
-                ("epsilon", logs["epsilon"]),
-                ("win_rate", logs["win_rate"]),
-                ("steps/s", self.env_steps / max(logs["time"], 1e-9)),
-            ],
-        )
+        self.progress.report(epoch, logs, self.env_steps)

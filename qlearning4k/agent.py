@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import os
-import pickle
-import shutil
-import sys
-import tempfile
-import warnings
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -20,83 +14,28 @@ from numpy.typing import ArrayLike
 from qlearning4k._checkpoints import (
     _SETTINGS_FILE,
     _damage,
-    _replace_folder,
     _saved_folder,
-    _saved_folders,
-    _write_manifest,
 )
 from qlearning4k._checks import (
-    _check_batch_size,
     _check_epsilon,
     _check_positive_int,
-    _check_unit,
     _is_int,
 )
 from qlearning4k._evaluation import _play_games, _summary
 from qlearning4k._learner import StepConfig, make_learner
-from qlearning4k._training import _Settings, _TrainingRun
-from qlearning4k.actors import RayActors
-from qlearning4k.distributional import C51, QuantileRegression, _from_config, _to_config
+from qlearning4k._player import Player, as_game, model_signature
+from qlearning4k._saving import load_folder, restore, save_folder
+from qlearning4k._settings import train_settings
+from qlearning4k._training import _TrainingRun
+from qlearning4k.distributional import C51, QuantileRegression
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
-from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
 from qlearning4k.render import save_gif
 
-_SAVE_FORMAT = 1
-_MODEL_FILE = "model.keras"
-_MEMORY_FILE = "memory.npz"
-_RUN_FILE = "run.pkl"  # a checkpointed training run, for train(resume=True)
-
-
-@contextlib.contextmanager
-def _reading(folder: str, name: str):
-    """Turns a failure to read a saved file into an error that names it."""
-    try:
-        yield
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError, KeyError) as error:
-        raise ValueError(
-            f"Agent.load() could not read {name} in {folder!r}: it may be damaged "
-            f"({type(error).__name__}: {error})"
-        ) from error
-
-
-def _model_signature(model) -> tuple[tuple, int]:
-    """Checks `model` and returns `(input_shape, nb_actions)`."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"Agent expects a keras.Model. Received: {model!r} (of type {type(model).__name__})"
-        )
-    if not getattr(model, "compiled", False) or model.optimizer is None:
-        raise ValueError(
-            "Agent expects a compiled model: call model.compile(optimizer, loss) first. "
-            f"Received: an uncompiled model {model.name!r}"
-        )
-    try:
-        inputs, outputs = model.inputs, model.outputs
-    except AttributeError:
-        inputs = outputs = None
-    if not inputs or not outputs:
-        raise ValueError(
-            "Agent expects a model with a known input, built from keras.Input (a Sequential "
-            f"starting with keras.Input, or a functional model). Received: {model.name!r}"
-        )
-    if len(inputs) != 1:
-        raise ValueError(f"Agent expects a model with one input. Received: {len(inputs)} inputs")
-    if len(outputs) != 1 or len(outputs[0].shape) != 2 or outputs[0].shape[-1] is None:
-        shapes = [tuple(o.shape) for o in outputs]
-        raise ValueError(
-            "Agent expects a model with one output of shape (batch, nb_actions). "
-            f"Received: output shapes {shapes}"
-        )
-    input_shape = tuple(inputs[0].shape[1:])
-    if len(input_shape) < 2 or None in input_shape:
-        raise ValueError(
-            "Agent expects a model input of shape (batch, nb_frames) + frame_shape, fully "
-            f"known. Received: input shape {tuple(inputs[0].shape)}"
-        )
-    return input_shape, int(outputs[0].shape[-1])
+if TYPE_CHECKING:  # typing only: actors build on the agent, not the other way round
+    from qlearning4k.actors import RayActors
 
 
 class Agent:
@@ -157,7 +96,7 @@ class Agent:
         seed: int | None = None,
         distribution: C51 | QuantileRegression | None = None,
     ):
-        input_shape, nb_outputs = _model_signature(model)
+        input_shape, nb_outputs = model_signature(model)
         if distribution is not None and not isinstance(distribution, (C51, QuantileRegression)):
             raise TypeError(
                 "distribution must be a qlearning4k C51 or QuantileRegression, "
@@ -181,6 +120,7 @@ class Agent:
         self.model = model
         self.nb_frames = input_shape[0]
         self.frame_shape = input_shape[1:]
+        self._player = Player(self.nb_frames, self.frame_shape, self.nb_actions)
         agent_seed, memory_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(agent_seed)
         if memory is None:
@@ -216,72 +156,6 @@ class Agent:
         if config not in self._learners:
             self._learners[config] = make_learner(self.model, config)
         return self._learners[config]
-
-    def _check_game(self, game) -> None:
-        if not isinstance(game, (Game, VectorGame)):
-            raise TypeError(
-                "Expected a qlearning4k Game, a VectorGame or a gymnasium.vector.VectorEnv. "
-                f"Received: {game!r} (of type {type(game).__name__})"
-            )
-        if game.nb_actions != self.nb_actions:
-            raise ValueError(
-                f"The model has {self.nb_actions} outputs but {type(game).__name__} has "
-                f"nb_actions={game.nb_actions}. Received: game {game.name!r}"
-            )
-        game.reset()
-        if isinstance(game, VectorGame):
-            self._check_frames(game, game.get_frames())
-        else:
-            self._check_frame(game, game.get_frame())
-
-    def _check_frame(self, game, frame) -> np.ndarray:
-        frame = np.asarray(frame)
-        if frame.shape != self.frame_shape:
-            raise ValueError(
-                f"The model takes frames of shape {self.frame_shape} (its input is "
-                f"(batch, {self.nb_frames}) + {self.frame_shape}), but "
-                f"{type(game).__name__}.get_frame() returned shape {frame.shape}."
-            )
-        return frame
-
-    def _first_state(self, game) -> np.ndarray:
-        """`(1, nb_frames) + frame_shape`: the first frame, repeated."""
-        frame = self._check_frame(game, game.get_frame())
-        return np.repeat(frame[None, None], self.nb_frames, axis=1)
-
-    def _check_frames(self, game: VectorGame, frames) -> np.ndarray:
-        """A vector game's `get_frames()`: `(nb_copies,) + frame_shape`."""
-        try:
-            frames = np.asarray(frames)
-        except ValueError:  # frames of different shapes
-            frames = np.empty(0)
-        if frames.shape[1:] != self.frame_shape or len(frames) != game.nb_copies:
-            raise ValueError(
-                f"The model takes frames of shape {self.frame_shape} (its input is "
-                f"(batch, {self.nb_frames}) + {self.frame_shape}), so "
-                f"{type(game).__name__}.get_frames() must return shape "
-                f"({game.nb_copies},) + {self.frame_shape}. Received: shape {frames.shape}"
-            )
-        return frames
-
-    def _first_states(self, game: VectorGame, frames) -> np.ndarray:
-        """`(nb_copies, nb_frames) + frame_shape`: each copy's first frame, repeated."""
-        frames = self._check_frames(game, frames)
-        return np.repeat(frames[:, None], self.nb_frames, axis=1)
-
-    def _choose(self, game, q, explore: bool, rng: np.random.Generator | None = None) -> int:
-        """An action among the game's possible ones: random (from `rng`, by default the
-        agent's), or greedy on `q` `(nb_actions,)`."""
-        possible = game.get_possible_actions()
-        if len(possible) == 0:
-            raise ValueError(f"{type(game).__name__}.get_possible_actions() returned no action.")
-        if explore:
-            rng = self.rng if rng is None else rng
-            return int(possible[rng.integers(len(possible))])
-        if len(possible) == self.nb_actions:
-            return int(np.argmax(q))
-        possible = np.asarray(possible)
-        return int(possible[np.argmax(q[possible])])
 
     # -- training -----------------------------------------------------------
 
@@ -478,189 +352,18 @@ class Agent:
                 training step.
             FloatingPointError: If a loss is not finite and `on_nan="raise"`.
         """
-        if total_timesteps is not None:
-            total_timesteps = _check_positive_int("total_timesteps", total_timesteps)
-            if nb_epoch is not None:
-                raise ValueError(
-                    "Pass one budget: nb_epoch (games) or total_timesteps (env steps). "
-                    f"Received: nb_epoch={nb_epoch!r}, total_timesteps={total_timesteps!r}"
-                )
-            if observe:
-                raise ValueError(
-                    "observe counts games; with total_timesteps pass learning_starts (env "
-                    f"steps). Received: observe={observe!r}, total_timesteps={total_timesteps!r}"
-                )
-            nb_epoch = sys.maxsize  # as many games as the budget takes
-        else:
-            nb_epoch = _check_positive_int("nb_epoch", 1000 if nb_epoch is None else nb_epoch)
-        if not _is_int(learning_starts) or learning_starts < 0:
-            raise ValueError(
-                "learning_starts must be an int >= 0 (env steps). "
-                f"Received: learning_starts={learning_starts!r}"
-            )
-        if learning_starts and observe:
-            raise ValueError(
-                "Pass one of observe (games) and learning_starts (env steps). "
-                f"Received: observe={observe!r}, learning_starts={learning_starts!r}"
-            )
-        if target_update_interval is not None:
-            target_update_interval = _check_positive_int(
-                "target_update_interval", target_update_interval
-            )
-            if target_update is not None:
-                raise ValueError(
-                    "Pass one of target_update (gradient steps, or tau) and "
-                    "target_update_interval (env steps). Received: "
-                    f"target_update={target_update!r}, "
-                    f"target_update_interval={target_update_interval!r}"
-                )
-        batch_size = _check_batch_size(batch_size)
-        gamma = _check_unit("gamma", gamma)
-        eps_start, eps_end = _check_epsilon(epsilon)
-        epsilon_rate = _check_unit("epsilon_rate", epsilon_rate)
-        if not _is_int(observe) or observe < 0:
-            raise ValueError(f"observe must be an int >= 0. Received: observe={observe!r}")
-        nb_parallel = _check_positive_int("nb_parallel", nb_parallel)
-        train_freq = _check_positive_int("train_freq", train_freq)
-        if not (_is_int(gradient_steps) and gradient_steps == -1):
-            gradient_steps = _check_positive_int("gradient_steps", gradient_steps)
-        if max_steps is not None:
-            max_steps = _check_positive_int("max_steps", max_steps)
-        if resume and os.fspath(checkpoint_path).endswith(".h5"):
-            raise ValueError(
-                "resume=True needs checkpoint_path to be a folder (a whole-agent checkpoint). "
-                f"Received: checkpoint_path={os.fspath(checkpoint_path)!r}"
-            )
-        target_update = _check_target_update(target_update)
-        if not isinstance(double_dqn, (bool, np.bool_)):
-            raise TypeError(f"double_dqn must be a bool. Received: double_dqn={double_dqn!r}")
-        n_step = _check_positive_int("n_step", n_step)
-        if n_step > 255:
-            raise ValueError(f"n_step must be at most 255. Received: n_step={n_step}")
-        if not isinstance(single_core, (bool, np.bool_)):
-            raise TypeError(f"single_core must be a bool. Received: single_core={single_core!r}")
-        if type(self.memory).sample is Memory.sample:
-            for name, value, default in (
-                ("target_update", target_update, None),
-                ("target_update_interval", target_update_interval, None),
-                ("double_dqn", double_dqn, False),
-                ("n_step", n_step, 1),
-            ):
-                if value != default:
-                    raise ValueError(
-                        f"{name} needs a memory that implements sample() (as ExperienceReplay "
-                        f"does). Received: {name}={value!r} with a "
-                        f"{type(self.memory).__name__}"
-                    )
-        if n_step > 1 and not isinstance(self.memory, ExperienceReplay):
-            raise ValueError(
-                "n_step > 1 needs an ExperienceReplay memory (it stores each transition's "
-                f"number of steps). Received: n_step={n_step} with a {type(self.memory).__name__}"
-            )
-        if on_nan not in ("raise", "continue"):
-            raise ValueError(f"on_nan must be 'raise' or 'continue'. Received: on_nan={on_nan!r}")
-        if checkpoint is not None:
-            checkpoint = _check_positive_int("checkpoint", checkpoint)
-            path = os.fspath(checkpoint_path)
-            if path.endswith(".h5") and not path.endswith(".weights.h5"):
-                raise ValueError(
-                    "checkpoint_path must be a folder (the whole agent) or end in "
-                    f".weights.h5 (the weights only). Received: checkpoint_path={path!r}"
-                )
-        if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
-        callbacks = list(callbacks or [])
-        for callback in callbacks:
-            if not isinstance(callback, keras.callbacks.Callback):
-                raise TypeError(
-                    "callbacks must be keras.callbacks.Callback instances. "
-                    f"Received: {callback!r} (of type {type(callback).__name__})"
-                )
-        game = _as_game(game, lambda: int(self.rng.integers(2**31)))
-        self._check_game(game)
-        if actors is not None:
-            _check_actors(
-                actors, game, nb_parallel=nb_parallel, checkpoint=checkpoint, resume=resume,
-                reset_memory=reset_memory, single_core=single_core,
-            )  # fmt: skip
-        if isinstance(game, VectorGame):
-            if nb_parallel not in (1, game.nb_copies):
-                raise ValueError(
-                    "A vector game plays its own copies: leave nb_parallel at 1 (or pass its "
-                    f"nb_copies). Received: nb_parallel={nb_parallel} with nb_copies="
-                    f"{game.nb_copies}"
-                )
-            nb_parallel = game.nb_copies
-            if resume and not getattr(game, "_resumable", True):
-                raise ValueError(
-                    f"resume=True restores the games of the checkpointed run, and a "
-                    f"{type(game).__name__}'s environments cannot be saved. Received: "
-                    f"resume=True with {game!r}"
-                )
-
-        decay_epochs = nb_epoch * epsilon_rate
-        decay_steps = (total_timesteps or 0) * epsilon_rate
-
-        def epsilon_of(epoch: int) -> float:
-            if epoch < observe:
-                return 1.0
-            if decay_epochs == 0:
-                return eps_end
-            return eps_start + (eps_end - eps_start) * min(1.0, (epoch - observe) / decay_epochs)
-
-        def epsilon_at(env_steps: int) -> float:  # Stable-Baselines3's linear schedule
-            if decay_steps == 0:
-                return eps_end
-            return eps_start + (eps_end - eps_start) * min(1.0, env_steps / decay_steps)
-
-        nb_copies = nb_parallel if isinstance(game, VectorGame) else min(nb_parallel, nb_epoch)
-        settings = _Settings(
-            nb_epoch=nb_epoch,
-            total_timesteps=total_timesteps,
-            batch_size=batch_size,
-            gamma=gamma,
-            epsilon_of=epsilon_of,
-            epsilon_at=epsilon_at,
-            observe=observe,
-            learning_starts=int(learning_starts),
-            reset_memory=bool(reset_memory),
-            checkpoint=checkpoint,
-            checkpoint_path=checkpoint_path,
-            keep_checkpoints=_check_positive_int("keep_checkpoints", keep_checkpoints),
-            verbose=verbose,
-            user_callbacks=callbacks,
-            nb_parallel=nb_parallel,
-            train_freq=train_freq,
-            gradient_steps=train_freq * nb_copies if gradient_steps == -1 else gradient_steps,
-            max_steps=max_steps,
-            on_nan=on_nan,
-            target_update=target_update,
-            target_update_interval=target_update_interval,
-            double_dqn=bool(double_dqn),
-            n_step=n_step,
-            single_core=bool(single_core),
-        )
+        arguments = dict(locals())  # train()'s arguments, as passed
+        del arguments["self"], arguments["game"]
+        settings, game = train_settings(self, game, arguments)
         if actors is not None:
             return actors._train(self, game, settings)
-        run_state = self._restore(os.fspath(checkpoint_path)) if resume else None
+        run_state = restore(self, os.fspath(checkpoint_path)) if resume else None
         rng_state = self.rng.bit_generator.state
         run = _TrainingRun(self, game, settings)
         if run_state is not None:
             self.rng.bit_generator.state = rng_state  # as checkpointed, before the copies' seeds
             run.resume(run_state)
         return run.run()
-
-    def _save_checkpoint(self, path: str, run_state: dict | None = None, keep: int = 1) -> None:
-        """`checkpoint=` in `train()`: the weights only, or the whole agent and run."""
-        if str(path).endswith(".weights.h5"):
-            folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
-            temporary = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-            self.model.save_weights(temporary)
-            os.replace(temporary, path)
-        else:
-            self._save(path, include_memory=isinstance(self.memory, ExperienceReplay),
-                       run_state=run_state, keep=keep)  # fmt: skip
 
     # -- saving -------------------------------------------------------------
 
@@ -696,43 +399,7 @@ class Agent:
                 "include_memory=True saves an ExperienceReplay. "
                 f"Received: a memory of type {type(self.memory).__name__}"
             )
-        self._save(path, include_memory)
-
-    def _save(
-        self, path, include_memory: bool, run_state: dict | None = None, keep: int = 1
-    ) -> None:
-        """`save()`, plus the state of a training run for `train(resume=True)`."""
-        path = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
-        temporary = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-        try:
-            self.model.save(os.path.join(temporary, _MODEL_FILE))
-            memory = self.memory
-            settings = {
-                "format": _SAVE_FORMAT,
-                "nb_frames": self.nb_frames,
-                "distribution": _to_config(self.distribution),
-                "rng": self.rng.bit_generator.state,
-                "memory": {
-                    "class": type(memory).__name__,
-                    "memory_size": memory.memory_size,
-                    "rng": memory.rng.bit_generator.state if hasattr(memory, "rng") else None,
-                    "config": memory._config() if hasattr(memory, "_config") else {},
-                },
-            }
-            with open(os.path.join(temporary, _SETTINGS_FILE), "w") as f:
-                json.dump(settings, f, indent=2, default=int)
-            if include_memory:
-                np.savez(os.path.join(temporary, _MEMORY_FILE), **memory._get_state())
-            if run_state is not None:
-                with open(os.path.join(temporary, _RUN_FILE), "wb") as f:
-                    pickle.dump(run_state, f, protocol=pickle.HIGHEST_PROTOCOL)
-            _write_manifest(temporary)
-            _replace_folder(temporary, path, keep)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
+        save_folder(self, path, include_memory)
 
     @classmethod
     def load(cls, path: str | os.PathLike, memory: Memory | None = None) -> Agent:
@@ -768,94 +435,7 @@ class Agent:
                 f"Agent.load() expects a folder written by Agent.save(). Received: {path!r} "
                 f"(no {_SETTINGS_FILE} in it)"
             )
-        return cls._load(path, memory)
-
-    @classmethod
-    def _load(cls, path: str, memory: Memory | None) -> Agent:
-        """`load()` of a folder whose checksums are checked."""
-        settings_path = os.path.join(path, _SETTINGS_FILE)
-        with _reading(path, _SETTINGS_FILE), open(settings_path) as f:
-            settings = json.load(f)
-        if settings.get("format") != _SAVE_FORMAT:
-            raise ValueError(
-                f"Agent.load() reads format {_SAVE_FORMAT}. "
-                f"Received: format {settings.get('format')!r} in {settings_path}"
-            )
-        with _reading(path, _MODEL_FILE):
-            model = keras.models.load_model(os.path.join(path, _MODEL_FILE))
-        saved_memory = settings["memory"]
-        if memory is None:
-            kind = (
-                PrioritizedExperienceReplay
-                if saved_memory["class"] == PrioritizedExperienceReplay.__name__
-                else ExperienceReplay
-            )
-            memory = kind(saved_memory["memory_size"], **saved_memory.get("config", {}))
-            memory_file = os.path.join(path, _MEMORY_FILE)
-            if os.path.isfile(memory_file):
-                with _reading(path, _MEMORY_FILE), np.load(memory_file) as arrays:
-                    memory._set_state(dict(arrays))
-            if saved_memory.get("rng"):
-                memory.rng.bit_generator.state = saved_memory["rng"]
-        agent = cls(
-            model,
-            memory=memory,
-            nb_frames=settings["nb_frames"],
-            distribution=_from_config(settings.get("distribution")),
-        )
-        agent.rng.bit_generator.state = settings["rng"]
-        return agent
-
-    def _restore(self, path: str) -> dict | None:
-        """Loads the newest intact checkpoint of `path` into this agent.
-
-        Returns its run state, or `None` when there is no checkpoint of a
-        run. Damaged checkpoints are skipped with a warning that names them.
-        """
-        damaged = []
-        for folder in _saved_folders(path):
-            damage = _damage(folder)
-            if damage is None:
-                break
-            damaged.append(f"{folder}: {damage}")
-            warnings.warn(
-                f"resume=True skips a damaged checkpoint ({damage}): {folder}", stacklevel=4
-            )
-        else:
-            if damaged:
-                raise ValueError(
-                    "resume=True found no intact checkpoint. Received: checkpoint_path="
-                    f"{path!r}, whose checkpoints are damaged: " + "; ".join(damaged)
-                )
-            return None
-        if damaged:
-            warnings.warn(f"resume=True continues from the older checkpoint {folder}", stacklevel=4)
-        run_file = os.path.join(folder, _RUN_FILE)
-        if not os.path.isfile(run_file):
-            return None
-        saved = Agent._load(folder, None)
-        model, optimizer = self.model, self.model.optimizer
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
-        pairs = [
-            (model.trainable_variables, saved.model.trainable_variables),
-            (model.non_trainable_variables, saved.model.non_trainable_variables),
-            (optimizer.variables, saved.model.optimizer.variables),
-        ]
-        for mine, theirs in pairs:
-            if len(mine) != len(theirs):
-                raise ValueError(
-                    f"resume=True needs the model of the checkpoint in {folder!r}: it has "
-                    f"{len(theirs)} variables of a kind where this model has {len(mine)}."
-                )
-        for mine, theirs in pairs:
-            for variable, value in zip(mine, theirs, strict=True):
-                variable.assign(value)
-        if isinstance(self.memory, ExperienceReplay):
-            self.memory = saved.memory
-        self.rng = saved.rng
-        with _reading(folder, _RUN_FILE), open(run_file, "rb") as f:
-            return pickle.load(f)
+        return load_folder(cls, path, memory)
 
     # -- playing ------------------------------------------------------------
 
@@ -934,8 +514,8 @@ class Agent:
             raise TypeError(f"on_game_end must be callable. Received: {on_game_end!r}")
         if not isinstance(noisy, (bool, np.bool_)):
             raise TypeError(f"noisy must be a bool. Received: noisy={noisy!r}")
-        game = _as_game(game, lambda: seed)
-        self._check_game(game)
+        game = as_game(game, lambda: seed)
+        self._player.check_game(game)
         if isinstance(game, VectorGame) and nb_parallel not in (nb_games, game.nb_copies):
             raise ValueError(
                 "A vector game plays its own copies side by side: leave nb_parallel at None. "
@@ -997,7 +577,7 @@ class Agent:
                 "play() draws its games one by one: pass a Game (a VectorGame or a vector "
                 f"env goes to evaluate()). Received: {game!r} (of type {type(game).__name__})"
             )
-        self._check_game(game)
+        self._player.check_game(game)
         played = _play_games(
             self, game, nb_epoch, None, eps, self.rng, max_steps, nb_epoch, draw=visualize
         )
@@ -1094,61 +674,3 @@ class Agent:
             q = np.where(mask, q, -np.inf)
         actions = q.argmax(axis=1)
         return int(actions[0]) if one else actions
-
-
-def _check_actors(actors, game, **options) -> None:
-    """`train(actors=...)`'s checks: what runs with actors and what does not."""
-    if not isinstance(actors, RayActors):
-        raise TypeError(
-            "actors must be a qlearning4k.actors.RayActors or None. "
-            f"Received: {actors!r} (of type {type(actors).__name__})"
-        )
-    if isinstance(game, VectorGame):
-        raise ValueError(
-            "train(actors=...) plays copies of a Game on each actor (RayActors.nb_copies). "
-            f"Received: a {type(game).__name__}"
-        )
-    unsupported = {"nb_parallel": 1, "checkpoint": None, "resume": False,
-                   "reset_memory": False, "single_core": False}  # fmt: skip
-    for name, default in unsupported.items():
-        if options[name] != default:
-            raise ValueError(
-                f"train(actors=...) does not take {name}: the actors play the copies "
-                f"(RayActors.nb_copies), in their own processes. Received: "
-                f"{name}={options[name]!r}"
-            )
-
-
-def _as_game(game, seed: Callable[[], int | None]):
-    """`game`, with a `gymnasium.vector.VectorEnv` wrapped in a `GymVectorGame`
-    whose first reset gets the seed `seed()` (called only then)."""
-    gymnasium = sys.modules.get("gymnasium")  # a vector env means Gymnasium is imported
-    if gymnasium is not None and isinstance(game, gymnasium.vector.VectorEnv):
-        from qlearning4k.games.gym_vector_game import GymVectorGame
-
-        return GymVectorGame(game, seed=seed())
-    return game
-
-
-def _check_target_update(value):
-    """`None`, an int >= 1 (hard updates) or a float in (0, 1) (soft updates)."""
-    if value is None:
-        return None
-    if _is_int(value):
-        if value < 1:
-            raise ValueError(
-                "target_update must be an int >= 1 (gradient steps between copies) or a float "
-                f"in (0, 1) (soft updates). Received: target_update={value}"
-            )
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        if not 0.0 < value < 1.0:
-            raise ValueError(
-                "target_update must be an int >= 1 (gradient steps between copies) or a float "
-                f"in (0, 1) (soft updates). Received: target_update={value}"
-            )
-        return float(value)
-    raise TypeError(
-        "target_update must be None, an int or a float. "
-        f"Received: target_update={value!r} (of type {type(value).__name__})"
-    )

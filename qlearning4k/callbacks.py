@@ -8,6 +8,7 @@ import time
 import keras
 
 from qlearning4k._checks import _check_positive_int
+from qlearning4k._player import as_game
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 
@@ -94,9 +95,7 @@ class EvalCallback(keras.callbacks.Callback):
         verbose: int = 0,
     ):
         super().__init__()
-        from qlearning4k.agent import _as_game
-
-        game = _as_game(game, lambda: seed)
+        game = as_game(game, lambda: seed)
         if not isinstance(game, (Game, VectorGame)):
             raise TypeError(
                 "EvalCallback expects a qlearning4k Game, VectorGame or a gymnasium "

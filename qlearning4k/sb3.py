@@ -145,6 +145,17 @@ def from_sb3(
     if algo not in _ALGOS:
         raise ValueError(f"algo must be one of {_ALGOS}. Received: algo={algo!r}")
     quantiles = algo == "qrdqn"
+    config, budget, train_freq, net_arch, distribution = _read_config(hyperparams, quantiles)
+    model = _mlp(config, game, net_arch, distribution, seed)
+    agent = Agent(
+        model, memory_size=_count(config, "buffer_size"), seed=seed, distribution=distribution
+    )
+    return agent, _train_kwargs(config, budget, train_freq)
+
+
+def _read_config(hyperparams: Mapping, quantiles: bool):
+    """The checked config with its defaults: `(config, budget key, train_freq,
+    net_arch, distribution)`."""
     known = set(_DEFAULTS) | _IGNORED | set(_BUDGETS)
     unknown = sorted(set(hyperparams) - known)
     if unknown:
@@ -196,6 +207,12 @@ def from_sb3(
             f"net_arch must be a list of positive ints. Received: net_arch={net_arch!r}"
         )
 
+    return config, budgets[0], train_freq, net_arch, distribution
+
+
+def _mlp(config: dict, game, net_arch, distribution, seed) -> keras.Model:
+    """MlpPolicy's network for `game`, compiled as Stable-Baselines3's DQN trains it."""
+    quantiles = distribution is not None
     nb_frames = _count(config, "frame_stack")
     game.reset()
     frame_shape = np.asarray(game.get_frame()).shape
@@ -224,11 +241,13 @@ def from_sb3(
     # are a quarter faster with it (docs/performance.md). JAX compiles anyway.
     jit = True if keras.backend.backend() == "tensorflow" else "auto"
     model.compile(optimizer, None if quantiles else keras.losses.Huber(), jit_compile=jit)
-    agent = Agent(
-        model, memory_size=_count(config, "buffer_size"), seed=seed, distribution=distribution
-    )
+    return model
+
+
+def _train_kwargs(config: dict, budget: str, train_freq) -> dict:
+    """`train()`'s arguments for the config."""
     train_kwargs = {
-        "total_timesteps": _count(config, budgets[0]),
+        "total_timesteps": _count(config, budget),
         "learning_starts": _count(config, "learning_starts", zero=True),
         "batch_size": _count(config, "batch_size"),
         "gamma": float(config["gamma"]),
@@ -245,7 +264,7 @@ def from_sb3(
         "n_step": _count(config, "n_steps"),
         "nb_parallel": _count(config, "n_envs"),
     }
-    return agent, train_kwargs
+    return train_kwargs
 
 
 def _torch_linear(units: int, fan_in: int, seeds, activation: str | None):

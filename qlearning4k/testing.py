@@ -183,124 +183,23 @@ def _check_frame(frame, reference, problems, name, when) -> None:
 
 
 def _check_vector_game(game, nb_games, max_steps, seed, problems) -> None:
-    """`check_game` for a `VectorGame`: plays it until `nb_games` games end."""
+    """`check_game` for a `VectorGame`: plays it until `nb_games` games end, twice."""
     name, n = type(game).__name__, game.nb_copies
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         problems.append(f"{name}.nb_copies must be a positive int. Received: {n!r}")
         return
-    nb_actions = int(game.nb_actions)
-
-    def array(method, shape, kinds, when):
-        value = np.array(getattr(game, method)())
-        if value.shape != shape or value.dtype.kind not in kinds:
-            problems.append(
-                f"{name}.{method}() must return an array of shape {shape} "
-                f"({'bool' if kinds == 'b' else 'numbers'}) {when}. "
-                f"Received: shape {value.shape} and dtype {value.dtype}"
-            )
-            return None
-        if value.dtype.kind == "f" and not np.isfinite(value).all():
-            problems.append(f"{name}.{method}() holds NaN or infinity {when}.")
-            return None
-        return value
-
-    def trace(actions_of):
-        game.reset(seed=seed)
-        reference = np.array(game.get_frames())
-        if reference.ndim < 1 or len(reference) != n:
-            problems.append(
-                f"{name}.get_frames() must return shape ({n},) + frame_shape. "
-                f"Received: shape {reference.shape}"
-            )
-            return None
-        frames, scores, actions = [reference], [], []
-        over = array("is_over", (n,), "b", "after reset()")
-        if over is None:
-            return None
-        if over.any():
-            problems.append(f"{name}.reset() leaves copies whose game is already over.")
-        ended, steps = 0, np.zeros(n, dtype=np.int64)
-        for step in range(1, max_steps * max(1, -(-nb_games // n)) + 1):
-            when = f"at step {step}"
-            allowed = array("get_possible_actions", (n, nb_actions), "b", when)
-            if allowed is None:
-                return None
-            if (~allowed.any(axis=1) & ~over).any():
-                problems.append(f"{name}.get_possible_actions() allows no action {when}.")
-                return None
-            action = actions_of(step, allowed)
-            before = np.array(game.get_frames())
-            game.play(action)
-            frame = np.array(game.get_frames())
-            if frame.shape != reference.shape or frame.dtype != reference.dtype:
-                problems.append(
-                    f"{name}.get_frames() changed shape or dtype {when}: expected "
-                    f"{reference.shape} {reference.dtype}. Received: {frame.shape} {frame.dtype}"
-                )
-                return None
-            if frame.dtype.kind == "f" and not np.isfinite(frame).all():
-                problems.append(f"{name}.get_frames() holds NaN or infinity {when}.")
-            score = array("get_scores", (n,), "biuf", when)
-            now = array("is_over", (n,), "b", when)
-            won = array("is_won", (n,), "b", when)
-            cut = array("is_truncated", (n,), "b", when)
-            if score is None or now is None or won is None or cut is None:
-                return None
-            if (won & ~now).any():
-                problems.append(f"{name}.is_won() is true for a copy whose game is not over.")
-            if (cut & ~now).any():
-                problems.append(f"{name}.is_truncated() is true for a copy whose game is not over.")
-            if (over & ~now).any():
-                problems.append(
-                    f"{name} restarted a copy on its own {when}: a copy that is over must stay "
-                    "over until reset(mask) restarts it."
-                )
-            if over.any() and not np.array_equal(frame[over], before[over]):
-                problems.append(f"{name}.play() changed the frame of a copy that was over.")
-            if over.any() and (score[over] != 0).any():
-                problems.append(f"{name}.get_scores() is not 0 for a copy that was already over.")
-            frames.append(frame)
-            scores.append(score)
-            actions.append(action)
-            steps += ~now
-            late = (steps >= max_steps) & ~now
-            if late.any():
-                problems.append(f"{name} did not end within max_steps={max_steps} random steps.")
-                return None
-            done = now & ~over
-            ended += int(done.sum())
-            if ended >= nb_games:
-                return frames, scores, actions
-            # Half the copies that are over restart now, the others a step later.
-            restart = now & ((np.arange(n) + step) % 2 == 0)
-            if restart.any():
-                others = np.array(game.get_frames())[~restart]
-                game.reset(restart)
-                after = np.array(game.get_frames())
-                if not np.array_equal(after[~restart], others):
-                    problems.append(f"{name}.reset(mask) changed copies outside the mask.")
-                again = array("is_over", (n,), "b", "after reset(mask)")
-                if again is None:
-                    return None
-                if again[restart].any():
-                    problems.append(f"{name}.reset(mask) left a copy over.")
-                frames[-1] = after
-                steps[restart] = 0
-                now = again
-            over = now
-        return frames, scores, actions
-
+    tracer = _VectorTrace(game, nb_games, max_steps, seed, problems)
     rng = np.random.default_rng(seed)
 
     def random_moves(step, allowed):
         draws = np.where(allowed, rng.random(allowed.shape), -1.0)
         return draws.argmax(axis=1)
 
-    played = trace(random_moves)
+    played = tracer.trace(random_moves)
     if played is None:
         return
     frames, scores, actions = played
-    replay = trace(lambda step, allowed: actions[step - 1])
+    replay = tracer.trace(lambda step, allowed: actions[step - 1])
     if replay is None:
         return
     same = len(replay[0]) == len(frames) and all(
@@ -311,3 +210,132 @@ def _check_vector_game(game, nb_games, max_steps, seed, problems) -> None:
             f"{name} is not deterministic under a seed: reset(seed=...) and the same actions "
             "gave different frames or scores. Draw randomness from self.rng only."
         )
+
+
+class _VectorTrace:
+    """Plays a vector game from `reset(seed=seed)`, checking each step; records
+    its frames, scores and actions. Each problem found goes into `problems`."""
+
+    def __init__(self, game, nb_games, max_steps, seed, problems):
+        self.game, self.nb_games, self.max_steps, self.seed = game, nb_games, max_steps, seed
+        self.problems, self.name, self.n = problems, type(game).__name__, game.nb_copies
+        self.nb_actions = int(game.nb_actions)
+
+    def array(self, method, shape, kinds, when):
+        """`game.<method>()` as an array of `shape` and one of the dtype `kinds`, or None."""
+        value = np.array(getattr(self.game, method)())
+        if value.shape != shape or value.dtype.kind not in kinds:
+            self.problems.append(
+                f"{self.name}.{method}() must return an array of shape {shape} "
+                f"({'bool' if kinds == 'b' else 'numbers'}) {when}. "
+                f"Received: shape {value.shape} and dtype {value.dtype}"
+            )
+            return None
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            self.problems.append(f"{self.name}.{method}() holds NaN or infinity {when}.")
+            return None
+        return value
+
+    def trace(self, actions_of):
+        """`(frames, scores, actions)` of a play with `actions_of(step, allowed)`, or None."""
+        game, name, n, problems = self.game, self.name, self.n, self.problems
+        game.reset(seed=self.seed)
+        reference = np.array(game.get_frames())
+        if reference.ndim < 1 or len(reference) != n:
+            problems.append(
+                f"{name}.get_frames() must return shape ({n},) + frame_shape. "
+                f"Received: shape {reference.shape}"
+            )
+            return None
+        frames, scores, actions = [reference], [], []
+        over = self.array("is_over", (n,), "b", "after reset()")
+        if over is None:
+            return None
+        if over.any():
+            problems.append(f"{name}.reset() leaves copies whose game is already over.")
+        ended, steps = 0, np.zeros(n, dtype=np.int64)
+        for step in range(1, self.max_steps * max(1, -(-self.nb_games // n)) + 1):
+            when = f"at step {step}"
+            allowed = self.array("get_possible_actions", (n, self.nb_actions), "b", when)
+            if allowed is None:
+                return None
+            if (~allowed.any(axis=1) & ~over).any():
+                problems.append(f"{name}.get_possible_actions() allows no action {when}.")
+                return None
+            action = actions_of(step, allowed)
+            played = self._play(action, reference, over, when)
+            if played is None:
+                return None
+            frame, score, now = played
+            frames.append(frame)
+            scores.append(score)
+            actions.append(action)
+            steps += ~now
+            if ((steps >= self.max_steps) & ~now).any():
+                problems.append(
+                    f"{name} did not end within max_steps={self.max_steps} random steps."
+                )
+                return None
+            ended += int((now & ~over).sum())
+            if ended >= self.nb_games:
+                return frames, scores, actions
+            over = self._restart(step, now, frames, steps)
+            if over is None:
+                return None
+        return frames, scores, actions
+
+    def _play(self, action, reference, over, when):
+        """Plays `action` and checks what follows: `(frame, score, now over)`, or None."""
+        game, name, n, problems = self.game, self.name, self.n, self.problems
+        before = np.array(game.get_frames())
+        game.play(action)
+        frame = np.array(game.get_frames())
+        if frame.shape != reference.shape or frame.dtype != reference.dtype:
+            problems.append(
+                f"{name}.get_frames() changed shape or dtype {when}: expected "
+                f"{reference.shape} {reference.dtype}. Received: {frame.shape} {frame.dtype}"
+            )
+            return None
+        if frame.dtype.kind == "f" and not np.isfinite(frame).all():
+            problems.append(f"{name}.get_frames() holds NaN or infinity {when}.")
+        score = self.array("get_scores", (n,), "biuf", when)
+        now = self.array("is_over", (n,), "b", when)
+        won = self.array("is_won", (n,), "b", when)
+        cut = self.array("is_truncated", (n,), "b", when)
+        if score is None or now is None or won is None or cut is None:
+            return None
+        if (won & ~now).any():
+            problems.append(f"{name}.is_won() is true for a copy whose game is not over.")
+        if (cut & ~now).any():
+            problems.append(f"{name}.is_truncated() is true for a copy whose game is not over.")
+        if (over & ~now).any():
+            problems.append(
+                f"{name} restarted a copy on its own {when}: a copy that is over must stay "
+                "over until reset(mask) restarts it."
+            )
+        if over.any() and not np.array_equal(frame[over], before[over]):
+            problems.append(f"{name}.play() changed the frame of a copy that was over.")
+        if over.any() and (score[over] != 0).any():
+            problems.append(f"{name}.get_scores() is not 0 for a copy that was already over.")
+        return frame, score, now
+
+    def _restart(self, step, now, frames, steps):
+        """Restarts half the copies that are over (the others a step later);
+        returns which copies are over then, or None."""
+        game, name, n = self.game, self.name, self.n
+        restart = now & ((np.arange(n) + step) % 2 == 0)
+        if not restart.any():
+            return now
+        others = np.array(game.get_frames())[~restart]
+        game.reset(restart)
+        after = np.array(game.get_frames())
+        if not np.array_equal(after[~restart], others):
+            self.problems.append(f"{name}.reset(mask) changed copies outside the mask.")
+        again = self.array("is_over", (n,), "b", "after reset(mask)")
+        if again is None:
+            return None
+        if again[restart].any():
+            self.problems.append(f"{name}.reset(mask) left a copy over.")
+        frames[-1] = after
+        steps[restart] = 0
+        return again

@@ -177,7 +177,8 @@ def test_compiled_step_equals_a_reference_on_a_twin_model(distribution, options)
     ref_losses, ref_errors = [], []
     for counter, (s, s2, a, r, discount, w, mask) in enumerate(batches, start=1):
         x, x2 = s.astype(np.float32), s2.astype(np.float32)
-        rows = Rows(a, r, discount, w, mask if config.masked else None)
+        r, discount, w = (np.asarray(c, np.float32) for c in (r, discount, w))  # as buffered
+        rows = Rows(a.astype(np.float32), r, discount, w, mask if config.masked else None)
         online_next = keras.ops.convert_to_numpy(reference(x2))
         next_outputs = online_next
         if config.target_update is not None:

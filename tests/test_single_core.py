@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from conftest import make_model
 
-import qlearning4k._affinity
 from qlearning4k import Agent, PrioritizedExperienceReplay
+from qlearning4k._internals import affinity
 from qlearning4k.games import Catch
 
 linux_with_two_cores = pytest.mark.skipif(
-    not qlearning4k._affinity._supported() or len(os.sched_getaffinity(0)) < 2,
+    not affinity._supported() or len(os.sched_getaffinity(0)) < 2,
     reason="needs Linux thread affinity and at least two usable cores",
 )
 
@@ -64,7 +64,7 @@ def test_every_thread_shares_one_core_while_training_then_gets_its_cores_back(mo
     os.sched_setaffinity(user_thread.native_id, {0})  # a thread with cores of its own
     before = _affinities()
     compiled_on = []  # the cores of the first (compiling) calls
-    paused = qlearning4k._affinity._OneCore.paused
+    paused = affinity._OneCore.paused
 
     @contextlib.contextmanager
     def recording_paused(self):
@@ -72,7 +72,7 @@ def test_every_thread_shares_one_core_while_training_then_gets_its_cores_back(mo
             compiled_on.append(os.sched_getaffinity(0))
             yield
 
-    monkeypatch.setattr(qlearning4k._affinity._OneCore, "paused", recording_paused)
+    monkeypatch.setattr(affinity._OneCore, "paused", recording_paused)
     threads_before = _torch_threads()
     probe = _Probe(fail_at)
     agent = Agent(make_model(), seed=0)
@@ -134,7 +134,7 @@ def test_single_core_trains_exactly_as_on_every_core(prioritized, jit_compile, k
 
 
 def test_single_core_without_thread_affinity_warns_and_trains(monkeypatch):
-    monkeypatch.setattr(qlearning4k._affinity, "_supported", lambda: False)
+    monkeypatch.setattr(affinity, "_supported", lambda: False)
     agent = Agent(make_model(), seed=0)
     with pytest.warns(UserWarning, match="single_core=True needs Linux"):
         history = agent.train(Catch(seed=0), nb_epoch=2, batch_size=4, verbose=0, single_core=True)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from conftest import make_model
 
-import qlearning4k._training
 from qlearning4k import Agent, ExperienceReplay, Memory, PrioritizedExperienceReplay
+from qlearning4k._internals import settings
 from qlearning4k.games import Catch, Snake, VectorCatch
 
 
 def _train(max_deferred, monkeypatch, **kwargs):
-    monkeypatch.setattr(qlearning4k._training, "MAX_DEFERRED", max_deferred)
+    monkeypatch.setattr(settings, "MAX_DEFERRED", max_deferred)
     keras.utils.set_random_seed(1)
     model = make_model(optimizer="sgd")
     agent = Agent(model, seed=1)

@@ -74,6 +74,58 @@ class TensorFlowLearner(Learner):
         for target, value in zip(self._target, updated_target(current, online, tau), strict=True):
             target.assign(value)
 
+    def _q_next(self, next_states):
+        """`Q(S')` to evaluate (the target network's with one) and, with Double
+        DQN, the online `Q(S')` that picks the action."""
+        model = self.model
+        if not self.uses_target:
+            return model(next_states, training=False), None
+        nb_trainable = len(model.trainable_variables)
+        values = [v.read_value() for v in self._target]
+        q_next, _ = model.stateless_call(
+            values[:nb_trainable], values[nb_trainable:], next_states, training=False
+        )
+        q_online = model(next_states, training=False) if self.uses_online_next else None
+        return q_next, q_online
+
+    def _update_target(self):
+        """The target network's update after a gradient step, in the graph."""
+        tf = self._tf
+
+        def copy():
+            self._assign_target()
+            return tf.constant(True)
+
+        counter = self._counter.assign_add(1)
+        mix = self._mix(counter)
+        if isinstance(self.config.target_update, float):
+            self._assign_target(mix)
+        else:  # an exact copy every N steps, and nothing in between
+            tf.cond(mix > 0, copy, lambda: tf.constant(False))
+
+    def _gradient_step(self, both, batch_floats):
+        """One gradient step on a batch's states and next states (`both`) and
+        its rows of `floats`; returns `(loss, td_errors)`. Traced once for
+        both graphs of `_build_step`."""
+        tf, model, batch = self._tf, self.model, self.batch_size
+        variables = model.trainable_variables
+        both = tf.cast(both, self.dtype)  # only the rows of this step
+        states, next_states = both[:batch], both[batch:]
+        q_next, q_online = self._q_next(next_states)
+        with tf.GradientTape() as tape:
+            q = model(states, training=True)
+
+            def compute_loss(y, weights):
+                return model.compute_loss(
+                    x=states, y=y, y_pred=q, sample_weight=weights, training=True
+                )
+
+            loss, td = self._q_loss(q, q_next, q_online, self._rows(batch_floats), compute_loss)
+        model.optimizer.apply(tape.gradient(loss, variables), variables)
+        if self.updates_target:
+            self._update_target()
+        return loss, td
+
     def _build_step(self, frames, floats, loop: bool):
         """Traces the step for arrays like `frames` and `floats`.
 
@@ -86,55 +138,11 @@ class TensorFlowLearner(Learner):
         leaves the cost of a call unchanged.
         """
         tf, model, config = self._tf, self.model, self.config
-        variables = model.trainable_variables
-        optimizer = model.optimizer
         batch, max_steps, width = self.batch_size, self.max_steps, self.width
         state_shape = tuple(frames.shape[1:])
-        nb_trainable = len(variables)
-
-        def q_next_of(next_states):
-            if not self.uses_target:
-                return model(next_states, training=False), None
-            values = [v.read_value() for v in self._target]
-            q_next, _ = model.stateless_call(
-                values[:nb_trainable], values[nb_trainable:], next_states, training=False
-            )
-            q_online = model(next_states, training=False) if self.uses_online_next else None
-            return q_next, q_online
-
-        def copy():
-            self._assign_target()
-            return tf.constant(True)
-
-        def update_target():
-            counter = self._counter.assign_add(1)
-            mix = self._mix(counter)
-            if isinstance(config.target_update, float):
-                self._assign_target(mix)
-            else:  # an exact copy every N steps, and nothing in between
-                tf.cond(mix > 0, copy, lambda: tf.constant(False))
-
-        def learn(both, batch_floats):
-            both = tf.cast(both, self.dtype)  # only the rows of this step
-            states, next_states = both[:batch], both[batch:]
-            q_next, q_online = q_next_of(next_states)
-            with tf.GradientTape() as tape:
-                q = model(states, training=True)
-
-                def compute_loss(y, weights):
-                    return model.compute_loss(
-                        x=states, y=y, y_pred=q, sample_weight=weights, training=True
-                    )
-
-                loss, td = self._q_loss(q, q_next, q_online, self._rows(batch_floats), compute_loss)
-            optimizer.apply(tape.gradient(loss, variables), variables)
-            if self.updates_target:
-                update_target()
-            return loss, td
-
         key = (state_shape, frames.dtype)
         if key not in self._learn:
-            self._learn[key] = tf.function(learn, autograph=False)
+            self._learn[key] = tf.function(self._gradient_step, autograph=False)
         learn = self._learn[key]
 
         def gradient_step(pairs, floats, i):

@@ -5,7 +5,7 @@ vector env as a `VectorGame`) and `GameEnv` (any `Game` as a Gymnasium env)
 need the optional Gymnasium dependency: `pip install "qlearning4k[gym]"`.
 """
 
-from qlearning4k.games import game_env as _game_env
+from qlearning4k.games import registration as _registration
 from qlearning4k.games.catch import Catch
 from qlearning4k.games.game import Game
 from qlearning4k.games.game_env import GameEnv
@@ -28,4 +28,4 @@ __all__ = [
     "VectorSnake",
 ]
 
-_game_env._register_envs()
+_registration.register_envs()

@@ -6,8 +6,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from qlearning4k.games.game import Game
-
 _INSTALL_HINT = 'Install it with: pip install "qlearning4k[gym]"'
 
 
@@ -78,9 +76,9 @@ class GameEnv(_ENV_BASE):
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, game: Game, render_mode: str | None = None):
+    def __init__(self, game, render_mode: str | None = None):
         gymnasium = _import_gymnasium("GameEnv")
-        if not isinstance(game, Game):
+        if not _is_game(game):
             raise TypeError(
                 f"GameEnv expects a qlearning4k Game. Received: {game!r} "
                 f"(of type {type(game).__name__})"
@@ -121,27 +119,13 @@ class GameEnv(_ENV_BASE):
         return None
 
 
-def _register_envs() -> None:
-    """Registers the built-in games as Gymnasium ids, when Gymnasium is there."""
-    if _gymnasium is None:
-        return
-    from gymnasium.envs.registration import register, registry
-
-    for name, max_steps in (("Catch", None), ("Snake", 1000)):
-        env_id = f"qlearning4k/{name}-v0"
-        if env_id not in registry:
-            register(
-                id=env_id,
-                entry_point="qlearning4k.games.game_env:_make_builtin",
-                kwargs={"name": name},
-                max_episode_steps=max_steps,
-            )
+# What GameEnv calls on its game: the `Game` contract, checked by its methods so
+# that this adapter needs no import of the class it adapts.
+_GAME_METHODS = ("reset", "play", "get_frame", "get_score", "is_over", "is_won", "is_truncated")
 
 
-def _make_builtin(name: str, render_mode: str | None = None, **kwargs):
-    """Entry point of the registered ids: `gymnasium.make("qlearning4k/Catch-v0", grid_size=8)`."""
-    from qlearning4k.games.catch import Catch
-    from qlearning4k.games.snake import Snake
-
-    game = {"Catch": Catch, "Snake": Snake}[name](**kwargs)
-    return GameEnv(game, render_mode=render_mode)
+def _is_game(game) -> bool:
+    """Whether `game` follows the `Game` contract (a `Game` subclass does)."""
+    return isinstance(getattr(game, "nb_actions", None), (int, np.integer)) and all(
+        callable(getattr(game, name, None)) for name in _GAME_METHODS
+    )

@@ -1,0 +1,218 @@
+"""`Player`: what the model sees of games and how it moves in them, shared by every loop.
+
+The training run, evaluation and the Ray actors all step copies of a game
+with the same checks and the same choice of moves: a frame checked against
+the model's input, a game's first state (its first frame repeated), a move
+greedy among the possible actions or random, and for vector games the
+checked arrays of all copies at once. They are written here once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import keras
+import numpy as np
+
+from qlearning4k.games.game import Game
+from qlearning4k.games.vector_game import VectorGame
+
+
+@dataclasses.dataclass(frozen=True)
+class Player:
+    """The shapes a model plays with: `nb_frames` frames of `frame_shape`, `nb_actions` moves."""
+
+    nb_frames: int
+    frame_shape: tuple
+    nb_actions: int
+
+    def check_game(self, game) -> None:
+        """Checks that `game` fits the model (resetting it to read a frame)."""
+        if not isinstance(game, (Game, VectorGame)):
+            raise TypeError(
+                "Expected a qlearning4k Game, a VectorGame or a gymnasium.vector.VectorEnv. "
+                f"Received: {game!r} (of type {type(game).__name__})"
+            )
+        if game.nb_actions != self.nb_actions:
+            raise ValueError(
+                f"The model has {self.nb_actions} outputs but {type(game).__name__} has "
+                f"nb_actions={game.nb_actions}. Received: game {game.name!r}"
+            )
+        game.reset()
+        if isinstance(game, VectorGame):
+            self.check_frames(game, game.get_frames())
+        else:
+            self.check_frame(game, game.get_frame())
+
+    def check_frame(self, game, frame) -> np.ndarray:
+        """`game.get_frame()` as an array of `frame_shape`, checked."""
+        frame = np.asarray(frame)
+        if frame.shape != self.frame_shape:
+            raise ValueError(
+                f"The model takes frames of shape {self.frame_shape} (its input is "
+                f"(batch, {self.nb_frames}) + {self.frame_shape}), but "
+                f"{type(game).__name__}.get_frame() returned shape {frame.shape}."
+            )
+        return frame
+
+    def first_state(self, game) -> np.ndarray:
+        """`(1, nb_frames) + frame_shape`: the first frame, repeated."""
+        frame = self.check_frame(game, game.get_frame())
+        return np.repeat(frame[None, None], self.nb_frames, axis=1)
+
+    def check_frames(self, game: VectorGame, frames) -> np.ndarray:
+        """A vector game's `get_frames()`: `(nb_copies,) + frame_shape`."""
+        try:
+            frames = np.asarray(frames)
+        except ValueError:  # frames of different shapes
+            frames = np.empty(0)
+        if frames.shape[1:] != self.frame_shape or len(frames) != game.nb_copies:
+            raise ValueError(
+                f"The model takes frames of shape {self.frame_shape} (its input is "
+                f"(batch, {self.nb_frames}) + {self.frame_shape}), so "
+                f"{type(game).__name__}.get_frames() must return shape "
+                f"({game.nb_copies},) + {self.frame_shape}. Received: shape {frames.shape}"
+            )
+        return frames
+
+    def first_states(self, game: VectorGame, frames) -> np.ndarray:
+        """`(nb_copies, nb_frames) + frame_shape`: each copy's first frame, repeated."""
+        frames = self.check_frames(game, frames)
+        return np.repeat(frames[:, None], self.nb_frames, axis=1)
+
+    def choose(self, game, q, explore: bool, rng: np.random.Generator) -> int:
+        """An action among the game's possible ones: random (from `rng`), or
+        greedy on `q` `(nb_actions,)`."""
+        possible = game.get_possible_actions()
+        if len(possible) == 0:
+            raise ValueError(f"{type(game).__name__}.get_possible_actions() returned no action.")
+        if explore:
+            return int(possible[rng.integers(len(possible))])
+        if len(possible) == self.nb_actions:
+            return int(np.argmax(q))
+        possible = np.asarray(possible)
+        return int(possible[np.argmax(q[possible])])
+
+
+def model_signature(model) -> tuple[tuple, int]:
+    """Checks `model` and returns `(input_shape, nb_actions)`."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Agent expects a keras.Model. Received: {model!r} (of type {type(model).__name__})"
+        )
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError(
+            "Agent expects a compiled model: call model.compile(optimizer, loss) first. "
+            f"Received: an uncompiled model {model.name!r}"
+        )
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except AttributeError:
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise ValueError(
+            "Agent expects a model with a known input, built from keras.Input (a Sequential "
+            f"starting with keras.Input, or a functional model). Received: {model.name!r}"
+        )
+    if len(inputs) != 1:
+        raise ValueError(f"Agent expects a model with one input. Received: {len(inputs)} inputs")
+    if len(outputs) != 1 or len(outputs[0].shape) != 2 or outputs[0].shape[-1] is None:
+        shapes = [tuple(o.shape) for o in outputs]
+        raise ValueError(
+            "Agent expects a model with one output of shape (batch, nb_actions). "
+            f"Received: output shapes {shapes}"
+        )
+    input_shape = tuple(inputs[0].shape[1:])
+    if len(input_shape) < 2 or None in input_shape:
+        raise ValueError(
+            "Agent expects a model input of shape (batch, nb_frames) + frame_shape, fully "
+            f"known. Received: input shape {tuple(inputs[0].shape)}"
+        )
+    return input_shape, int(outputs[0].shape[-1])
+
+
+def as_game(game, seed):
+    """`game`, with a `gymnasium.vector.VectorEnv` wrapped in a `GymVectorGame`
+    whose first reset gets the seed `seed()` (called only then)."""
+    gymnasium = sys.modules.get("gymnasium")  # a vector env means Gymnasium is imported
+    if gymnasium is not None and isinstance(game, gymnasium.vector.VectorEnv):
+        from qlearning4k.games.gym_vector_game import GymVectorGame
+
+        return GymVectorGame(game, seed=seed())
+    return game
+
+
+def restricts_actions(game) -> bool:
+    """Whether `game` may forbid actions: it overrides `get_possible_actions()`."""
+    base = VectorGame if isinstance(game, VectorGame) else Game
+    return type(game).get_possible_actions is not base.get_possible_actions
+
+
+def vector_actions(q, explore, allowed, rng, nb_actions: int) -> np.ndarray:
+    """Every copy's move, `(nb_copies,)`: random (from `rng`) where `explore`, else
+    greedy on `q` `(nb_copies, nb_actions)`; all random when `q` is `None`.
+
+    With `allowed` `(nb_copies, nb_actions)` bool, both are among the possible
+    actions of each copy.
+    """
+    nb_copies = len(explore)
+    if q is None:
+        actions = np.zeros(nb_copies, dtype=np.int64)
+        picks = np.arange(nb_copies)
+    else:
+        actions = (q if allowed is None else np.where(allowed, q, -np.inf)).argmax(axis=1)
+        picks = np.flatnonzero(explore)
+    if len(picks):
+        if allowed is None:
+            actions[picks] = rng.integers(nb_actions, size=len(picks))
+        else:  # uniform among the possible ones
+            draws = rng.random((len(picks), nb_actions))
+            actions[picks] = np.where(allowed[picks], draws, -1.0).argmax(axis=1)
+    return actions
+
+
+def flags(game: VectorGame, method: str) -> np.ndarray:
+    """`game.<method>()` as a bool array `(nb_copies,)`, checked."""
+    values = np.asarray(getattr(game, method)())
+    if values.shape != (game.nb_copies,) or values.dtype != bool:
+        raise ValueError(
+            f"{type(game).__name__}.{method}() must return a bool array of shape "
+            f"({game.nb_copies},). Received: shape {values.shape} and dtype {values.dtype}"
+        )
+    return values
+
+
+def check_scores(game: VectorGame, scores) -> np.ndarray:
+    """`get_scores()` of a vector game as float32 `(nb_copies,)`, each finite."""
+    scores = np.asarray(scores)
+    if scores.shape != (game.nb_copies,) or scores.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{type(game).__name__}.get_scores() must return a number per copy, an array of "
+            f"shape ({game.nb_copies},). Received: shape {scores.shape} and dtype {scores.dtype}"
+        )
+    if scores.dtype.kind == "f" and not np.isfinite(scores).all():
+        copy_index = int(np.flatnonzero(~np.isfinite(scores))[0])
+        raise ValueError(
+            f"{type(game).__name__}.get_scores() must return finite numbers. "
+            f"Received: {scores[copy_index]} for copy {copy_index}"
+        )
+    return scores.astype(np.float32, copy=False)
+
+
+def allowed_actions(game: VectorGame) -> np.ndarray:
+    """A copy of `game.get_possible_actions()`, checked: bool `(nb_copies, nb_actions)`."""
+    allowed = np.array(game.get_possible_actions())
+    expected = (game.nb_copies, game.nb_actions)
+    if allowed.shape != expected or allowed.dtype != bool:
+        raise ValueError(
+            f"{type(game).__name__}.get_possible_actions() must return a bool array of shape "
+            f"{expected}. Received: shape {allowed.shape} and dtype {allowed.dtype}"
+        )
+    empty = ~allowed.any(axis=1) & ~flags(game, "is_over")
+    if empty.any():
+        raise ValueError(
+            f"{type(game).__name__}.get_possible_actions() allows no action for copy "
+            f"{int(np.flatnonzero(empty)[0])}, whose game is not over."
+        )
+    return allowed
