@@ -8,15 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from qlearning4k._checks import _check_score
 from qlearning4k._learner import StepConfig
-from qlearning4k._player import (
-    allowed_actions,
-    check_scores,
-    flags,
-    restricts_actions,
-    vector_actions,
-)
+from qlearning4k._rollout import copies_of
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 
@@ -55,144 +48,109 @@ def _play_games(
     max_steps: int | None,
     nb_parallel: int,
     draw: bool = False,
-    on_game_end: Callable[[Game], None] | None = None,
+    on_game_end: Callable | None = None,
     noisy: bool = False,
 ) -> _Played:
-    """Plays `nb_games` games of copies of `game`, `nb_parallel` at a time.
+    """Plays `nb_games` games of copies of `game` side by side, one compiled call a step.
 
-    Each step makes one compiled call for the Q-values of every copy of the
-    round, finished ones included, so the call keeps one shape and compiles
-    once; moves are greedy (among the possible actions) or, with probability
-    `epsilon`, random from `rng`. With `noisy`, the model's noise layers
-    draw new noise at each call.
+    Each step makes one call for the Q-values of every copy, those not
+    playing included, so the call keeps one shape and compiles once; moves
+    are greedy (among the possible actions) or, with probability `epsilon`,
+    random from `rng`. With `noisy`, the model's noise layers draw new noise
+    at each call.
+
+    Plain games are played in rounds of `nb_parallel` copies, game `i` with
+    the generator `_copies` gives it; `draw` keeps their pictures and
+    `on_game_end(copy)` sees each copy whose game ended. A vector game is
+    reset with `seed`, a copy whose game ends starts the next game while
+    games are left (the others keep moving, as a vector game steps all its
+    copies, and are not counted), and `on_game_end(game, copy)` sees each end.
+    Games are numbered in the order they start.
     """
-    if isinstance(game, VectorGame):
-        return _play_vector_games(
-            agent, game, nb_games, seed, epsilon, rng, max_steps, on_game_end, noisy
-        )
-    masked = restricts_actions(game)
+    vector = isinstance(game, VectorGame)
     learner = agent._learner(StepConfig(noisy=noisy))
-    width = min(nb_parallel, nb_games)
-    copies, generator = _copies(game, width, seed)
+    if vector:
+        game.reset(seed=seed)
+        copies = copies_of(game, agent._player)
+    else:
+        clones, generator = _copies(game, min(nb_parallel, nb_games), seed)
+        copies = copies_of(game, agent._player, clones)
+    n = copies.nb_copies
     scores = np.zeros(nb_games)
     lengths = np.zeros(nb_games, dtype=np.int64)
     won = np.zeros(nb_games, dtype=bool)
-    pictures = [] if draw else None
-    for first in range(0, nb_games, width):
-        games = copies[: min(width, nb_games - first)]
-        for i, g in enumerate(games):
-            g.rng = generator(first + i)
-            g.reset()
-        n = len(games)
-        frames = np.stack([agent._player.check_frame(g, g.get_frame()) for g in games])
-        states = np.repeat(frames[:, None], agent.nb_frames, axis=1)  # (n, nb_frames) + frame
-        if len(games) < width:  # the last round keeps the call's shape
-            pad = np.repeat(states[:1], width - n, axis=0)
-            states = np.concatenate([states, pad])
-        score, length = scores[first : first + n], lengths[first : first + n]
-        shots = [[g.draw()] for g in games] if draw else None
-        running = np.ones(n, dtype=bool)
-        while running.any():
-            explore = rng.random(n) < epsilon if epsilon > 0 else None
-            alive = np.flatnonzero(running)
-            q = None
-            if explore is None or not explore[alive].all():
-                q = learner.q_values(states)  # (width, nb_actions)
-            greedy = None if q is None or masked else q.argmax(axis=1)
-            for k in alive:
-                g = games[k]
-                random_move = explore is not None and explore[k]
-                if greedy is not None and not random_move:
-                    action = int(greedy[k])
-                else:
-                    action = agent._player.choose(g, None if q is None else q[k], random_move, rng)
-                g.play(action)
-                score[k] += _check_score(g, g.get_score())
-                length[k] += 1
-                if agent.nb_frames > 1:
-                    states[k, :-1] = states[k, 1:]
-                states[k, -1] = agent._player.check_frame(g, g.get_frame())
-                if draw:
-                    shots[k].append(g.draw())
-                over = g.is_over()
-                if over or length[k] == max_steps:
-                    running[k] = False
-                    won[first + k] = over and g.is_won()
-                    if on_game_end is not None:
-                        on_game_end(g)
+    pictures = [[] for _ in range(nb_games)] if draw else None
+    game_of = np.full(n, -1)  # the game each copy plays, -1 for none
+    score, length = np.zeros(n), np.zeros(n, dtype=np.int64)
+    states = np.repeat(copies.frames()[:, None], agent.nb_frames, axis=1)  # (n, nb_frames) + frame
+    started, drawn = 0, n  # games started; copies that draw exploration (a round's)
+    if vector:
+        started = min(n, nb_games)
+        game_of[:started] = np.arange(started)
+    while True:
+        if not vector and not (game_of >= 0).any():  # the next round of plain games
+            if started == nb_games:
+                break
+            drawn = min(n, nb_games - started)  # the round's copies; the call keeps n states
+            for i in range(drawn):
+                clones[i].rng = generator(started + i)
+            restart = np.arange(n) < drawn
+            states[restart] = copies.restart(restart)[restart][:, None]
+            game_of[restart] = started + np.arange(drawn)
+            started += drawn
+            if draw:
+                for k in range(drawn):
+                    pictures[game_of[k]].append(clones[k].draw())
+        playing = game_of >= 0
+        if not playing.any():
+            break
+        explore = None
+        if epsilon > 0:
+            explore = np.zeros(n, dtype=bool)
+            explore[:drawn] = rng.random(drawn) < epsilon
+        q = None
+        if explore is None or not explore[playing].all():
+            q = learner.q_values(states)  # (n, nb_actions)
+        alive = np.flatnonzero(playing)
+        moved = copies.play(copies.moves(q, explore, rng, alive), alive)
+        score += np.where(playing, moved.rewards, 0.0)
+        length += playing
+        moving = slice(None) if vector else alive  # a vector game moves all its copies
+        states[moving, :-1] = states[moving, 1:]
+        states[moving, -1] = moved.frames[moving]
+        if copies.masked:
+            copies.masks(moved.over)
         if draw:
-            pictures.extend(shots)
+            for k in alive.tolist():
+                pictures[game_of[k]].append(clones[k].draw())
+        ending = (
+            playing & (moved.over | (length == max_steps)) if max_steps else playing & moved.over
+        )
+        if ending.any():
+            started = _end(copies, ending, game_of, started, nb_games, states, moved.won,
+                           (score, length), (scores, lengths, won), on_game_end)  # fmt: skip
     return _Played(scores, lengths, won, pictures)
 
 
-def _play_vector_games(
-    agent,
-    game: VectorGame,
-    nb_games: int,
-    seed: int | None,
-    epsilon: float,
-    rng: np.random.Generator,
-    max_steps: int | None,
-    on_game_end: Callable[[VectorGame, int], None] | None,
-    noisy: bool = False,
-) -> _Played:
-    """`_play_games` for a vector game: its copies play the games, one call a step.
-
-    The game is reset with `seed` first. A copy whose game ends starts the
-    next game while games are left; the others keep moving (a vector game
-    steps all its copies) and are not counted. Games are numbered in the
-    order they start.
-    """
-    masked = restricts_actions(game)
-    learner = agent._learner(StepConfig(noisy=noisy))
-    n = game.nb_copies
-    game.reset(seed=seed)
-    states = agent._player.first_states(game, game.get_frames())  # (n, nb_frames) + frame
-    game_of = np.where(np.arange(n) < nb_games, np.arange(n), -1)  # the game each copy plays
-    started = min(n, nb_games)
-    scores = np.zeros(nb_games)
-    lengths = np.zeros(nb_games, dtype=np.int64)
-    won = np.zeros(nb_games, dtype=bool)
-    score, length = np.zeros(n), np.zeros(n, dtype=np.int64)
-    allowed = allowed_actions(game) if masked else None
-    while (game_of >= 0).any():
-        playing = game_of >= 0
-        explore = rng.random(n) < epsilon if epsilon > 0 else np.zeros(n, dtype=bool)
-        q = None if explore[playing].all() else learner.q_values(states)  # (n, nb_actions)
-        game.play(vector_actions(q, explore, allowed, rng, agent.nb_actions))
-        frames = agent._player.check_frames(game, game.get_frames())
-        rewards = check_scores(game, game.get_scores())
-        over = flags(game, "is_over")
-        score += np.where(playing, rewards, 0.0)
-        length += playing
-        if agent.nb_frames > 1:
-            states[:, :-1] = states[:, 1:]
-        states[:, -1] = frames
-        if masked:
-            allowed = allowed_actions(game)
-        ending = playing & (over | (length == max_steps)) if max_steps else playing & over
-        if not ending.any():
-            continue
-        wins = flags(game, "is_won") & over
-        restart = np.zeros(n, dtype=bool)
-        for k in np.flatnonzero(ending):  # once per game
-            index = game_of[k]
-            scores[index], lengths[index], won[index] = score[k], length[k], wins[k]
-            if on_game_end is not None:
-                on_game_end(game, int(k))
-            score[k], length[k] = 0.0, 0
-            if started < nb_games:
-                game_of[k], restart[k] = started, True
-                started += 1
-            else:
-                game_of[k] = -1
-        if restart.any():
-            game.reset(restart)
-            frames = agent._player.check_frames(game, game.get_frames())
-            states[restart] = frames[restart][:, None]
-            if masked:
-                allowed = allowed_actions(game)
-    return _Played(scores, lengths, won, None)
+def _end(copies, ending, game_of, started, nb_games, states, wins, running, results, on_game_end):
+    """Records the games that end (`ending`); a vector game's copies start the
+    next games while games are left. Returns the number of games started."""
+    (score, length), (scores, lengths, won) = running, results
+    vector = isinstance(copies.games[0], VectorGame)
+    restart = np.zeros(copies.nb_copies, dtype=bool)
+    for k in np.flatnonzero(ending).tolist():  # once per game
+        index = game_of[k]
+        scores[index], lengths[index], won[index] = score[k], length[k], wins[k]
+        if on_game_end is not None:
+            on_game_end(*((copies.games[0], k) if vector else (copies.games[k],)))
+        score[k], length[k] = 0.0, 0
+        game_of[k] = -1
+        if vector and started < nb_games:
+            game_of[k], restart[k] = started, True
+            started += 1
+    if restart.any():
+        states[restart] = copies.restart(restart)[restart][:, None]
+    return started
 
 
 def _summary(played: _Played) -> dict:

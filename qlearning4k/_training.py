@@ -16,15 +16,9 @@ import numpy as np
 
 from qlearning4k._affinity import _OneCore
 from qlearning4k._callback_list import WIN_WINDOW, CallbackList, Progress
-from qlearning4k._checks import _check_score
 from qlearning4k._gradient_queue import GradientQueue, non_finite_error
 from qlearning4k._nstep import NStep
-from qlearning4k._player import (
-    allowed_actions,
-    check_scores,
-    flags,
-    vector_actions,
-)
+from qlearning4k._rollout import copies_of
 from qlearning4k._saving import keras_seed_state, save_checkpoint, set_keras_seed_state
 from qlearning4k._settings import Settings, step_config
 from qlearning4k.games.vector_game import VectorGame
@@ -122,22 +116,19 @@ class _TrainingRun:
         self._start_logs(agent)
 
     def _start_copies(self, game) -> None:
-        """The copies that play: a vector game steps all its copies in one call
-        (`_play_vector`); plain games are copied and played one by one (`_play`)."""
-        self.vector = game if isinstance(game, VectorGame) else None
-        if self.vector is not None:
-            self.nb_copies = game.nb_copies
-            self.games = [game]
-            self.states = self.player.first_states(game, game.get_frames())
-            # (nb_copies, nb_actions) bool: the actions possible now, for masked games
-            self.allowed = allowed_actions(game) if self.masked else None
-            return
-        self.nb_copies = nb_copies = min(self.settings.nb_parallel, self.settings.nb_epoch)
-        self.games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
-        for clone in self.games[1:]:
-            clone.rng = np.random.default_rng(self.rng.integers(2**63))
-            clone.reset()
-        self.states = np.concatenate([self.player.first_state(g) for g in self.games])
+        """The copies that play (`_rollout.Copies`): a vector game's own, or
+        `nb_parallel` copies of a plain game, each with a generator of its own."""
+        games = None
+        if not isinstance(game, VectorGame):
+            nb_copies = min(self.settings.nb_parallel, self.settings.nb_epoch)
+            games = [game] + [copy.deepcopy(game) for _ in range(nb_copies - 1)]
+            for clone in games[1:]:
+                clone.rng = np.random.default_rng(self.rng.integers(2**63))
+                clone.reset()
+        self.copies = copies_of(game, self.player, games)
+        self.games, self.nb_copies = self.copies.games, self.copies.nb_copies
+        frames = self.copies.frames()
+        self.states = np.repeat(frames[:, None], self.player.nb_frames, axis=1)  # first frames
 
     def _start_logs(self, agent) -> None:
         """The run's History, callbacks and progress bar."""
@@ -307,87 +298,40 @@ class _TrainingRun:
         return explore
 
     def _play(self, active, explore, q):
-        """Plays one move in each running copy and remembers the transitions."""
-        if self.vector is not None:
-            return self._play_vector(active, explore, q)
-        agent, states = self.agent, self.states
-        nb_copies = self.nb_copies
-        actions = np.zeros(nb_copies, dtype=np.int32)
-        rewards = np.zeros(nb_copies, dtype=np.float32)
-        over = np.zeros(nb_copies, dtype=bool)
-        next_states = np.empty_like(states)
-        if states.shape[1] > 1:
-            next_states[:, :-1] = states[:, 1:]
-        if active is not self.everyone:  # the newest frame of each running copy comes below
-            next_states[:, -1] = states[:, -1]
-        # The actions possible in each next state, for the max over Q(S').
-        masks = np.zeros((nb_copies, agent.nb_actions), dtype=bool) if self.masked else None
-        ended = []  # (copy, epoch, won, score, steps) of the games that ended
-        running = range(nb_copies) if active is self.everyone else np.flatnonzero(active)
-        # Every action is possible unless the game restricts them: the greedy
-        # ones of all copies then come from one argmax.
-        greedy = None if q is None or self.masked else q.argmax(axis=1).tolist()
-        explore = explore.tolist()
-        for k in running:
-            game = self.games[k]
-            if greedy is not None and not explore[k]:
-                action = greedy[k]
-            else:
-                action = self.player.choose(game, None if q is None else q[k], explore[k], self.rng)
-            game.play(action)
-            reward = _check_score(game, game.get_score())
-            actions[k], rewards[k] = action, reward
-            next_states[k, -1] = self.player.check_frame(game, game.get_frame())
-            self.scores[k] += reward
-            self.steps[k] += 1
-            if game.is_over():
-                over[k] = not game.is_truncated()  # a time limit: the future still counts
-                ended.append((k, self.epoch_of[k], game.is_won(), self.scores[k], self.steps[k]))
-            else:
-                if masks is not None:  # a finished game has no next move to mask
-                    masks[k, game.get_possible_actions()] = True
-                if self.steps[k] == self.settings.max_steps:  # truncated: not a game over, not won
-                    ended.append((k, self.epoch_of[k], False, self.scores[k], self.steps[k]))
-        self._remember((states, actions, rewards, next_states, over, masks), active, running, ended)
-        return next_states, ended
+        """Plays one move in each running copy and remembers the transitions.
 
-    def _play_vector(self, active, explore, q):
-        """`_play` for a vector game: one `play()` call moves every copy.
-
-        Copies that no longer play (`active` false) move too, as a vector
-        game steps all its copies; their steps are not remembered or counted.
+        The copies of a vector game that no longer play (`active` false) move
+        too, as a vector game steps all its copies; their steps are not
+        remembered or counted.
         """
-        agent, game, states, n = self.agent, self.vector, self.states, self.nb_copies
-        actions = vector_actions(q, explore, self.allowed, self.rng, agent.nb_actions)
-        game.play(actions)
-        frames = self.player.check_frames(game, game.get_frames())
-        rewards = check_scores(game, game.get_scores())  # (nb_copies,) float32
-        over_now = flags(game, "is_over")
+        states, everyone = self.states, active is self.everyone
+        running = range(self.nb_copies) if everyone else np.flatnonzero(active)
+        actions = self.copies.moves(q, explore, self.rng, running)
+        moved = self.copies.play(actions, running)
         next_states = np.empty_like(states)
         next_states[:, :-1] = states[:, 1:]
-        next_states[:, -1] = frames
-        everyone = active is self.everyone
+        if everyone:
+            next_states[:, -1] = moved.frames
+        else:  # the newest frame of the copies that played
+            next_states[:, -1] = states[:, -1]
+            next_states[running, -1] = moved.frames[running]
+        rewards = moved.rewards
         self.scores += rewards if everyone else np.where(active, rewards, 0.0)
         self.steps += 1 if everyone else active
-        ending = over_now if everyone else over_now & active
+        ending = moved.over if everyone else moved.over & active
         if self.settings.max_steps is not None:  # stopped: not a game over, not won
             ending = ending | (self.steps == self.settings.max_steps) & active
         # A time limit is not a game over: the future still counts.
-        over = over_now & ~flags(game, "is_truncated") if over_now.any() else over_now
-        masks = None
-        if self.masked:  # of each next state, for the max over Q(S'); none after a game over
-            masks = allowed_actions(game)
-            masks[over_now] = False
-            self.allowed = masks
+        over = moved.over & ~moved.truncated
+        # The actions possible in each next state, for the max over Q(S').
+        masks = self.copies.masks(moved.over) if self.masked else None
         ended = []  # (copy, epoch, won, score, steps) of the games that ended
         if ending.any():
-            won = flags(game, "is_won") & over_now
             copies = np.flatnonzero(ending)
-            columns = (copies, self.epoch_of[copies], won[copies], self.scores[copies])
+            columns = (copies, self.epoch_of[copies], moved.won[copies], self.scores[copies])
             ended = list(zip(*(c.tolist() for c in (*columns, self.steps[copies])), strict=True))
-        running = range(n) if everyone else np.flatnonzero(active)
-        transitions = (states, actions.astype(np.int32), rewards, next_states, over, masks)
-        self._remember(transitions, active, running, ended)
+        rewards = rewards.astype(np.float32, copy=False)
+        self._remember((states, actions, rewards, next_states, over, masks), active, running, ended)
         return next_states, ended
 
     def _remember(self, transitions, active, running, ended) -> None:
@@ -437,20 +381,10 @@ class _TrainingRun:
         self.started += fresh
         self.epoch_of[retiring], self.eps[retiring] = -1, 0.0
         restart = np.zeros(self.nb_copies, dtype=bool)
-        if self.vector is not None:
-            restart[starting] = True  # all together below
-        else:
-            for k in starting.tolist():
-                game = self.games[k]
-                game.reset()
-                next_states[k] = self.player.first_state(game)[0]
+        restart[starting] = True
         if restart.any():
-            game = self.vector
-            game.reset(restart)
-            frames = self.player.check_frames(game, game.get_frames())
+            frames = self.copies.restart(restart)
             next_states[restart] = frames[restart][:, None]  # the first frame, repeated
-            if self.masked:
-                self.allowed = allowed_actions(game)
 
     def _learn(self, active, next_states):
         """Queues this step's gradient steps; returns Q-values if it had to call."""

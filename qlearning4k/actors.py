@@ -22,11 +22,12 @@ import keras
 import numpy as np
 
 from qlearning4k._callback_list import WIN_WINDOW, CallbackList, Progress
-from qlearning4k._checks import _check_positive_int, _check_score
+from qlearning4k._checks import _check_positive_int
 from qlearning4k._gradient_queue import GradientQueue, non_finite_error
 from qlearning4k._learner import StepConfig, bootstrapped_returns, make_learner
 from qlearning4k._nstep import NStep
 from qlearning4k._player import Player
+from qlearning4k._rollout import copies_of
 from qlearning4k._settings import RemotePlay, Settings, step_config
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
@@ -198,13 +199,14 @@ class _Actor:
         noisy = dataclasses.replace(plain, noisy=_has_noise(model))
         self.acting = self.learner if noisy == plain else make_learner(model, noisy)
         self.rng = np.random.default_rng(seed)
-        self.games = []
+        games = []
         for _ in range(spec.nb_copies):
             game = copy.deepcopy(spec.game)
             game.rng = np.random.default_rng(self.rng.integers(2**63))
             game.reset()
-            self.games.append(game)
-        self.states = np.concatenate([self.player.first_state(g) for g in self.games])
+            games.append(game)
+        self.copies = copies_of(spec.game, self.player, games)
+        self.states = np.repeat(self.copies.frames()[:, None], spec.nb_frames, axis=1)
         n = spec.nb_copies
         self.scores, self.steps = np.zeros(n), np.zeros(n, dtype=np.int64)
         self.outbox = _Outbox()
@@ -236,54 +238,44 @@ class _Actor:
         batch = self.outbox.take()
         if batch is not None and self.spec.prioritized:
             batch["td_errors"] = self._td_errors(batch)
-        env_steps = self.spec.steps_per_batch * len(self.games)
+        env_steps = self.spec.steps_per_batch * self.copies.nb_copies
         return {
             "batch": batch, "ended": ended, "env_steps": env_steps,
             "incarnation": self.incarnation,
         }  # fmt: skip
 
     def _step(self, epsilon: float) -> list:
-        spec, player, states = self.spec, self.player, self.states
-        n = len(self.games)
+        """One move of every copy: remembers the transitions, restarts ended games."""
+        copies, states, n = self.copies, self.states, self.copies.nb_copies
         explore = self.rng.random(n) < epsilon
         q = None if explore.all() else self.acting.q_values(states)
-        actions = np.zeros(n, dtype=np.int32)
-        rewards = np.zeros(n, dtype=np.float32)
-        over = np.zeros(n, dtype=bool)
+        everyone = range(n)
+        actions = copies.moves(q, explore, self.rng, everyone)
+        moved = copies.play(actions, everyone)
         next_states = np.empty_like(states)
         next_states[:, :-1] = states[:, 1:]
-        masks = np.zeros((n, player.nb_actions), dtype=bool) if spec.masked else None
-        ended, finished = [], np.zeros(n, dtype=bool)
-        for k, game in enumerate(self.games):
-            action = player.choose(game, None if q is None else q[k], explore[k], self.rng)
-            game.play(action)
-            reward = _check_score(game, game.get_score())
-            actions[k], rewards[k] = action, reward
-            next_states[k, -1] = player.check_frame(game, game.get_frame())
-            self.scores[k] += reward
-            self.steps[k] += 1
-            if game.is_over():
-                over[k] = not game.is_truncated()
-                finished[k] = True
-                ended.append((float(self.scores[k]), int(self.steps[k]), bool(game.is_won())))
-            elif self.steps[k] == spec.max_steps:
-                finished[k] = True
-                ended.append((float(self.scores[k]), int(self.steps[k]), False))
-            elif masks is not None:
-                masks[k, game.get_possible_actions()] = True
+        next_states[:, -1] = moved.frames
+        self.scores += moved.rewards
+        self.steps += 1
+        finished = moved.over.copy()
+        if self.spec.max_steps is not None:  # stopped: not a game over, not won
+            finished |= self.steps == self.spec.max_steps
+        ended = [
+            (float(self.scores[k]), int(self.steps[k]), bool(moved.won[k]))
+            for k in np.flatnonzero(finished)
+        ]
+        over = moved.over & ~moved.truncated  # a time limit: the future still counts
+        masks = copies.masks(moved.over) if copies.masked else None
+        rewards = moved.rewards.astype(np.float32, copy=False)
         transitions = (states, actions, rewards, next_states, over, masks)
         if self.nstep is not None:
             self.nstep.add(self.outbox, np.arange(n), transitions, finished)
-        elif masks is not None:
-            self.outbox.remember(states, actions, rewards, next_states, over, next_mask=masks)
         else:
-            self.outbox.remember(states, actions, rewards, next_states, over)
+            self.outbox.remember(states, actions, rewards, next_states, over, next_mask=masks)
         self.states = next_states
-        for k in np.flatnonzero(finished):
-            game = self.games[k]
-            game.reset()
-            self.states[k] = player.first_state(game)[0]
-            self.scores[k], self.steps[k] = 0.0, 0
+        if finished.any():
+            self.states[finished] = copies.restart(finished)[finished][:, None]
+            self.scores[finished], self.steps[finished] = 0.0, 0
         return ended
 
     def _td_errors(self, batch: dict) -> np.ndarray:

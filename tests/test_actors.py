@@ -13,10 +13,35 @@ from qlearning4k import Agent, NoisyDense, PrioritizedExperienceReplay  # noqa: 
 from qlearning4k.actors import RayActors  # noqa: E402
 from qlearning4k.games import Catch, VectorCatch  # noqa: E402
 
-# Ray's machinery is under test here, not a backend: once, on the default one.
-pytestmark = pytest.mark.skipif(
+# Ray's machinery is under test here, not a backend: on the default backend, but
+# for one run of two actors that learn Catch, which runs on every backend (the
+# actors' processes start on the learner's backend).
+default_only = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="Ray actors: run on the default backend only"
 )
+
+
+# Trained agents must win this share of the 100 seeded Catch(5) games of
+# `evaluate(seed=0)`: they reached 1.0 in each of 4 runs here (2 plain, 2 with
+# every option), and no trivial policy comes within 0.1 of it (see the test below).
+WIN_BAR = 0.95
+
+
+@pytest.mark.backend_free
+def test_the_win_bar_is_above_every_trivial_policy():
+    """On Catch(5) a basket that never moves wins 0.74 of these games, random
+    moves 0.79: the bar keeps a margin of at least 0.1 over any of them."""
+    rng = np.random.default_rng(0)
+    policies = {"left": lambda: 0, "stay": lambda: 1, "right": lambda: 2,
+                "random": lambda: int(rng.integers(3))}  # fmt: skip
+    for name, policy in policies.items():
+        wins = 0
+        for i in range(100):
+            game = Catch(5, seed=i)  # evaluate(seed=0) plays these
+            while not game.is_over():
+                game.play(policy())
+            wins += game.is_won()
+        assert wins / 100 <= WIN_BAR - 0.1, name
 
 
 def _agent(memory=None, seed=0, noisy=False):
@@ -60,8 +85,9 @@ class _KilledOnce(Catch):
     "options",
     [
         {"nb_epoch": 800},
-        {"total_timesteps": 2000, "learning_starts": 100, "memory": "prioritized",
-         "n_step": 3, "target_update": 50, "double_dqn": True, "noisy": True},
+        pytest.param({"total_timesteps": 2000, "learning_starts": 100, "memory": "prioritized",
+                      "n_step": 3, "target_update": 50, "double_dqn": True, "noisy": True},
+                     marks=default_only),
     ],
     ids=["plain", "modern, noisy, env steps"],
 )  # fmt: skip
@@ -82,12 +108,13 @@ def test_two_actors_learn_catch(ray_cluster, options):
     assert history.gradient_steps > 0 and np.isfinite(history.history["loss"]).any()
     assert history.actor_failures == 0
     # Actors make runs differ from one to the next: a margin below the 100% it usually reaches.
-    assert agent.evaluate(Catch(5), nb_games=100, seed=0)["win_rate"] >= 0.8
+    assert agent.evaluate(Catch(5), nb_games=100, seed=0)["win_rate"] >= WIN_BAR
     # Every env step received is a transition, but for the n-step ones not complete yet.
     pending = (options.get("n_step", 1) - 1) * 2 * 2
     assert history.env_steps - pending <= len(agent.memory) <= min(5000, history.env_steps)
 
 
+@default_only
 def test_an_actor_killed_mid_run_is_restarted_and_training_goes_on(ray_cluster, tmp_path):
     marker = tmp_path / "killed"
     agent = _agent()
@@ -103,9 +130,10 @@ def test_an_actor_killed_mid_run_is_restarted_and_training_goes_on(ray_cluster, 
     assert marker.exists()
     assert history.actor_failures == 1
     assert len(history.history["win"]) == 1500
-    assert agent.evaluate(Catch(5), nb_games=100, seed=0)["win_rate"] >= 0.8
+    assert agent.evaluate(Catch(5), nb_games=100, seed=0)["win_rate"] >= WIN_BAR
 
 
+@default_only
 @pytest.mark.parametrize(
     "arguments, error, match",
     [
@@ -123,6 +151,7 @@ def test_train_with_actors_rejects(arguments, error, match):
         _agent().train(nb_epoch=2, verbose=0, **arguments)
 
 
+@default_only
 @pytest.mark.parametrize(
     "settings, error, match",
     [

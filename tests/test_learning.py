@@ -32,8 +32,13 @@ def test_agent_learns_catch(modern):
     history = agent.train(Catch(seed=0), nb_epoch=250, batch_size=32, verbose=0, **options)
     assert history.history["win_rate"][-1] > 0.5  # it was learning along the way
     win_rate = agent.play(Catch(seed=12345), nb_epoch=200, visualize=False, verbose=0)
-    # Untrained, the greedy policy wins 0.2 to 0.3. With every option, the
-    # win rate after 250 to 350 games ranged from 0.85 to 1.0 across the
-    # three backends on a machine with AVX-512 (0.89 on TensorFlow at 250):
-    # a lower bar than the original's, which is steadier here.
+    # Untrained, the greedy policy wins 0.2 to 0.3, and no trivial policy
+    # more than 0.39 of Catch(10) games. The original stays at 0.975 to 1.0
+    # over seeds 0-2 at 250 games (TensorFlow). With every option the greedy
+    # policy swings more from one checkpoint to the next at this budget:
+    # seeds 0-2 gave 0.89/0.99/0.99 at 250 games, 0.85/1.0/0.855 at 300 and
+    # 0.995/0.965/0.98 at 400, and leaving out any one option (dueling,
+    # prioritized replay, the target network with Double DQN, 3-step returns)
+    # still dipped to 0.87-0.935 on one seed: no one option is behind it, it
+    # is the spread of a run this short. So its bar is lower.
     assert win_rate >= (0.8 if modern else 0.9)

@@ -17,8 +17,10 @@ from qlearning4k import Agent  # noqa: E402
 from qlearning4k.games import Catch  # noqa: E402
 from qlearning4k.tune import train_trial  # noqa: E402
 
-# Ray's own machinery is under test here, not a backend: once, on the default one.
-pytestmark = pytest.mark.skipif(
+# Ray's own machinery is under test here, not a backend: on the default backend,
+# but for the ASHA sweep, which runs on every backend (trials start on the
+# driver's backend).
+default_only = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="Ray Tune: run on the default backend only"
 )
 
@@ -113,6 +115,7 @@ def test_asha_stops_bad_trials_early(tmp_path, ray_cluster):
     assert len(agent.memory) > 0  # the whole run: memory too
 
 
+@default_only
 def test_a_killed_trial_resumes_from_its_checkpoint_to_the_same_end(tmp_path, ray_cluster):
     space = {
         "lr": 3e-3, "seed": 1, "games": 40, "marker": str(tmp_path / "killed"),
@@ -134,6 +137,7 @@ def test_a_killed_trial_resumes_from_its_checkpoint_to_the_same_end(tmp_path, ra
         np.testing.assert_array_equal(a, b)
 
 
+@default_only
 def test_pbt_starts_trials_from_better_ones_with_their_own_learning_rate(tmp_path, ray_cluster):
     record = tmp_path / "record.jsonl"
     # A trial that learns and one that cannot (a learning rate of 0): at the
@@ -155,11 +159,13 @@ def test_pbt_starts_trials_from_better_ones_with_their_own_learning_rate(tmp_pat
         assert result.metrics["games"] == 60
 
 
+@default_only
 def test_train_trial_outside_a_trial_says_so():
     with pytest.raises(RuntimeError, match="inside a Ray Tune trial"):
         train_trial(_agent({"seed": 0, "lr": 1e-3}), Catch(5), eval_game=Catch(5), every_games=5)
 
 
+@default_only
 @pytest.mark.parametrize("name", ["checkpoint", "checkpoint_path", "resume", "keep_checkpoints"])
 def test_train_trial_sets_its_own_checkpoints(name):
     with pytest.raises(ValueError, match=f"sets checkpoint.*Received: {name}="):
