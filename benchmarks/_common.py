@@ -70,6 +70,27 @@ def append(path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def load_records(path) -> list[dict]:
+    """The JSON lines of a results file (none if it does not exist)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def library_versions(library: str) -> dict:
+    """The versions that tell a record's library apart: Keras and its backend, or
+    Stable-Baselines3 and PyTorch for the peer (`library == "sb3"`)."""
+    if library == "sb3":
+        import stable_baselines3
+        import torch
+
+        return {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__}
+    import keras
+
+    return {"keras": keras.__version__, "backend": keras.backend.backend()}
+
+
 def median_spread(values) -> tuple[float, float, float]:
     values = list(values)
     return statistics.median(values), min(values), max(values)

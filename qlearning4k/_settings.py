@@ -49,6 +49,16 @@ class GamesEpsilon:
             return self.end
         return self.start + (self.end - self.start) * min(1.0, (epoch - self.observe) / self.decay)
 
+    def many(self, epochs: np.ndarray) -> np.ndarray:
+        """`self(epoch)` of each of `epochs` (ints), as float64: the same numbers."""
+        epochs = np.asarray(epochs, dtype=np.int64)
+        if self.decay == 0:
+            decayed = np.full(len(epochs), self.end)
+        else:
+            share = np.minimum(1.0, (epochs - self.observe) / self.decay)
+            decayed = self.start + (self.end - self.start) * share
+        return np.where(epochs < self.observe, 1.0, decayed)
+
 
 @dataclasses.dataclass(frozen=True)
 class StepsEpsilon:

@@ -322,7 +322,7 @@ class _TrainingRun:
         if self.settings.max_steps is not None:  # stopped: not a game over, not won
             ending = ending | (self.steps == self.settings.max_steps) & active
         # A time limit is not a game over: the future still counts.
-        over = moved.over & ~moved.truncated
+        over = moved.over & ~moved.truncated if moved.over.any() else moved.over
         # The actions possible in each next state, for the max over Q(S').
         masks = self.copies.masks(moved.over) if self.masked else None
         ended = []  # (copy, epoch, won, score, steps) of the games that ended
@@ -377,7 +377,7 @@ class _TrainingRun:
         starting, retiring = copies[:fresh], copies[fresh:]  # new games go to the first ones
         epochs = range(self.started, self.started + fresh)
         self.epoch_of[starting] = epochs
-        self.eps[starting] = [self.settings.epsilon_of(epoch) for epoch in epochs]
+        self.eps[starting] = self.settings.epsilon_of.many(epochs)
         self.started += fresh
         self.epoch_of[retiring], self.eps[retiring] = -1, 0.0
         restart = np.zeros(self.nb_copies, dtype=bool)
@@ -577,7 +577,7 @@ class _TrainingRun:
         if self.by_steps:
             epsilon = [self.settings.epsilon_at(self.total_steps)] * count
         else:
-            epsilon = [self.settings.epsilon_of(int(epoch)) for epoch in epochs]
+            epsilon = self.settings.epsilon_of.many(epochs).tolist()
         now = time.perf_counter() - self.start - self.callbacks.untimed
         columns = {  # Python floats, keys in sorted order: as the loop logs them
             "epsilon": epsilon,
