@@ -31,6 +31,7 @@ setup(
         "test": [
             "pytest>=8",
             "ruff>=0.6",
+            "import-linter>=2.1",
             "tensorboard",
             "gymnasium>=1.0",
             "minatar>=1.0.15",
