@@ -76,7 +76,8 @@ class GameEnv(_ENV_BASE):
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, game, render_mode: str | None = None):
+    # `Game` is never evaluated (postponed annotations): this module imports no game.
+    def __init__(self, game: Game, render_mode: str | None = None):  # noqa: F821
         gymnasium = _import_gymnasium("GameEnv")
         if not _is_game(game):
             raise TypeError(
