@@ -65,7 +65,7 @@ def versions() -> dict:
 
 def append(path, record: dict) -> None:
     """Appends `record` as one JSON line to `path` (made with its folder if need be)."""
-    os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
 
@@ -210,14 +210,15 @@ def seconds_per_call(call, warmup: int, calls: int, repeats: int) -> float:
     return statistics.median(seconds)
 
 
-def run_rows(script: str, rows: list[str], backends: dict[str, str]) -> list[dict]:
-    """Runs `script --worker ROW` for each row, each in its own process on the Keras
-    backend `backends[row]`; prints and returns the records. An unknown row exits."""
+def run_rows(script: str, rows: list[str], backends: dict[str, str], extra_args=()) -> list[dict]:
+    """Runs `script --worker ROW [extra_args]` for each row, each in its own process on
+    the Keras backend `backends[row]`; prints and returns the records. An unknown row exits."""
     records = []
     for row in rows:
         if row not in backends:
             raise SystemExit(f"Unknown row {row!r}: expected one of {', '.join(backends)}")
-        (record,) = _run_worker(script, row, {**os.environ, "KERAS_BACKEND": backends[row]}, [])
+        env = {**os.environ, "KERAS_BACKEND": backends[row]}
+        (record,) = _run_worker(script, row, env, extra_args)
         records.append(record)
         print(json.dumps(record), flush=True)
     return records
@@ -249,6 +250,76 @@ def compile_seconds(agent) -> float:
     return sum(
         learner.compile_seconds for config, learner in agent._learners.items() if config != default
     )
+
+
+# -- a compiled training step, timed (heads.py, jax_step.py) -----------------------
+
+STEP_WARMUP, STEP_CALLS = 20, 200  # calls not timed (tracing, compiling), then calls timed
+# Each network: its frame, actions, batch and gradient steps a call.
+STEP_NETWORKS = {
+    "acrobot": {"frame": (6,), "nb_actions": 3, "batch": 128, "gradient_steps": 4},
+    "minatar": {"frame": (10, 10, 4), "nb_actions": 3, "batch": 32, "gradient_steps": 1},
+}
+# The RL Baselines3 Zoo's Acrobot-v1 DQN entry, as much of it as the step needs.
+ZOO_ACROBOT = {
+    "n_timesteps": 1e5, "learning_rate": 6.3e-4, "batch_size": 128,
+    "target_update_interval": 250, "policy_kwargs": {"net_arch": [256, 256]},
+}  # fmt: skip
+
+
+def zoo_acrobot_agent(config: dict | None = None, algo: str = "dqn"):
+    """The agent `from_sb3` builds, seed 0, for Acrobot-v1 from `config` (else ZOO_ACROBOT):
+    two hidden layers of 256, Adam, on TensorFlow compiled with XLA."""
+    from qlearning4k import from_sb3
+    from qlearning4k.games import GymGame
+
+    return from_sb3(ZOO_ACROBOT if config is None else config, GymGame("Acrobot-v1"), seed=0,
+                    algo=algo)[0]  # fmt: skip
+
+
+def fill_step_buffers(buffers, network: str):
+    """Fills the call buffers of `network`'s step (STEP_NETWORKS) with random transitions
+    (Acrobot's: reward -1 a step, one game over in a hundred)."""
+    spec = STEP_NETWORKS[network]
+    rng = np.random.default_rng(0)
+    buffers.frames[:] = rng.uniform(-1, 1, buffers.frames.shape)
+    for batch in buffers.batches:
+        batch.actions[:] = rng.integers(spec["nb_actions"], size=len(batch.actions))
+        batch.rewards[:] = -1.0
+        batch.discounts[:] = np.where(rng.random(len(batch.discounts)) < 0.01, 0.0, 0.99)
+    return buffers
+
+
+def step_timer(agent, network: str, warmup: int = STEP_WARMUP, calls: int = STEP_CALLS):
+    """`(timed, flops)` for the agent's compiled training step on `network`'s batches
+    (STEP_NETWORKS), a target network in it: `timed()` returns the seconds per gradient
+    step of `calls` calls (the first `warmup` calls are made here, untimed); `flops` is
+    the step's floating-point operations as XLA's cost analysis counts them on JAX, None
+    elsewhere. The batches are filled once (`fill_step_buffers`). Reads private
+    attributes: benchmarks are the library's own tools."""
+    from qlearning4k._internals import StepConfig
+
+    spec = STEP_NETWORKS[network]
+    batch, steps = spec["batch"], spec["gradient_steps"]
+    config = StepConfig(batch_size=batch, max_steps=steps, target_copied=True)
+    learner = agent._learner(config)
+    buffers = fill_step_buffers(learner.call_buffers(1, (1, *spec["frame"]), np.float32), network)
+    learner.begin()
+    flops = None
+    if hasattr(learner, "_jit_step"):  # JAX: XLA counts the compiled step's operations
+        lowered = learner._jit_step.lower(learner._state, buffers.frames, buffers.floats)
+        cost = lowered.compile().cost_analysis()
+        flops = (cost[0] if isinstance(cost, list) else cost).get("flops")
+    for _ in range(warmup):
+        learner.step(buffers, steps)
+
+    def timed() -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            learner.step(buffers, steps)
+        return (time.perf_counter() - start) / (calls * steps)
+
+    return timed, flops
 
 
 # -- the peer: Stable-Baselines3 DQN through a Gymnasium adapter ----------------

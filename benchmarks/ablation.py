@@ -13,6 +13,7 @@ action) and has no row.
     python benchmarks/ablation.py --games catch --markdown
     python benchmarks/ablation.py --games cartpole --seeds 3 --markdown
     python benchmarks/ablation.py --games snake --seeds 1 --configs default,all
+    python benchmarks/ablation.py --smoke   # one tiny run: SMOKE_CONFIG on SMOKE_GAME, one seed
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ GAMES = {
         "support": (-1.0, 10.0),
     },
 }  # fmt: skip
+# --smoke: one run of SMOKE_CONFIG (every option) on SMOKE_GAME, seed 0, with
+# SMOKE_BUDGETS in place of the game's budgets (two rounds of its parallel games,
+# one evaluation).
+SMOKE_GAME, SMOKE_CONFIG = "catch", "Rainbow"
+SMOKE_BUDGETS = {"max_games": 16, "epsilon_games": 8, "eval_every": 72}
 # -----------------------------------------------------------------------------
 
 
@@ -154,12 +160,15 @@ def _solved(game: str, agent) -> bool:
     return sum(fruits) / len(fruits) >= 3
 
 
-def run(game: str, config: str, seed: int) -> dict:
+def run(game: str, config: str, seed: int, smoke: bool = False) -> dict:
+    """One run of `config` on `game`: its record (`smoke`: with SMOKE_BUDGETS)."""
     import keras
 
     from qlearning4k import C51, Agent, PrioritizedExperienceReplay
 
     settings, options = GAMES[game], dict(CONFIGS[config])
+    if smoke:
+        settings = {**settings, **SMOKE_BUDGETS}
     keras.utils.set_random_seed(seed)
     distribution = C51(51, *settings["support"]) if options.pop("c51", False) else None
     noisy = options.pop("noisy", False)
@@ -237,12 +246,16 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated")
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"one tiny run: {SMOKE_CONFIG} on {SMOKE_GAME}, one seed")  # fmt: skip
     args = parser.parse_args()
+    if args.smoke:
+        args.games, args.configs, args.seeds = SMOKE_GAME, SMOKE_CONFIG, 1
     records = []
     for game in args.games.split(","):
         for config in args.configs.split(","):
             for seed in range(args.seeds):
-                records.append(run(game, config, seed))
+                records.append(run(game, config, seed, args.smoke))
                 c.emit(records[-1])
     if args.markdown:
         print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")

@@ -12,6 +12,7 @@ step: the learner's pace when nothing else runs. Median of `--repeats` runs,
 TensorFlow (the optimizer's counter is read in place).
 
 python benchmarks/actors.py --markdown
+python benchmarks/actors.py --smoke   # no actors and 1 actor, SMOKE_ENV_STEPS env steps, once
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import statistics
 import time
 
+import _common as c
 import keras
 import numpy as np
 import ray
@@ -28,10 +30,16 @@ from qlearning4k import Agent
 from qlearning4k.actors import RayActors
 from qlearning4k.games import Catch
 
+# -- settings -----------------------------------------------------------------
 STEP_SECONDS = 0.002
 NB_COPIES = 4
 GRADIENT_STEPS = 8
 BATCH_SIZE = 32
+ACTORS = (0, 1, 2)  # rows: no actors (plain train()), then Ray actors
+ENV_STEPS, REPEATS, LEARNING_STARTS = 16_000, 3, 1_000
+# --smoke: no actors and one actor, a few games' worth of env steps, once.
+SMOKE_ACTORS, SMOKE_ENV_STEPS, SMOKE_REPEATS, SMOKE_LEARNING_STARTS = (0, 1), 400, 1, 50
+# -----------------------------------------------------------------------------
 
 
 class SlowCatch(Catch):
@@ -77,12 +85,14 @@ def _agent(seed: int) -> Agent:
     return Agent(model, memory_size=50_000, seed=seed)
 
 
-def measure(nb_actors: int, env_steps: int, seed: int) -> tuple[float, float]:
+def measure(
+    nb_actors: int, env_steps: int, seed: int, learning_starts: int = LEARNING_STARTS
+) -> tuple[float, float]:
     """(env steps/s, gradient steps/s) with `nb_actors` actors, or none (0)."""
     agent, pace = _agent(seed), _Pace()
     common = {"total_timesteps": env_steps, "batch_size": BATCH_SIZE, "epsilon": 0.1,
-              "gradient_steps": GRADIENT_STEPS, "learning_starts": 1_000, "verbose": 0,
-              "callbacks": [pace]}  # fmt: skip
+              "gradient_steps": GRADIENT_STEPS, "learning_starts": learning_starts,
+              "verbose": 0, "callbacks": [pace]}  # fmt: skip
     if nb_actors == 0:  # its pace settles sooner: a quarter of the env steps
         agent.train(Catch(seed=seed), **{**common, "total_timesteps": env_steps // 4})
     else:
@@ -93,16 +103,28 @@ def measure(nb_actors: int, env_steps: int, seed: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env-steps", type=int, default=16_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--env-steps", type=int, default=ENV_STEPS)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--smoke", action="store_true",
+                        help="no actors and 1 actor, tiny budgets, once")  # fmt: skip
     args = parser.parse_args()
+    actors, learning_starts = ACTORS, LEARNING_STARTS
+    if args.smoke:
+        actors, learning_starts = SMOKE_ACTORS, SMOKE_LEARNING_STARTS
+        args.env_steps, args.repeats = SMOKE_ENV_STEPS, SMOKE_REPEATS
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     rows = {}
-    for nb_actors in (0, 1, 2):
-        runs = [measure(nb_actors, args.env_steps, seed) for seed in range(args.repeats)]
+    for nb_actors in actors:
+        runs = [
+            measure(nb_actors, args.env_steps, seed, learning_starts)
+            for seed in range(args.repeats)
+        ]
         rows[nb_actors] = tuple(statistics.median(r[i] for r in runs) for i in range(2))
         env, grad = rows[nb_actors]
+        c.emit({"benchmark": "actors", "actors": nb_actors, "env_steps_per_second": env,
+                "gradient_steps_per_second": grad, "runs": runs,
+                "machine": c.machine()})  # fmt: skip
         print(f"{nb_actors} actors: {env:,.0f} env steps/s, {grad:,.0f} gradient steps/s "
               f"(runs: {runs})", flush=True)  # fmt: skip
     ray.shutdown()
@@ -112,7 +134,7 @@ def main() -> None:
         "|---|---|---|---|---|",
         f"| none (plain Catch, no sleep) | {rows[0][0]:,.0f} | | {alone:,.0f} | 1.00x |",
     ]
-    for n in (1, 2):
+    for n in sorted(set(rows) - {0}):
         env, grad = rows[n]
         lines.append(f"| {n} | {env:,.0f} | {env / rows[1][0]:.2f}x | {grad:,.0f} | "
                      f"{grad / alone:.2f}x |")  # fmt: skip

@@ -11,6 +11,7 @@ env steps (random moves, then the first learning steps and their compiling)
 are not timed; TIMED_STEPS are. Also the emulator alone, for scale.
 
     python benchmarks/atari.py --peer --markdown
+    python benchmarks/atari.py --smoke   # TensorFlow, one seed, the SMOKE_ budgets, no peer
 """
 
 from __future__ import annotations
@@ -30,7 +31,17 @@ REPEATS = 3  # seeds; the median is reported
 BATCH_SIZE = 32
 TRAIN_FREQ = 4
 MEMORY_SIZE = 100_000
+# --smoke: a few learning steps (the first batch as soon as there is one).
+SMOKE_WARMUP_STEPS, SMOKE_LEARNING_STARTS, SMOKE_TIMED_STEPS = 40, BATCH_SIZE, 40
+SMOKE_MEMORY_SIZE = 1_000
 # -----------------------------------------------------------------------------
+
+
+def _use_smoke_settings() -> None:
+    """--smoke: the SMOKE_ budgets in place of the full ones, in this process."""
+    global WARMUP_STEPS, LEARNING_STARTS, TIMED_STEPS, MEMORY_SIZE
+    WARMUP_STEPS, LEARNING_STARTS = SMOKE_WARMUP_STEPS, SMOKE_LEARNING_STARTS
+    TIMED_STEPS, MEMORY_SIZE = SMOKE_TIMED_STEPS, SMOKE_MEMORY_SIZE
 
 
 def _env():
@@ -168,13 +179,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--peer", action="store_true", help="also run Stable-Baselines3 DQN")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--smoke", action="store_true",
+                        help="TensorFlow, one seed, tiny budgets, no peer")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        _use_smoke_settings()
+        args.backends, args.repeats, args.peer = "tensorflow", 1, False
     if args.worker:
         worker(args.worker, args.repeats)
         return
-    records = c.run_workers(__file__, args.backends.split(","), args.peer, ["--repeats",
-                            str(args.repeats)])  # fmt: skip
+    extra = ["--repeats", str(args.repeats)]
+    if args.smoke:
+        extra.append("--smoke")
+    records = c.run_workers(__file__, args.backends.split(","), args.peer, extra)
     if args.markdown:
         print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
         print(table(records))

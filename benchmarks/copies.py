@@ -12,6 +12,7 @@ memory of 50,000, epsilon fixed at 0.1. The first WARMUP_STEPS steps of all
 copies are not timed (they include tracing and compiling).
 
     python benchmarks/copies.py --peer --markdown
+    python benchmarks/copies.py --smoke   # TensorFlow, SMOKE_COPIES copies, one repeat, no peer
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ MEMORY_SIZE = 50_000
 # Ours: VectorCatch, and SyncVectorEnv of GameEnv; on TensorFlow also VectorCatch
 # with the model compiled with jit_compile=True (XLA, which Keras leaves off on CPUs).
 FORMS = ("vector", "sync")
+# --smoke: every form of ours on a few copies, a few steps of them.
+SMOKE_COPIES, SMOKE_WARMUP_STEPS, SMOKE_TIMED_STEPS, SMOKE_MIN_ENV_STEPS = (4,), 5, 10, 0
 # -----------------------------------------------------------------------------
+
+
+def _use_smoke_settings() -> None:
+    """--smoke: the SMOKE_ budgets in place of the full ones, in this process."""
+    global COPIES, WARMUP_STEPS, TIMED_STEPS, MIN_ENV_STEPS
+    COPIES, WARMUP_STEPS = SMOKE_COPIES, SMOKE_WARMUP_STEPS
+    TIMED_STEPS, MIN_ENV_STEPS = SMOKE_TIMED_STEPS, SMOKE_MIN_ENV_STEPS
 
 
 def _budget(copies: int) -> tuple[int, int]:
@@ -178,13 +188,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--peer", action="store_true", help="also run Stable-Baselines3 DQN")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--smoke", action="store_true",
+                        help="TensorFlow, a few copies, one repeat, tiny budgets, "
+                             "no peer")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        _use_smoke_settings()
+        args.backends, args.repeats, args.peer = "tensorflow", 1, False
+        args.copies = ",".join(map(str, SMOKE_COPIES))
     copies = [int(x) for x in args.copies.split(",")]
     if args.worker:
         worker(args.worker, args.repeats, copies)
         return
     extra = ["--repeats", str(args.repeats), "--copies", args.copies]
+    if args.smoke:
+        extra.append("--smoke")
     records = c.run_workers(__file__, args.backends.split(","), args.peer, extra)
     if args.markdown:
         print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")

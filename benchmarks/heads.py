@@ -23,30 +23,23 @@ the time.
 
     python benchmarks/heads.py --markdown
     python benchmarks/heads.py --network minatar --markdown
+    python benchmarks/heads.py --smoke   # TensorFlow, a couple of calls timed once
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import _common as c
-import numpy as np
 
 # -- settings -----------------------------------------------------------------
 HEADS = ("dqn", "qrdqn", "c51")
 NB_QUANTILES, NB_ATOMS = 25, 51
-WARMUP, CALLS, REPEATS = 20, 200, 5
-# Each network: its frame, actions, batch and gradient steps a call.
-NETWORKS = {
-    "acrobot": {"frame": (6,), "nb_actions": 3, "batch": 128, "gradient_steps": 4},
-    "minatar": {"frame": (10, 10, 4), "nb_actions": 3, "batch": 32, "gradient_steps": 1},
-}
-ZOO = {
-    "n_timesteps": 1e5, "learning_rate": 6.3e-4, "batch_size": 128,
-    "target_update_interval": 250, "policy_kwargs": {"net_arch": [256, 256]},
-}  # fmt: skip
+WARMUP, CALLS, REPEATS = c.STEP_WARMUP, c.STEP_CALLS, 5
+SMOKE_WARMUP, SMOKE_CALLS, SMOKE_REPEATS = 1, 2, 1  # --smoke
+NETWORKS = c.STEP_NETWORKS  # each network's frame, actions, batch and gradient steps a call
+ZOO = c.ZOO_ACROBOT
 MINATAR_LEARNING_RATE, MINATAR_ADAM_EPSILON = 2.5e-4, 0.01 / 32  # the example's C51 Adam
 # -----------------------------------------------------------------------------
 
@@ -54,20 +47,18 @@ MINATAR_LEARNING_RATE, MINATAR_ADAM_EPSILON = 2.5e-4, 0.01 / 32  # the example's
 def _acrobot(head: str):
     import keras
 
-    from qlearning4k import C51, Agent, from_sb3
-    from qlearning4k.games import GymGame
+    from qlearning4k import C51, Agent
 
-    game = GymGame("Acrobot-v1")
     if head == "qrdqn":
         config = {**ZOO, "policy_kwargs": {"net_arch": [256, 256], "n_quantiles": NB_QUANTILES}}
-        return from_sb3(config, game, seed=0, algo="qrdqn")[0]
-    agent = from_sb3(ZOO, game, seed=0)[0]
+        return c.zoo_acrobot_agent(config, algo="qrdqn")
+    agent = c.zoo_acrobot_agent(ZOO)
     if head == "dqn":
         return agent
     # C51: the same network with 51 logits an action, the same optimizer.
-    layers = agent.model.layers
+    layers, nb_actions = agent.model.layers, agent.model.output_shape[-1]
     model = keras.Sequential([keras.Input(agent.model.input_shape[1:]), *layers[:-1],
-                              keras.layers.Dense(game.nb_actions * NB_ATOMS)])  # fmt: skip
+                              keras.layers.Dense(nb_actions * NB_ATOMS)])  # fmt: skip
     model.compile(agent.model.optimizer.__class__.from_config(agent.model.optimizer.get_config()),
                   jit_compile=agent.model.jit_compile)  # fmt: skip
     return Agent(model, seed=0, distribution=C51(nb_atoms=NB_ATOMS, v_min=-100.0, v_max=0.0))
@@ -97,46 +88,17 @@ def _minatar(head: str):
     return Agent(model, seed=0, distribution=distribution)
 
 
-def fill(buffers, network: str):
-    """Fills the call buffers of `network`'s step with random transitions
-    (Acrobot's: reward -1 a step, one game over in a hundred)."""
-    spec = NETWORKS[network]
-    rng = np.random.default_rng(0)
-    buffers.frames[:] = rng.uniform(-1, 1, buffers.frames.shape)
-    for batch in buffers.batches:
-        batch.actions[:] = rng.integers(spec["nb_actions"], size=len(batch.actions))
-        batch.rewards[:] = -1.0
-        batch.discounts[:] = np.where(rng.random(len(batch.discounts)) < 0.01, 0.0, 0.99)
-    return buffers
+def _use_smoke_settings() -> None:
+    """--smoke: the SMOKE_ budgets in place of the full ones, in this process."""
+    global WARMUP, CALLS, REPEATS
+    WARMUP, CALLS, REPEATS = SMOKE_WARMUP, SMOKE_CALLS, SMOKE_REPEATS
 
 
 def _timer(network: str, head: str):
     """A function that times CALLS calls (the first WARMUP calls made here), and on
     JAX the step's flops."""
-    from qlearning4k._internals import StepConfig
-
-    spec = NETWORKS[network]
-    batch, steps = spec["batch"], spec["gradient_steps"]
     agent = _acrobot(head) if network == "acrobot" else _minatar(head)
-    config = StepConfig(batch_size=batch, max_steps=steps, target_copied=True)
-    learner = agent._learner(config)
-    buffers = fill(learner.call_buffers(1, (1, *spec["frame"]), np.float32), network)
-    learner.begin()
-    flops = None
-    if hasattr(learner, "_jit_step"):  # JAX: XLA counts the compiled step's operations
-        lowered = learner._jit_step.lower(learner._state, buffers.frames, buffers.floats)
-        cost = lowered.compile().cost_analysis()
-        flops = (cost[0] if isinstance(cost, list) else cost).get("flops")
-    for _ in range(WARMUP):
-        learner.step(buffers, steps)
-
-    def timed() -> float:
-        start = time.perf_counter()
-        for _ in range(CALLS):
-            learner.step(buffers, steps)
-        return (time.perf_counter() - start) / (CALLS * steps)
-
-    return timed, flops
+    return c.step_timer(agent, network, WARMUP, CALLS)
 
 
 def worker(library: str, network: str) -> None:
@@ -166,12 +128,20 @@ def main() -> None:
     parser.add_argument("--backends", default="tensorflow,jax", help="comma-separated")
     parser.add_argument("--network", default="acrobot", choices=sorted(NETWORKS))
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--smoke", action="store_true",
+                        help="TensorFlow, tiny budgets (the SMOKE_ settings)")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        _use_smoke_settings()
+        args.backends = "tensorflow"
     if args.worker:
         worker(args.worker, args.network)
         return
-    records = c.run_workers(__file__, args.backends.split(","), False, ["--network", args.network])
+    extra = ["--network", args.network]
+    if args.smoke:
+        extra.append("--smoke")
+    records = c.run_workers(__file__, args.backends.split(","), False, extra)
     if args.markdown:
         columns = ("network", "backend", "head", "ms per gradient step", "vs the DQN head",
                    "flops vs DQN")  # fmt: skip

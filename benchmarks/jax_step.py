@@ -14,10 +14,12 @@ them into a slow product (docs/backends.md). Both run in one process, side
 by side, median of REPEATS rounds.
 
     KERAS_BACKEND=jax python benchmarks/jax_step.py
+    python benchmarks/jax_step.py --smoke   # tiny budgets, on JAX whatever KERAS_BACKEND says
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -25,11 +27,11 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import _common as c
-import heads
 import numpy as np
 
 # -- settings -----------------------------------------------------------------
-WARMUP, CALLS, REPEATS = heads.WARMUP, heads.CALLS, 7
+WARMUP, CALLS, REPEATS = c.STEP_WARMUP, c.STEP_CALLS, 7
+SMOKE_WARMUP, SMOKE_CALLS, SMOKE_REPEATS = 1, 2, 1  # --smoke
 # -----------------------------------------------------------------------------
 
 
@@ -102,10 +104,10 @@ def _same_results(batch: int, steps: int, nb_actions: int, calls: int = 3) -> bo
 
     from qlearning4k._internals import StepConfig
 
-    agent = heads._acrobot("dqn")
+    agent = c.zoo_acrobot_agent()
     step, state = _by_hand(agent, batch, steps, nb_actions)
     learner = agent._learner(StepConfig(batch_size=batch, max_steps=steps, target_copied=True))
-    buffers = heads.fill(learner.call_buffers(1, (1, 6), np.float32), "acrobot")
+    buffers = c.fill_step_buffers(learner.call_buffers(1, (1, 6), np.float32), "acrobot")
     learner.begin()
     same = True
     for _ in range(calls):
@@ -117,19 +119,31 @@ def _same_results(batch: int, steps: int, nb_actions: int, calls: int = 3) -> bo
     return bool(same)
 
 
+def _use_smoke_settings() -> None:
+    """--smoke: the SMOKE_ budgets in place of the full ones, in this process, on JAX."""
+    global WARMUP, CALLS, REPEATS
+    WARMUP, CALLS, REPEATS = SMOKE_WARMUP, SMOKE_CALLS, SMOKE_REPEATS
+    os.environ["KERAS_BACKEND"] = "jax"  # before Keras is imported: the step is JAX's
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny budgets (the SMOKE_ settings), on JAX")  # fmt: skip
+    if parser.parse_args().smoke:
+        _use_smoke_settings()
     import jax
 
     from qlearning4k._internals import StepConfig
 
-    spec = heads.NETWORKS["acrobot"]
+    spec = c.STEP_NETWORKS["acrobot"]
     batch, steps, nb_actions = spec["batch"], spec["gradient_steps"], spec["nb_actions"]
     same = _same_results(batch, steps, nb_actions)
-    ours, _ = heads._timer("acrobot", "dqn")
-    agent = heads._acrobot("dqn")
+    ours, _ = c.step_timer(c.zoo_acrobot_agent(), "acrobot", WARMUP, CALLS)
+    agent = c.zoo_acrobot_agent()
     step, state = _by_hand(agent, batch, steps, nb_actions)
     learner = agent._learner(StepConfig(batch_size=batch, max_steps=steps, target_copied=True))
-    buffers = heads.fill(learner.call_buffers(1, (1, 6), np.float32), "acrobot")
+    buffers = c.fill_step_buffers(learner.call_buffers(1, (1, 6), np.float32), "acrobot")
     buffers.floats[-1, 0] = steps  # the gradient steps to run (the learner's step() writes its own)
     frames, floats = jax.device_put(buffers.frames), jax.device_put(buffers.floats)
     held = {"state": state}

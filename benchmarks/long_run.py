@@ -6,6 +6,7 @@ of growth after warm-up).
 
     python benchmarks/long_run.py            # about 2 minutes on TensorFlow
     KERAS_BACKEND=jax python benchmarks/long_run.py
+    python benchmarks/long_run.py --smoke    # a few hundred env steps (the SMOKE_ budgets)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ TOTAL_STEPS = 200_000
 MEMORY_SIZE = 10_000
 WARMUP_GAMES = 2_000  # 18,000 env steps: the memory is full, everything compiled
 CHUNK_GAMES = 2_000  # RSS is read between chunks
+SMOKE_STEPS, SMOKE_MEMORY_SIZE, SMOKE_WARMUP_GAMES, SMOKE_CHUNK_GAMES = 360, 100, 20, 10
 # -----------------------------------------------------------------------------
 
 
@@ -37,7 +39,12 @@ def rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=TOTAL_STEPS)
+    parser.add_argument("--smoke", action="store_true", help="tiny budgets (the SMOKE_ settings)")
     args = parser.parse_args()
+    memory_size, warmup_games, chunk_games = MEMORY_SIZE, WARMUP_GAMES, CHUNK_GAMES
+    if args.smoke:
+        args.steps, memory_size = SMOKE_STEPS, SMOKE_MEMORY_SIZE
+        warmup_games, chunk_games = SMOKE_WARMUP_GAMES, SMOKE_CHUNK_GAMES
 
     import keras
 
@@ -45,15 +52,15 @@ def main() -> None:
     from qlearning4k.games import Catch
 
     keras.utils.set_random_seed(0)
-    agent = Agent(c.catch_model(), memory_size=MEMORY_SIZE, seed=0)
+    agent = Agent(c.catch_model(), memory_size=memory_size, seed=0)
     game = Catch(c.GRID_SIZE, seed=0)
     start = time.perf_counter()
-    history = agent.train(game, nb_epoch=WARMUP_GAMES, batch_size=32, epsilon=0.1, verbose=0)
+    history = agent.train(game, nb_epoch=warmup_games, batch_size=32, epsilon=0.1, verbose=0)
     steps = sum(history.history["steps"])
     after_warmup = rss_mb()
     samples = [after_warmup]
     while steps < args.steps:
-        history = agent.train(game, nb_epoch=CHUNK_GAMES, batch_size=32, epsilon=0.1, verbose=0)
+        history = agent.train(game, nb_epoch=chunk_games, batch_size=32, epsilon=0.1, verbose=0)
         steps += sum(history.history["steps"])
         samples.append(rss_mb())
     c.emit(

@@ -12,6 +12,7 @@ Stable-Baselines3 runs it and as qlearning4k's traced step calls the same
 of REPEATS runs of CALLS calls. Each framework runs in its own process.
 
     python benchmarks/matmul.py --markdown
+    python benchmarks/matmul.py --smoke   # the TensorFlow row, a couple of calls timed once
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import numpy as np
 # -- settings -----------------------------------------------------------------
 BATCH, WIDTH, LAYERS = 128, 256, 8
 WARMUP, CALLS, REPEATS = 50, 300, 5
+SMOKE_WARMUP, SMOKE_CALLS, SMOKE_REPEATS = 1, 2, 1  # --smoke
+SMOKE_FRAMEWORKS = ("tensorflow",)
 FRAMEWORKS = ("jax", "tensorflow", "tensorflow-xla", "torch-1-thread", "torch-2-threads")
 # -----------------------------------------------------------------------------
 
@@ -75,6 +78,12 @@ def _call(framework: str):
     return layers
 
 
+def _use_smoke_settings() -> None:
+    """--smoke: the SMOKE_ budgets in place of the full ones, in this process."""
+    global WARMUP, CALLS, REPEATS
+    WARMUP, CALLS, REPEATS = SMOKE_WARMUP, SMOKE_CALLS, SMOKE_REPEATS
+
+
 def worker(framework: str) -> None:
     per_product = c.seconds_per_call(_call(framework), WARMUP, CALLS, REPEATS) / LAYERS
     c.emit({
@@ -87,13 +96,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--smoke", action="store_true",
+                        help="SMOKE_FRAMEWORKS only, tiny budgets")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        _use_smoke_settings()
+        args.frameworks = ",".join(SMOKE_FRAMEWORKS)
     if args.worker:
         worker(args.worker)
         return
     backends = {f: "jax" if f == "jax" else "tensorflow" for f in FRAMEWORKS}
-    records = c.run_rows(__file__, args.frameworks.split(","), backends)
+    records = c.run_rows(
+        __file__, args.frameworks.split(","), backends, ["--smoke"] if args.smoke else []
+    )
     if args.markdown:
         print(f"\n| framework | µs per ({BATCH}, {WIDTH}) x ({WIDTH}, {WIDTH}) product | GFLOP/s |")
         print("|---|---|---|")

@@ -17,6 +17,8 @@ time of sampling a batch of 32 into the agent's call arrays.
 
     python benchmarks/memory.py --markdown
     python benchmarks/memory.py --pixels --markdown
+    python benchmarks/memory.py --smoke            # small memories (SMOKE_MEMORY_SIZE)
+    python benchmarks/memory.py --pixels --smoke   # small pixel memories (SMOKE_PIXEL_CASES)
 """
 
 from __future__ import annotations
@@ -44,15 +46,19 @@ PIXEL_CASES = (
 )  # fmt: skip
 FRAME, NB_FRAMES, GAME_LENGTH = (84, 84), 4, 1000
 BATCH, SAMPLES, REPEATS = 32, 1000, 5
+# --smoke: small memories, a few samples timed once.
+SMOKE_MEMORY_SIZE = 500
+SMOKE_PIXEL_CASES = (("frames once", 2_000), (N_STEP_CASE, 2_000), ("whole states", 2_000))
+SMOKE_SAMPLES, SMOKE_REPEATS = 10, 1
 # -----------------------------------------------------------------------------
 
 
-def measure(game_class, nb_frames: int, seed: int = 0) -> dict:
+def measure(game_class, nb_frames: int, seed: int = 0, memory_size: int = MEMORY_SIZE) -> dict:
     game = game_class(seed=seed)
     rng = np.random.default_rng(seed)
-    memory = ExperienceReplay(MEMORY_SIZE, seed=seed)
+    memory = ExperienceReplay(memory_size, seed=seed)
     stored = 0
-    while stored < MEMORY_SIZE:
+    while stored < memory_size:
         game.reset()
         state = np.repeat(game.get_frame()[None, None], nb_frames, axis=1)
         while not game.is_over():
@@ -129,7 +135,9 @@ def _fill_n_step(memory, pool: np.ndarray, size: int, copies: int = 16, n: int =
             moves[over] = GAME_LENGTH
 
 
-def pixels_worker(layout: str, size: int, seed: int = 0) -> dict:
+def pixels_worker(
+    layout: str, size: int, seed: int = 0, samples: int = SAMPLES, repeats: int = REPEATS
+) -> dict:
     """Fills a memory of `size` 84x84x4 transitions in this process; its figures."""
     rng = np.random.default_rng(seed)
     pool = rng.integers(0, 256, (4096,) + FRAME, dtype=np.uint8)  # frames to draw from
@@ -144,11 +152,11 @@ def pixels_worker(layout: str, size: int, seed: int = 0) -> dict:
     floats = np.zeros((BATCH, 4), np.float32)
     into = StepBatch(states, next_states, *floats.T, next_mask=None)
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(SAMPLES):
+        for _ in range(samples):
             memory._sample_into(into, 0.99)
-        times.append((time.perf_counter() - start) / SAMPLES)
+        times.append((time.perf_counter() - start) / samples)
     return {
         "benchmark": "memory_pixels", "layout": layout, "transitions": len(memory),
         "bytes_per_transition": memory.nbytes / memory.capacity,
@@ -157,10 +165,12 @@ def pixels_worker(layout: str, size: int, seed: int = 0) -> dict:
     }  # fmt: skip
 
 
-def pixels(markdown: bool) -> None:
+def pixels(markdown: bool, smoke: bool = False) -> None:
     rows = []
-    for layout, size in PIXEL_CASES:
+    for layout, size in SMOKE_PIXEL_CASES if smoke else PIXEL_CASES:
         command = [sys.executable, __file__, "--worker", layout, "--size", str(size)]
+        if smoke:
+            command.append("--smoke")
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         record = json.loads(out.strip().splitlines()[-1])
         c.emit(record)
@@ -182,17 +192,20 @@ def main() -> None:
     parser.add_argument("--pixels", action="store_true", help="84x84 frames at 1M transitions")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="small memories (the SMOKE_ settings)")
     args = parser.parse_args()
     if args.worker:
-        c.emit(pixels_worker(args.worker, args.size))
+        timing = (SMOKE_SAMPLES, SMOKE_REPEATS) if args.smoke else (SAMPLES, REPEATS)
+        c.emit(pixels_worker(args.worker, args.size, 0, *timing))
         return
     if args.pixels:
-        pixels(args.markdown)
+        pixels(args.markdown, args.smoke)
         return
+    memory_size = SMOKE_MEMORY_SIZE if args.smoke else MEMORY_SIZE
     rows = []
     for name, game_class, nb_frames in CASES:
         record = {"benchmark": "memory", "game": name, "nb_frames": nb_frames,
-                  **measure(game_class, nb_frames)}  # fmt: skip
+                  **measure(game_class, nb_frames, memory_size=memory_size)}  # fmt: skip
         c.emit(record)
         rows.append(record)
     if args.markdown:

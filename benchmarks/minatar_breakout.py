@@ -40,6 +40,7 @@ file of their own:
     python benchmarks/minatar_breakout.py run --missing --libraries qlearning4k \
         --variants c51,rainbow
     python benchmarks/minatar_breakout.py table --markdown
+    python benchmarks/minatar_breakout.py --smoke   # one tiny run (the example's --smoke), printed
 
 Needs `pip install "qlearning4k[minatar]" stable-baselines3`.
 """
@@ -57,7 +58,6 @@ import time
 from pathlib import Path
 
 import _common as c
-import suite
 
 # -- settings -----------------------------------------------------------------
 EXAMPLE = Path(__file__).parent.parent / "examples" / "minatar_breakout.py"
@@ -65,6 +65,9 @@ SEEDS = (0, 1, 2)
 LIBRARIES = ("qlearning4k", "sb3")
 VARIANTS = ("dqn", "c51", "rainbow")  # the example's VARIANT, qlearning4k only
 RESULTS = Path(__file__).parent / "results" / "minatar.jsonl"
+# --smoke: one run of qlearning4k at the example's smoke budget (its SMOKE_TIMESTEPS
+# env steps, SMOKE_EPISODES evaluation episodes), printed and not recorded.
+SMOKE_LIBRARY, SMOKE_SEED = "qlearning4k", 0
 # -----------------------------------------------------------------------------
 
 
@@ -76,7 +79,9 @@ def _example():
     return module
 
 
-def _train_qlearning4k(seed: int, budget: int | None, xla: bool, variant: str) -> dict:
+def _train_qlearning4k(
+    seed: int, budget: int | None, xla: bool, variant: str, smoke: bool = False
+) -> dict:
     import keras
 
     example = _example()
@@ -84,11 +89,11 @@ def _train_qlearning4k(seed: int, budget: int | None, xla: bool, variant: str) -
     if budget is not None:
         example.TOTAL_TIMESTEPS = budget
         example.EVAL_EVERY = max(budget // 4, 1)
-    outcome = example.main(seed=seed, variant=variant)
+    outcome = example.main(smoke=smoke, seed=seed, variant=variant)
     return {
         "xla": xla,
         "variant": variant,
-        "env_steps": example.TOTAL_TIMESTEPS,
+        "env_steps": example.SMOKE_TIMESTEPS if smoke else example.TOTAL_TIMESTEPS,
         "train_seconds": outcome["training_seconds"],
         "mean_return": outcome["final"],
         "best_return": outcome["best"],
@@ -219,20 +224,29 @@ def _train_sb3(seed: int, budget: int | None) -> dict:
 
 
 def run_one(
-    library: str, seed: int, budget: int | None, xla: bool = False, variant: str = "dqn"
+    library: str,
+    seed: int,
+    budget: int | None,
+    xla: bool = False,
+    variant: str = "dqn",
+    smoke: bool = False,
 ) -> dict:
     """Trains and evaluates one library and seed in this process: its record.
 
     `xla`: qlearning4k on TensorFlow compiles its step with XLA (the example's XLA).
     `variant`: the example's VARIANT for qlearning4k ("dqn", "c51" or "rainbow").
+    `smoke`: qlearning4k runs the example's `--smoke` budget (`budget` is ignored).
     """
     if library == "qlearning4k":
-        outcome = _train_qlearning4k(seed, budget, xla, variant)
+        outcome = _train_qlearning4k(seed, budget, xla, variant, smoke)
     else:
-        if variant != "dqn":
-            raise ValueError(f"Stable-Baselines3 runs DQN only. Received: variant={variant!r}")
+        if variant != "dqn" or smoke:
+            raise ValueError(
+                "Stable-Baselines3 runs DQN only, at full budget or --budget. "
+                f"Received: variant={variant!r}, smoke={smoke}"
+            )
         outcome = _train_sb3(seed, budget)
-    versions = suite._versions(library)
+    versions = c.library_versions(library)
     return {
         "task": "MinAtar/Breakout-v1",
         "library": library,
@@ -260,7 +274,7 @@ def _variant(record: dict) -> tuple:
 
 def run_missing(args) -> None:
     """Runs every library and seed that the results file lacks, each in its own process."""
-    done = {(*_variant(r), r["seed"]) for r in suite._load(args.results)}
+    done = {(*_variant(r), r["seed"]) for r in c.load_records(args.results)}
     jobs = [
         (library, backend, variant, seed)
         for seed in args.seeds
@@ -358,7 +372,11 @@ def _seconds_by_machine(records: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("run", "table"))
+    parser.add_argument("command", nargs="?", choices=("run", "table"),
+                        help="optional with --smoke")  # fmt: skip
+    parser.add_argument("--smoke", action="store_true",
+                        help="one tiny run of qlearning4k (the example's --smoke), "
+                             "not recorded")  # fmt: skip
     parser.add_argument("--library", choices=LIBRARIES)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--missing", action="store_true", help="run every job not in results")
@@ -383,17 +401,27 @@ def main() -> None:
     args.variants = args.variants.split(",")
     if unknown := sorted(set(args.variants) - set(VARIANTS)):
         parser.error(f"--variants takes {', '.join(VARIANTS)}. Received: {', '.join(unknown)}")
+    if args.smoke:
+        if args.command == "table" or args.missing or args.library not in (None, SMOKE_LIBRARY):
+            parser.error(f"--smoke runs one run of {SMOKE_LIBRARY}: not with table, --missing "
+                         "or another --library")  # fmt: skip
+        args.command = "run"
+    elif args.command is None:
+        parser.error("a command is needed: run or table (or --smoke)")
     if args.command == "run" and args.xla is None:
         args.xla = _example().XLA
     if args.command == "table":
-        print(table(suite._load(args.results)))
+        print(table(c.load_records(args.results)))
     elif args.missing:
         run_missing(args)
+    elif args.smoke:
+        seed = SMOKE_SEED if args.seed is None else args.seed
+        c.emit(run_one(SMOKE_LIBRARY, seed, None, args.xla, args.variant, smoke=True))
     else:
         if args.library is None or args.seed is None:
             parser.error("run needs --library and --seed, or --missing")
         record = run_one(args.library, args.seed, args.budget, args.xla, args.variant)
-        suite._append(args.results, record)
+        c.append(args.results, record)
         c.emit(record)
 
 

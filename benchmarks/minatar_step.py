@@ -20,6 +20,7 @@ The first WARMUP calls are not timed; each figure is the median of REPEATS
 runs of CALLS calls. Each row runs in its own process.
 
     python benchmarks/minatar_step.py --markdown
+    python benchmarks/minatar_step.py --smoke   # the TensorFlow row, a couple of calls timed once
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import numpy as np
 # -- settings -----------------------------------------------------------------
 FRAME, NB_ACTIONS, BATCH = (10, 10, 4), 3, 32
 WARMUP, CALLS, REPEATS = 50, 300, 5
+SMOKE_WARMUP, SMOKE_CALLS, SMOKE_REPEATS = 1, 2, 1  # --smoke
+SMOKE_STEPS = ("tensorflow",)
 PEER = "sb3 step (pytorch)"
 STEPS = {  # row: (Keras backend, XLA on TensorFlow, with the convolution)
     "tensorflow": ("tensorflow", False, True),
@@ -119,6 +122,12 @@ def _sb3_step():
     return step
 
 
+def _use_smoke_settings() -> None:
+    """--smoke: the SMOKE_ budgets in place of the full ones, in this process."""
+    global WARMUP, CALLS, REPEATS
+    WARMUP, CALLS, REPEATS = SMOKE_WARMUP, SMOKE_CALLS, SMOKE_REPEATS
+
+
 def worker(row: str) -> None:
     _, xla, convolution = STEPS[row]
     call = _sb3_step() if row == PEER else _ours(xla, convolution)
@@ -130,13 +139,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated rows")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--smoke", action="store_true",
+                        help="SMOKE_STEPS only, tiny budgets")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        _use_smoke_settings()
+        args.steps = ",".join(SMOKE_STEPS)
     if args.worker:
         worker(args.worker)
         return
     backends = {row: backend for row, (backend, *_) in STEPS.items()}
-    records = c.run_rows(__file__, args.steps.split(","), backends)
+    records = c.run_rows(
+        __file__, args.steps.split(","), backends, ["--smoke"] if args.smoke else []
+    )
     if args.markdown:
         print("\n| step | ms per step |")
         print("|---|---|")

@@ -8,6 +8,7 @@ its own process.
 
     python benchmarks/readme_example.py --markdown
     python benchmarks/readme_example.py --backends tensorflow --seeds 5
+    python benchmarks/readme_example.py --smoke   # TensorFlow, one seed, SMOKE_GAMES games
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import _common as c
 
 # -- settings -----------------------------------------------------------------
 SEEDS = 3
+SMOKE_GAMES, SMOKE_FINAL_GAMES = 5, 20  # --smoke: training games, then fresh greedy games
 # -----------------------------------------------------------------------------
 
 
-def ours(seed: int) -> dict:
+def ours(seed: int, games: int | None = None, final_games: int = c.FINAL_GAMES) -> dict:
+    """Trains `games` games (None: `train()`'s default), then plays `final_games`."""
     import keras
 
     from qlearning4k import Agent
@@ -33,19 +36,20 @@ def ours(seed: int) -> dict:
     model = c.catch_model(optimizer="sgd", learning_rate=0.2)
     agent = Agent(model, seed=seed)
     start = time.perf_counter()
-    agent.train(Catch(c.GRID_SIZE, seed=seed), verbose=0)
+    agent.train(Catch(c.GRID_SIZE, seed=seed), nb_epoch=games, verbose=0)
     seconds = time.perf_counter() - start
-    final = agent.evaluate(Catch(c.GRID_SIZE), nb_games=c.FINAL_GAMES, seed=c.FINAL_SEED)
+    final = agent.evaluate(Catch(c.GRID_SIZE), nb_games=final_games, seed=c.FINAL_SEED)
     final = final["win_rate"]
     return {"seconds": seconds, "final_win_rate": final,
             "compile_seconds": c.compile_seconds(agent)}  # fmt: skip
 
 
-def worker(seeds: int) -> None:
+def worker(seeds: int, smoke: bool = False) -> None:
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    budget = (SMOKE_GAMES, SMOKE_FINAL_GAMES) if smoke else (None, c.FINAL_GAMES)
     for seed in range(seeds):
         c.emit({"benchmark": "readme_example", "library": "qlearning4k", "backend": backend,
-                "seed": seed, **ours(seed)})  # fmt: skip
+                "seed": seed, **ours(seed, *budget)})  # fmt: skip
 
 
 def table(records) -> str:
@@ -72,12 +76,18 @@ def main() -> None:
     parser.add_argument("--backends", default="tensorflow,jax,torch", help="comma-separated")
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--smoke", action="store_true", help="TensorFlow, one seed, tiny budgets")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.backends, args.seeds = "tensorflow", 1
     if args.worker:
-        worker(args.seeds)
+        worker(args.seeds, args.smoke)
         return
-    records = c.run_workers(__file__, args.backends.split(","), False, ["--seeds", str(args.seeds)])
+    extra = ["--seeds", str(args.seeds)]
+    if args.smoke:
+        extra.append("--smoke")
+    records = c.run_workers(__file__, args.backends.split(","), False, extra)
     if args.markdown:
         print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
         print(table(records))

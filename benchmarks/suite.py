@@ -23,6 +23,7 @@ whatever lines are there.
     python benchmarks/suite.py table --markdown --libraries qlearning4k \
         --tasks Acrobot-v1,C51/Acrobot-v1,Rainbow/Acrobot-v1   # the ablation rows
     python benchmarks/suite.py table --markdown --backends tensorflow --seeds 0,1,2  # some records
+    python benchmarks/suite.py --smoke   # one tiny run (SMOKE_TASK, qlearning4k), printed only
 
 Seconds measured hours apart drift with the machine's load. To compare
 the libraries at one time, run them side by side, one core each (a record
@@ -51,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import subprocess
@@ -138,6 +138,11 @@ EVAL_DURING = 10  # episodes of each of them, seeds from DURING_SEED
 DURING_SEED = 2_000_000
 RESULTS = Path(__file__).parent / "results" / "suite.jsonl"
 LIBRARIES = ("qlearning4k", "sb3")
+# --smoke: one run of qlearning4k on a task Gymnasium has without Box2D, a few
+# hundred env steps, evaluations of a couple of episodes; printed, not recorded.
+SMOKE_TASK, SMOKE_LIBRARY, SMOKE_SEED = "Acrobot-v1", "qlearning4k", 0
+SMOKE_BUDGET = 200  # env steps
+SMOKE_EVAL_EPISODES, SMOKE_EVAL_EVERY, SMOKE_EVAL_DURING = 2, 100, 2
 # -----------------------------------------------------------------------------
 
 
@@ -338,16 +343,11 @@ def _sb3_evaluations(task: str):
     return Evaluations()
 
 
-def _versions(library: str) -> dict:
-    import keras
-
-    versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
-    if library == "sb3":
-        import stable_baselines3
-        import torch
-
-        versions = {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__}
-    return versions
+def _use_smoke_settings() -> None:
+    """--smoke: the SMOKE_ evaluation settings in place of the full ones, in this process."""
+    global EVAL_EPISODES, EVAL_EVERY, EVAL_DURING
+    EVAL_EPISODES, EVAL_DURING = SMOKE_EVAL_EPISODES, SMOKE_EVAL_DURING
+    EVAL_EVERY = SMOKE_EVAL_EVERY
 
 
 def run_one(task: str, library: str, seed: int, budget: int | None) -> dict:
@@ -355,7 +355,7 @@ def run_one(task: str, library: str, seed: int, budget: int | None) -> dict:
     train = _train_qlearning4k if library == "qlearning4k" else _train_sb3
     outcome = train(task, seed, budget)
     returns, best = outcome.pop("returns"), outcome.pop("best_returns")
-    versions = _versions(library)
+    versions = c.library_versions(library)
     return {
         "task": task,
         "library": library,
@@ -374,18 +374,6 @@ def run_one(task: str, library: str, seed: int, budget: int | None) -> dict:
     }
 
 
-def _load(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _append(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
 def _jobs(tasks, libraries, backends, seeds):
     """Seed by seed: a suite stopped early has every task for its first seeds."""
     for seed in seeds:
@@ -399,7 +387,9 @@ def _jobs(tasks, libraries, backends, seeds):
 
 def run_missing(args) -> None:
     """Runs every job that the results file lacks, each in its own process."""
-    done = {(r["task"], r["library"], r["backend"], r["seed"]) for r in _load(args.results)}
+    done = {
+        (r["task"], r["library"], r["backend"], r["seed"]) for r in c.load_records(args.results)
+    }
     for task, library, backend, seed in _jobs(
         args.tasks, args.libraries, args.backends, args.seeds
     ):
@@ -463,7 +453,11 @@ def table(records: list[dict], markdown: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("run", "table"))
+    parser.add_argument("command", nargs="?", choices=("run", "table"),
+                        help="optional with --smoke")  # fmt: skip
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"one tiny run ({SMOKE_TASK} and {SMOKE_LIBRARY} unless --task and "
+                             "--library say), printed, not recorded")  # fmt: skip
     parser.add_argument("--task", choices=tuple(TASKS))
     parser.add_argument("--library", choices=LIBRARIES)
     parser.add_argument("--seed", type=int)
@@ -488,10 +482,20 @@ def main() -> None:
     for task in args.tasks:
         if task not in TASKS:
             parser.error(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+    if args.smoke:
+        if args.command == "table" or args.missing:
+            parser.error("--smoke runs one tiny run: not with table or --missing")
+        _use_smoke_settings()
+        budget = SMOKE_BUDGET if args.budget is None else args.budget
+        seed = SMOKE_SEED if args.seed is None else args.seed
+        c.emit(run_one(args.task or SMOKE_TASK, args.library or SMOKE_LIBRARY, seed, budget))
+        return
+    if args.command is None:
+        parser.error("a command is needed: run or table (or --smoke)")
 
     if args.command == "table":  # the records of the tasks and libraries asked for
         records = [
-            r for r in _load(args.results)
+            r for r in c.load_records(args.results)
             if r["task"] in args.tasks and r["library"] in args.libraries
             and (backends is None or r["backend"] in args.backends or r["library"] == "sb3")
             and (seeds is None or r["seed"] in args.seeds)
@@ -503,7 +507,7 @@ def main() -> None:
         if args.task is None or args.library is None or args.seed is None:
             parser.error("run needs --task, --library and --seed, or --missing")
         record = run_one(args.task, args.library, args.seed, args.budget)
-        _append(args.results, record)
+        c.append(args.results, record)
         c.emit(record)
 
 

@@ -7,6 +7,7 @@ runs with the defaults and with `single_core=True`, alternated in one process.
 The peer is Stable-Baselines3 DQN with train_freq=1 and gradient_steps=1.
 
     python benchmarks/throughput.py --peer --markdown
+    python benchmarks/throughput.py --smoke   # TensorFlow, one repeat, SMOKE_ games, no peer
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ TIMED_GAMES = 400  # 9 env steps each
 REPEATS = 3  # timed runs; the median is reported
 BATCH_SIZE = 32
 EPSILON = 0.1
+SMOKE_WARMUP_GAMES, SMOKE_TIMED_GAMES = 2, 5  # --smoke
 # -----------------------------------------------------------------------------
+
+
+def _use_smoke_settings() -> None:
+    """--smoke: the SMOKE_ budgets in place of the full ones, in this process."""
+    global WARMUP_GAMES, TIMED_GAMES
+    WARMUP_GAMES, TIMED_GAMES = SMOKE_WARMUP_GAMES, SMOKE_TIMED_GAMES
 
 
 def ours(seed: int, single_core: bool = False) -> float:
@@ -103,12 +111,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--peer", action="store_true", help="also run Stable-Baselines3 DQN")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--smoke", action="store_true",
+                        help="TensorFlow, one repeat, tiny budgets, no peer")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        _use_smoke_settings()
+        args.backends, args.repeats, args.peer = "tensorflow", 1, False
     if args.worker:
         worker(args.worker, args.repeats)
         return
     extra = ["--repeats", str(args.repeats)]
+    if args.smoke:
+        extra.append("--smoke")
     records = c.run_workers(__file__, args.backends.split(","), args.peer, extra)
     if args.markdown:
         print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")

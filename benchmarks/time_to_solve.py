@@ -10,6 +10,7 @@ compilation cache filled by a first, unreported run (see `_common.run_workers`).
 
     python benchmarks/time_to_solve.py --peer --markdown   # TF, JAX, JAX cached, PyTorch + SB3
     python benchmarks/time_to_solve.py --backends jax --seeds 1
+    python benchmarks/time_to_solve.py --smoke   # TensorFlow, one seed, SMOKE_ budgets, no peer
 """
 
 from __future__ import annotations
@@ -38,7 +39,16 @@ BEST = {
 }
 PEER_TRAIN_FREQ = 4  # the peer's best configuration
 PEER_TOTAL_STEPS = 20_000  # its epsilon decays over the first 20% of these
+# --smoke: two rounds of the parallel games, one evaluation, epsilon over the first round.
+SMOKE_MAX_GAMES, SMOKE_EVAL_EVERY, SMOKE_EPSILON_GAMES = 32, 144, 16
 # -----------------------------------------------------------------------------
+
+
+def _use_smoke_settings() -> None:
+    """--smoke: the SMOKE_ budgets in place of the full ones, in this process."""
+    global MAX_GAMES, EVAL_EVERY, BEST
+    MAX_GAMES, EVAL_EVERY = SMOKE_MAX_GAMES, SMOKE_EVAL_EVERY
+    BEST = {**BEST, "epsilon_games": SMOKE_EPSILON_GAMES}
 
 
 def ours(seed: int) -> dict:
@@ -156,14 +166,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--peer", action="store_true", help="also run Stable-Baselines3 DQN")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--smoke", action="store_true",
+                        help="TensorFlow, one seed, tiny budgets, no peer")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        _use_smoke_settings()
+        args.backends, args.seeds, args.peer = "tensorflow", 1, False
     if args.worker:
         worker(args.worker, args.seeds)
         return
-    records = c.run_workers(
-        __file__, args.backends.split(","), args.peer, ["--seeds", str(args.seeds)]
-    )
+    extra = ["--seeds", str(args.seeds)]
+    if args.smoke:
+        extra.append("--smoke")
+    records = c.run_workers(__file__, args.backends.split(","), args.peer, extra)
     if args.markdown:
         print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
         print(table(records))
