@@ -70,6 +70,19 @@ def append(path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def record(path, records: list[dict], settings: dict) -> None:
+    """Appends `records` to the results file `path`, each with the run's
+    `settings`, the machine, the date and the command that made it."""
+    command = "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    extra = {"settings": settings, "machine": machine(), "command": command,
+             "date": time.strftime("%Y-%m-%d", time.gmtime())}  # fmt: skip
+    for one in records:
+        append(path, {**one, **extra})
+
+
 def load_records(path) -> list[dict]:
     """The JSON lines of a results file (none if it does not exist)."""
     if not os.path.exists(path):

@@ -168,6 +168,11 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--smoke", action="store_true",
                         help="TensorFlow, one seed, tiny budgets, no peer")  # fmt: skip
+    parser.add_argument(
+        "--results",
+        default=os.path.join(c.RESULTS, "time_to_solve.jsonl"),
+        help="the JSON lines file the records are appended to (not with --smoke)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:
@@ -180,6 +185,18 @@ def main() -> None:
     if args.smoke:
         extra.append("--smoke")
     records = c.run_workers(__file__, args.backends.split(","), args.peer, extra)
+    if not args.smoke:
+        c.record(
+            args.results,
+            records,
+            {
+                "best": BEST,
+                "optimizer": "Adam",
+                "eval_every": EVAL_EVERY,
+                "max_games": MAX_GAMES,
+                "peer_train_freq": PEER_TRAIN_FREQ,
+            },
+        )
     if args.markdown:
         print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
         print(table(records))
