@@ -380,3 +380,35 @@ def sb3_greedy(model):
         return actions
 
     return greedy
+
+
+def curves_figure(groups: dict, path, title: str, xlabel: str = "env steps") -> None:
+    """Draws each group's learning curves, the median over its seeds with their
+    range shaded, into the PNG `path`.
+
+    `groups` maps a label to curves, each a list of `[x, value]` points
+    (evaluations land at game ends, a little apart from seed to seed): a
+    group's curves are interpolated linearly at 50 points up to the end they
+    all reach.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    for label, curves in groups.items():
+        end = min(curve[-1][0] for curve in curves)
+        shared = np.linspace(0, end, 50)
+        values = np.array([np.interp(shared, *np.array(curve, dtype=float).T) for curve in curves])
+        axes.plot(shared, np.median(values, axis=0), label=f"{label} ({len(curves)} seeds)")
+        axes.fill_between(shared, values.min(axis=0), values.max(axis=0), alpha=0.2)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("greedy return")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)

@@ -65,6 +65,7 @@ SEEDS = (0, 1, 2)
 LIBRARIES = ("qlearning4k", "sb3")
 VARIANTS = ("dqn", "c51", "rainbow")  # the example's VARIANT, qlearning4k only
 RESULTS = Path(__file__).parent / "results" / "minatar.jsonl"
+FIGURE = Path(__file__).parent.parent / "docs" / "figures" / "minatar_breakout.png"
 # --smoke: one run of qlearning4k at the example's smoke budget (its SMOKE_TIMESTEPS
 # env steps, SMOKE_EPISODES evaluation episodes), printed and not recorded.
 SMOKE_LIBRARY, SMOKE_SEED = "qlearning4k", 0
@@ -296,6 +297,20 @@ def run_missing(args) -> None:
         subprocess.run(command, env=env, check=True)
 
 
+def figure(records: list[dict], path: Path) -> None:
+    """Each library's (and backend's) learning curves: the median greedy return
+    over its seeds against env steps, the range shaded, into the PNG `path`."""
+    latest = {(*_variant(r), r["seed"]): r for r in records if r.get("curve")}
+    groups: dict[str, list] = {}
+    for (library, backend, xla, variant, _), r in sorted(latest.items()):
+        label = "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend}"
+        if library != "sb3":
+            label += (", XLA" if xla else "") + ("" if variant == "dqn" else f", {variant}") + ")"
+        groups.setdefault(label, []).append(r["curve"])
+    c.curves_figure(groups, path, "MinAtar Breakout: the MinAtar paper's DQN")
+    print(f"Wrote {path}")
+
+
 def table(records: list[dict]) -> str:
     """The Markdown tables: one row per library (backend) with the median final return
     over every seed (a seed run again: its latest run), then training seconds per
@@ -372,7 +387,7 @@ def _seconds_by_machine(records: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", nargs="?", choices=("run", "table"),
+    parser.add_argument("command", nargs="?", choices=("run", "table", "figure"),
                         help="optional with --smoke")  # fmt: skip
     parser.add_argument("--smoke", action="store_true",
                         help="one tiny run of qlearning4k (the example's --smoke), "
@@ -394,6 +409,7 @@ def main() -> None:
                         help="the example's VARIANT (qlearning4k)")  # fmt: skip
     parser.add_argument("--variants", default="dqn", help="with --missing: comma-separated")
     parser.add_argument("--markdown", action="store_true", help="(the table is Markdown)")
+    parser.add_argument("--figure", type=Path, default=FIGURE, help="where figure draws")
     args = parser.parse_args()
     args.libraries = args.libraries.split(",")
     args.backends = args.backends.split(",")
@@ -402,7 +418,11 @@ def main() -> None:
     if unknown := sorted(set(args.variants) - set(VARIANTS)):
         parser.error(f"--variants takes {', '.join(VARIANTS)}. Received: {', '.join(unknown)}")
     if args.smoke:
-        if args.command == "table" or args.missing or args.library not in (None, SMOKE_LIBRARY):
+        if (
+            args.command in ("table", "figure")
+            or args.missing
+            or args.library not in (None, SMOKE_LIBRARY)
+        ):
             parser.error(f"--smoke runs one run of {SMOKE_LIBRARY}: not with table, --missing "
                          "or another --library")  # fmt: skip
         args.command = "run"
@@ -412,6 +432,8 @@ def main() -> None:
         args.xla = _example().XLA
     if args.command == "table":
         print(table(c.load_records(args.results)))
+    elif args.command == "figure":
+        figure(c.load_records(args.results), args.figure)
     elif args.missing:
         run_missing(args)
     elif args.smoke:
