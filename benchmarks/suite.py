@@ -13,8 +13,10 @@ calls (compiling) included.
 
 A whole suite takes hours on 2 cores, so it runs in parts. Each `run`
 invocation trains one task, library and seed in a fresh process and appends
-one JSON line to the results file. `table` builds the Markdown table from
-whatever lines are there.
+one JSON line to the results file, with its evaluations during training
+(`curve`). `table` builds the Markdown table from whatever lines are there,
+`figure` a PNG a task of the curves (records from before 2026-12-06 hold
+none).
 
     python benchmarks/suite.py run --task CartPole-v1 --library qlearning4k --seed 0
     python benchmarks/suite.py run --task Acrobot-v1 --library sb3 --seed 1
@@ -23,6 +25,7 @@ whatever lines are there.
     python benchmarks/suite.py table --markdown --libraries qlearning4k \
         --tasks Acrobot-v1,C51/Acrobot-v1,Rainbow/Acrobot-v1   # the ablation rows
     python benchmarks/suite.py table --markdown --backends tensorflow --seeds 0,1,2  # some records
+    python benchmarks/suite.py figure --results benchmarks/results/suite.jsonl  # docs/figures/
     python benchmarks/suite.py --smoke   # one tiny run (SMOKE_TASK, qlearning4k), printed only
 
 Seconds measured hours apart drift with the machine's load. To compare
@@ -137,6 +140,7 @@ EVAL_EVERY = 5_000  # env steps between the evaluations during training
 EVAL_DURING = 10  # episodes of each of them, seeds from DURING_SEED
 DURING_SEED = 2_000_000
 RESULTS = Path(__file__).parent / "results" / "suite.jsonl"
+FIGURES = Path(__file__).parent.parent / "docs" / "figures"
 LIBRARIES = ("qlearning4k", "sb3")
 # --smoke: one run of qlearning4k on a task Gymnasium has without Box2D, a few
 # hundred env steps, evaluations of a couple of episodes; printed, not recorded.
@@ -178,6 +182,7 @@ def _train_qlearning4k(task: str, seed: int, budget: int | None) -> dict:
         "env_steps": kwargs["total_timesteps"],
         "train_seconds": seconds,
         "eval_seconds_during": during.seconds,
+        "curve": [[r["env_steps"], r["mean_score"]] for r in during.results],
         "returns": final,
         "best_returns": best_returns,
     }
@@ -302,6 +307,7 @@ def _train_sb3(task: str, seed: int, budget: int | None) -> dict:
         "env_steps": int(model.num_timesteps),
         "train_seconds": seconds,
         "eval_seconds_during": during.seconds,
+        "curve": during.curve,
         "returns": final,
         "best_returns": _play_sb3(model, task, EVAL_EPISODES, EVAL_SEED),
     }
@@ -320,11 +326,13 @@ def _sb3_evaluations(task: str):
             super().__init__()
             self.seconds, self.best, self.best_state = 0.0, float("-inf"), None
             self.next = EVAL_EVERY
+            self.curve = []  # [env steps, mean return] of each evaluation
 
         def _evaluate(self):
             start = time.perf_counter()
             returns = _play_sb3(self.model, task, EVAL_DURING, DURING_SEED)
             score = statistics.fmean(returns)
+            self.curve.append([int(self.num_timesteps), score])
             if score > self.best:
                 self.best = score
                 self.best_state = copy.deepcopy(self.model.policy.state_dict())
@@ -372,6 +380,24 @@ def run_one(task: str, library: str, seed: int, budget: int | None) -> dict:
         "machine": c.machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def figures(records: list[dict], folder: Path) -> None:
+    """A PNG a task: each library's (and backend's) evaluations during training,
+    the median over seeds with their range, from the records that hold them."""
+    latest = {(r["task"], r["library"], r["backend"], r["seed"]): r for r in records}
+    tasks: dict[str, dict[str, list]] = {}
+    for (task, library, backend, _), r in sorted(latest.items()):
+        if not r.get("curve"):
+            continue  # records from before curves were kept
+        label = "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend})"
+        tasks.setdefault(task, {}).setdefault(label, []).append(r["curve"])
+    if not tasks:
+        print("No record holds a learning curve: run the tasks again (suite.py run).")
+    for task, groups in tasks.items():
+        path = folder / f"suite_{task.replace('/', '_')}.png"
+        c.curves_figure(groups, path, f"{task}: the RL Zoo's settings")
+        print(f"Wrote {path}")
 
 
 def _jobs(tasks, libraries, backends, seeds):
@@ -453,7 +479,7 @@ def table(records: list[dict], markdown: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", nargs="?", choices=("run", "table"),
+    parser.add_argument("command", nargs="?", choices=("run", "table", "figure"),
                         help="optional with --smoke")  # fmt: skip
     parser.add_argument("--smoke", action="store_true",
                         help=f"one tiny run ({SMOKE_TASK} and {SMOKE_LIBRARY} unless --task and "
@@ -473,6 +499,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, help="env steps instead of the Zoo's (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--figures", type=Path, default=FIGURES, help="where figure draws")
     args = parser.parse_args()
     args.tasks = args.tasks.split(",")
     args.libraries = args.libraries.split(",")
@@ -483,8 +510,8 @@ def main() -> None:
         if task not in TASKS:
             parser.error(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
     if args.smoke:
-        if args.command == "table" or args.missing:
-            parser.error("--smoke runs one tiny run: not with table or --missing")
+        if args.command in ("table", "figure") or args.missing:
+            parser.error("--smoke runs one tiny run: not with table, figure or --missing")
         _use_smoke_settings()
         budget = SMOKE_BUDGET if args.budget is None else args.budget
         seed = SMOKE_SEED if args.seed is None else args.seed
@@ -493,14 +520,17 @@ def main() -> None:
     if args.command is None:
         parser.error("a command is needed: run or table (or --smoke)")
 
-    if args.command == "table":  # the records of the tasks and libraries asked for
+    if args.command in ("table", "figure"):  # the records of the tasks and libraries asked for
         records = [
             r for r in c.load_records(args.results)
             if r["task"] in args.tasks and r["library"] in args.libraries
             and (backends is None or r["backend"] in args.backends or r["library"] == "sb3")
             and (seeds is None or r["seed"] in args.seeds)
         ]  # fmt: skip
-        print(table(records, args.markdown))
+        if args.command == "figure":
+            figures(records, args.figures)
+        else:
+            print(table(records, args.markdown))
     elif args.missing:
         run_missing(args)
     else:
