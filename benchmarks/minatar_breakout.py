@@ -307,7 +307,7 @@ def figure(records: list[dict], path: Path) -> None:
         if library != "sb3":
             label += (", XLA" if xla else "") + ("" if variant == "dqn" else f", {variant}") + ")"
         groups.setdefault(label, []).append(r["curve"])
-    c.curves_figure(groups, path, "MinAtar Breakout: the MinAtar paper's DQN")
+    c.curves_figure(groups, path, "MinAtar Breakout: evaluations during training")
     print(f"Wrote {path}")
 
 
