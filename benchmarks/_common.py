@@ -83,6 +83,25 @@ def record(path, records: list[dict], settings: dict) -> None:
         append(path, {**one, **extra})
 
 
+def add_results_argument(parser, name: str) -> None:
+    """`--results`: the file the records go to, `benchmarks/results/<name>.jsonl`."""
+    parser.add_argument(
+        "--results",
+        default=os.path.join(RESULTS, f"{name}.jsonl"),
+        help="the JSON lines file the records are appended to (not with --smoke)",
+    )
+
+
+def finish(args, records: list[dict], settings: dict, table) -> None:
+    """A worker-based script's end: its records appended with `settings` (not with
+    --smoke), then with --markdown the machine, the date and `table(records)`."""
+    if not args.smoke:
+        record(args.results, records, settings)
+    if args.markdown:
+        print(f"\nMachine: {machine()}; {time.strftime('%Y-%m-%d')}\n")
+        print(table(records))
+
+
 def load_records(path) -> list[dict]:
     """The JSON lines of a results file (none if it does not exist)."""
     if not os.path.exists(path):

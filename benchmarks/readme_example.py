@@ -77,11 +77,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--smoke", action="store_true", help="TensorFlow, one seed, tiny budgets")
-    parser.add_argument(
-        "--results",
-        default=os.path.join(c.RESULTS, "readme_example.jsonl"),
-        help="the JSON lines file the records are appended to (not with --smoke)",
-    )
+    c.add_results_argument(parser, "readme_example")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:
@@ -93,21 +89,18 @@ def main() -> None:
     if args.smoke:
         extra.append("--smoke")
     records = c.run_workers(__file__, args.backends.split(","), False, extra)
-    if not args.smoke:
-        c.record(
-            args.results,
-            records,
-            {
-                "optimizer": "SGD(learning_rate=0.2)",
-                "nb_epoch": 1000,
-                "batch_size": 50,
-                "final_games": c.FINAL_GAMES,
-                "final_seed": c.FINAL_SEED,
-            },
-        )
-    if args.markdown:
-        print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
-        print(table(records))
+    c.finish(
+        args,
+        records,
+        {
+            "optimizer": "SGD(learning_rate=0.2)",
+            "nb_epoch": 1000,
+            "batch_size": 50,
+            "final_games": c.FINAL_GAMES,
+            "final_seed": c.FINAL_SEED,
+        },
+        table,
+    )
 
 
 if __name__ == "__main__":

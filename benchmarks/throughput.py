@@ -113,11 +113,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--smoke", action="store_true",
                         help="TensorFlow, one repeat, tiny budgets, no peer")  # fmt: skip
-    parser.add_argument(
-        "--results",
-        default=os.path.join(c.RESULTS, "throughput.jsonl"),
-        help="the JSON lines file the records are appended to (not with --smoke)",
-    )
+    c.add_results_argument(parser, "throughput")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:
@@ -130,22 +126,19 @@ def main() -> None:
     if args.smoke:
         extra.append("--smoke")
     records = c.run_workers(__file__, args.backends.split(","), args.peer, extra)
-    if not args.smoke:
-        c.record(
-            args.results,
-            records,
-            {
-                "warmup_games": WARMUP_GAMES,
-                "timed_games": TIMED_GAMES,
-                "batch_size": BATCH_SIZE,
-                "epsilon": EPSILON,
-                "optimizer": "SGD(learning_rate=0.2)",
-                "repeats": args.repeats,
-            },
-        )
-    if args.markdown:
-        print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
-        print(table(records))
+    c.finish(
+        args,
+        records,
+        {
+            "warmup_games": WARMUP_GAMES,
+            "timed_games": TIMED_GAMES,
+            "batch_size": BATCH_SIZE,
+            "epsilon": EPSILON,
+            "optimizer": "SGD(learning_rate=0.2)",
+            "repeats": args.repeats,
+        },
+        table,
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import _common as c
 
@@ -168,11 +167,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--smoke", action="store_true",
                         help="TensorFlow, one seed, tiny budgets, no peer")  # fmt: skip
-    parser.add_argument(
-        "--results",
-        default=os.path.join(c.RESULTS, "time_to_solve.jsonl"),
-        help="the JSON lines file the records are appended to (not with --smoke)",
-    )
+    c.add_results_argument(parser, "time_to_solve")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:
@@ -185,21 +180,18 @@ def main() -> None:
     if args.smoke:
         extra.append("--smoke")
     records = c.run_workers(__file__, args.backends.split(","), args.peer, extra)
-    if not args.smoke:
-        c.record(
-            args.results,
-            records,
-            {
-                "best": BEST,
-                "optimizer": "Adam",
-                "eval_every": EVAL_EVERY,
-                "max_games": MAX_GAMES,
-                "peer_train_freq": PEER_TRAIN_FREQ,
-            },
-        )
-    if args.markdown:
-        print(f"\nMachine: {c.machine()}; {time.strftime('%Y-%m-%d')}\n")
-        print(table(records))
+    c.finish(
+        args,
+        records,
+        {
+            "best": BEST,
+            "optimizer": "Adam",
+            "eval_every": EVAL_EVERY,
+            "max_games": MAX_GAMES,
+            "peer_train_freq": PEER_TRAIN_FREQ,
+        },
+        table,
+    )
 
 
 if __name__ == "__main__":
