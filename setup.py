@@ -30,6 +30,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3.6",
             "ruff>=0.6",
             "import-linter>=2.1",
             "tensorboard",

@@ -5,8 +5,11 @@ Not part of the package: scripts in this folder import it as a sibling module.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import runpy
 import statistics
 import subprocess
 import sys
@@ -257,6 +260,14 @@ def run_rows(script: str, rows: list[str], backends: dict[str, str], extra_args=
 
 
 def _run_worker(script: str, library: str, env: dict, extra_args) -> list[dict]:
+    """The records `script --worker LIBRARY [extra_args]` prints, in a process of its own,
+    or in this one for a smoke run on the backend this process uses (a smoke run checks
+    that the script runs, and starting Python and Keras again costs more than it)."""
+    if "--smoke" in extra_args and set(env) - set(os.environ) <= {"KERAS_BACKEND"}:
+        keras = sys.modules.get("keras")
+        here = keras.backend.backend() if keras else os.environ.get("KERAS_BACKEND", "tensorflow")
+        if env.get("KERAS_BACKEND", "tensorflow") == here:
+            return _run_worker_here(script, library, extra_args)
     out = subprocess.run(
         [sys.executable, script, "--worker", library, *extra_args],
         env=env,
@@ -267,6 +278,20 @@ def _run_worker(script: str, library: str, env: dict, extra_args) -> list[dict]:
         sys.stderr.write(out.stderr[-3000:])
         raise SystemExit(f"{script} failed for {library} on {env['KERAS_BACKEND']}")
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def _run_worker_here(script: str, library: str, extra_args) -> list[dict]:
+    argv, sys.argv = sys.argv, [script, "--worker", library, *extra_args]
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as stop:
+        if stop.code not in (None, 0):
+            raise SystemExit(f"{script} failed for {library}: {stop.code}") from stop
+    finally:
+        sys.argv = argv
+    return [json.loads(line) for line in printed.getvalue().splitlines() if line.startswith("{")]
 
 
 def compile_seconds(agent) -> float:

@@ -1,5 +1,17 @@
 """Shared fixtures: small real Keras models for the built-in games."""
 
+import os
+
+# Under pytest-xdist (`-n 2`), each worker process gets one compute thread:
+# the tests' models are small, and two workers' thread pools would otherwise
+# spin against each other. Subprocesses the tests start inherit it.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    for _name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
+
 import keras
 import pytest
 

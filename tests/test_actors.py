@@ -13,6 +13,9 @@ from qlearning4k import Agent, NoisyDense, PrioritizedExperienceReplay  # noqa: 
 from qlearning4k.actors import RayActors  # noqa: E402
 from qlearning4k.games import Catch, VectorCatch  # noqa: E402
 
+# One xdist worker runs the tests that share the session's Ray cluster.
+pytestmark = pytest.mark.xdist_group("ray")
+
 # Ray's machinery is under test here, not a backend: on the default backend, but
 # for one run of two actors that learn Catch, which runs on every backend (the
 # actors' processes start on the learner's backend).

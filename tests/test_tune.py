@@ -17,6 +17,9 @@ from qlearning4k import Agent  # noqa: E402
 from qlearning4k.games import Catch  # noqa: E402
 from qlearning4k.tune import train_trial  # noqa: E402
 
+# One xdist worker runs the tests that share the session's Ray cluster.
+pytestmark = pytest.mark.xdist_group("ray")
+
 # Ray's own machinery is under test here, not a backend: on the default backend,
 # but for the ASHA sweep, which runs on every backend (trials start on the
 # driver's backend).
