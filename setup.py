@@ -39,8 +39,11 @@ setup(
             "ale-py>=0.10",
             "opencv-python-headless>=4.8",
             "ray[tune]>=2.60",
+            "minigrid>=3.0",
         ],
         "gym": ["gymnasium>=1.0"],
+        # MiniGrid's gridworlds, whose observations are dicts (image and direction).
+        "minigrid": ["gymnasium>=1.0", "minigrid>=3.0"],
         # Sweeps on Ray Tune (qlearning4k.tune) and actors (qlearning4k.actors).
         "ray": ["ray[tune]>=2.60"],
         # MinAtar's games through Gymnasium (minatar.gym.register_envs()).

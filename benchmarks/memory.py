@@ -9,9 +9,12 @@ stacked states, action, reward and game over.
 `--pixels` measures the Atari scale: random 84x84 `uint8` frames stacked 4
 deep in games of 1,000 moves, with frames stored once (the default for
 stacked states) and with whole states (the layout before, still used for
-states of one frame); and, as Rainbow stores them, 3-step transitions of 16
+states of one frame); as Rainbow stores them, 3-step transitions of 16
 game copies through the agent's own n-step bookkeeping, the copies ending
-their games at different steps. Each case runs in a fresh process, which
+their games at different steps; and frames in parts (`PARTS`: the 84x84
+image and a `float32` vector of 8, a dict as a game would show it, packed
+as the agent packs it), whose bytes are set beside the image's alone plus
+the vector's 32 bytes. Each case runs in a fresh process, which
 reports the resident memory it grew by while filling the memory and the
 time of sampling a batch of 32 into the agent's call arrays.
 
@@ -33,22 +36,26 @@ import _common as c
 import numpy as np
 
 from qlearning4k import ExperienceReplay
-from qlearning4k._internals import NStep, StepBatch
+from qlearning4k._internals import FrameParts, NStep, StepBatch
 from qlearning4k.games import Catch, Snake
 
 # -- settings -----------------------------------------------------------------
 MEMORY_SIZE = 10_000
 CASES = (("Catch", Catch, 1), ("Snake", Snake, 4))  # (name, game, nb_frames)
 N_STEP_CASE = "frames once, 3-step, 16 copies"
+PARTS_CASE = "frames once, in parts"
+PARTS = {"image": ((84, 84), np.uint8), "vector": ((8,), np.float32)}  # name: (shape, dtype)
 PIXEL_CASES = (
     ("frames once", 1_000_000), (N_STEP_CASE, 1_000_000), ("frames once", 100_000),
-    (N_STEP_CASE, 100_000), ("whole states", 100_000),
+    (N_STEP_CASE, 100_000), ("whole states", 100_000), (PARTS_CASE, 100_000),
 )  # fmt: skip
 FRAME, NB_FRAMES, GAME_LENGTH = (84, 84), 4, 1000
 BATCH, SAMPLES, REPEATS = 32, 1000, 5
 # --smoke: small memories, a few samples timed once.
 SMOKE_MEMORY_SIZE = 500
-SMOKE_PIXEL_CASES = (("frames once", 2_000), (N_STEP_CASE, 2_000), ("whole states", 2_000))
+SMOKE_PIXEL_CASES = (
+    ("frames once", 2_000), (N_STEP_CASE, 2_000), ("whole states", 2_000), (PARTS_CASE, 2_000)
+)  # fmt: skip
 SMOKE_SAMPLES, SMOKE_REPEATS = 10, 1
 # -----------------------------------------------------------------------------
 
@@ -141,13 +148,17 @@ def pixels_worker(
     """Fills a memory of `size` 84x84x4 transitions in this process; its figures."""
     rng = np.random.default_rng(seed)
     pool = rng.integers(0, 256, (4096,) + FRAME, dtype=np.uint8)  # frames to draw from
+    if layout == PARTS_CASE:  # each pool frame a dict of the image and a vector, packed
+        parts = FrameParts(tuple(PARTS), *zip(*PARTS.values(), strict=True))
+        vectors = rng.normal(size=(len(pool), *PARTS["vector"][0])).astype(np.float32)
+        pool = parts.pack({"image": pool, "vector": vectors}, "the pool", (len(pool),))
     memory = (_WholeStatesReplay if layout == "whole states" else ExperienceReplay)(size, seed)
     before = _resident_bytes()
     start = time.perf_counter()
     (_fill_n_step if layout == N_STEP_CASE else _fill_one_game)(memory, pool, size)
     fill = time.perf_counter() - start
     grown = _resident_bytes() - before
-    states = np.zeros((BATCH, NB_FRAMES) + FRAME, np.uint8)
+    states = np.zeros((BATCH, NB_FRAMES) + pool.shape[1:], np.uint8)
     next_states = np.zeros_like(states)
     floats = np.zeros((BATCH, 4), np.float32)
     into = StepBatch(states, next_states, *floats.T, next_mask=None)
@@ -161,7 +172,7 @@ def pixels_worker(
         "benchmark": "memory_pixels", "layout": layout, "transitions": len(memory),
         "bytes_per_transition": memory.nbytes / memory.capacity,
         "resident_growth_bytes": grown, "resident_bytes": _resident_bytes(),
-        "fill_seconds": fill, "sample_seconds": times,
+        "fill_seconds": fill, "sample_seconds": times, "frame_bytes": pool[0].nbytes,
     }  # fmt: skip
 
 
@@ -184,6 +195,15 @@ def pixels(markdown: bool, smoke: bool = False) -> None:
             print(f"| {r['layout']} | {r['transitions']:,} | {r['bytes_per_transition']:,.0f} | "
                   f"{r['resident_growth_bytes'] / 2**30:.2f} GiB | {sample[0] * 1e6:.0f} "
                   f"({sample[1] * 1e6:.0f}-{sample[2] * 1e6:.0f}) |")  # fmt: skip
+        alone = {r["transitions"]: r for r in rows if r["layout"] == "frames once"}
+        for r in rows:
+            if r["layout"] == PARTS_CASE and r["transitions"] in alone:
+                vector = np.dtype(PARTS["vector"][1]).itemsize * np.prod(PARTS["vector"][0])
+                parts_once = alone[r["transitions"]]["bytes_per_transition"] + vector
+                print(f"\nIn parts, {r['transitions']:,} transitions: "
+                      f"{r['bytes_per_transition']:,.0f} bytes a transition, "
+                      f"{r['bytes_per_transition'] / parts_once:.3f}x the image's alone "
+                      f"plus the vector's {vector} bytes ({parts_once:,.0f})")  # fmt: skip
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ for them (see `docs/design.md`).
 
 from qlearning4k import _affinity as affinity
 from qlearning4k import _settings as settings
+from qlearning4k._frame_parts import FrameParts
 from qlearning4k._learner import (
     FIXED_COLUMNS,
     CallBuffers,
@@ -33,6 +34,7 @@ __all__ = [
     "SNAKE_FRUIT",
     "CallBuffers",
     "FrameOnceStates",
+    "FrameParts",
     "Learner",
     "NStep",
     "Rows",

@@ -15,17 +15,29 @@ import sys
 import keras
 import numpy as np
 
+from qlearning4k._frame_parts import FrameParts, frame_parts
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 
 
 @dataclasses.dataclass(frozen=True)
 class Player:
-    """The shapes a model plays with: `nb_frames` frames of `frame_shape`, `nb_actions` moves."""
+    """The shapes a model plays with: `nb_frames` frames of `frame_shape`, `nb_actions` moves.
+
+    With `parts` (a model of several inputs), games show frames as dicts or
+    tuples of arrays, which `check_frame` packs into flat frames of bytes
+    (what the memory stores and the learner takes), and `frame_shape` is `()`.
+    """
 
     nb_frames: int
     frame_shape: tuple
     nb_actions: int
+    parts: FrameParts | None = None
+
+    def step_model(self, model: keras.Model) -> keras.Model:
+        """What the compiled steps call: `model`, or for frames in parts the same
+        layers behind one input of flat frames (`FrameParts.step_model`)."""
+        return model if self.parts is None else self.parts.step_model(model, self.nb_frames)
 
     def check_game(self, game) -> None:
         """Checks that `game` fits the model (resetting it to read a frame)."""
@@ -47,6 +59,9 @@ class Player:
 
     def check_frame(self, game, frame) -> np.ndarray:
         """`game.get_frame()` as an array of `frame_shape`, checked."""
+        if self.parts is not None:
+            return self.parts.pack(frame, f"{type(game).__name__}.get_frame()")
+        _check_not_parts(frame, f"{type(game).__name__}.get_frame()")
         frame = np.asarray(frame)
         if frame.shape != self.frame_shape:
             raise ValueError(
@@ -63,6 +78,9 @@ class Player:
 
     def check_frames(self, game: VectorGame, frames) -> np.ndarray:
         """A vector game's `get_frames()`: `(nb_copies,) + frame_shape`."""
+        if self.parts is not None:
+            return self.parts.pack(frames, f"{type(game).__name__}.get_frames()", (game.nb_copies,))
+        _check_not_parts(frames, f"{type(game).__name__}.get_frames()")
         try:
             frames = np.asarray(frames)
         except ValueError:  # frames of different shapes
@@ -95,8 +113,20 @@ class Player:
         return int(possible[np.argmax(q[possible])])
 
 
-def model_signature(model) -> tuple[tuple, int]:
-    """Checks `model` and returns `(input_shape, nb_actions)`."""
+def _check_not_parts(frame, where: str) -> None:
+    """Frames in parts need a model of several inputs: says so for a dict or tuple."""
+    if isinstance(frame, dict):
+        raise ValueError(
+            f"{where} returned a dict (keys {sorted(map(str, frame))}), but the model has one "
+            "input. "
+            "Give the model one keras.Input per part, (batch, nb_frames) + part_shape, "
+            "named after the part's key (see the 'Observations in parts' guide)."
+        )
+
+
+def model_signature(model) -> tuple[tuple, int, FrameParts | None]:
+    """Checks `model` and returns `(input_shape, nb_outputs, parts)`: with several
+    inputs, `parts` describes them and `input_shape` is `(nb_frames,)`."""
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"Agent expects a keras.Model. Received: {model!r} (of type {type(model).__name__})"
@@ -115,21 +145,22 @@ def model_signature(model) -> tuple[tuple, int]:
             "Agent expects a model with a known input, built from keras.Input (a Sequential "
             f"starting with keras.Input, or a functional model). Received: {model.name!r}"
         )
-    if len(inputs) != 1:
-        raise ValueError(f"Agent expects a model with one input. Received: {len(inputs)} inputs")
     if len(outputs) != 1 or len(outputs[0].shape) != 2 or outputs[0].shape[-1] is None:
         shapes = [tuple(o.shape) for o in outputs]
         raise ValueError(
             "Agent expects a model with one output of shape (batch, nb_actions). "
             f"Received: output shapes {shapes}"
         )
+    parts = frame_parts(model)
+    if parts is not None:
+        return (int(inputs[0].shape[1]),), int(outputs[0].shape[-1]), parts
     input_shape = tuple(inputs[0].shape[1:])
     if len(input_shape) < 2 or None in input_shape:
         raise ValueError(
             "Agent expects a model input of shape (batch, nb_frames) + frame_shape, fully "
             f"known. Received: input shape {tuple(inputs[0].shape)}"
         )
-    return input_shape, int(outputs[0].shape[-1])
+    return input_shape, int(outputs[0].shape[-1]), None
 
 
 def as_game(game, seed):

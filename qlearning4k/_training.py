@@ -396,10 +396,11 @@ class _TrainingRun:
             self.target_due = False
         for _ in range(self.settings.gradient_steps):
             if not self.fast:
+                stepped = self.learner.model  # the model, behind one input for frames in parts
                 inputs, targets = self.memory.get_batch(
-                    self.model, self.settings.batch_size, self.settings.gamma
+                    stepped, self.settings.batch_size, self.settings.gamma
                 )
-                loss = float(self.model.train_on_batch(inputs, targets))
+                loss = float(stepped.train_on_batch(inputs, targets))
                 if not math.isfinite(loss) and self.settings.on_nan == "raise":
                     self._raise_non_finite(np.array([loss]))
                 self.loss_sum[active] += loss

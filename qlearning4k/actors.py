@@ -26,7 +26,7 @@ from qlearning4k._checks import _check_positive_int
 from qlearning4k._gradient_queue import GradientQueue, non_finite_error
 from qlearning4k._learner import StepConfig, bootstrapped_returns, make_learner
 from qlearning4k._nstep import NStep
-from qlearning4k._player import Player
+from qlearning4k._player import Player, model_signature
 from qlearning4k._rollout import copies_of
 from qlearning4k._settings import RemotePlay, Settings, step_config
 from qlearning4k.history import History
@@ -191,13 +191,8 @@ class _Actor:
         _reseed(model, seed)  # each actor its own noise
         self.spec, self.model = spec, model
         atoms = 1 if spec.distribution is None else spec.distribution.nb_atoms
-        nb_actions = int(model.outputs[0].shape[-1]) // atoms
-        self.player = Player(spec.nb_frames, tuple(model.inputs[0].shape[2:]), nb_actions)
-        plain = StepConfig(distribution=spec.distribution)
-        self.learner = make_learner(model, plain)
-        # Acting draws new noise from the model's noise layers, as train() does.
-        noisy = dataclasses.replace(plain, noisy=_has_noise(model))
-        self.acting = self.learner if noisy == plain else make_learner(model, noisy)
+        input_shape, nb_outputs, parts = model_signature(model)
+        self.player = Player(spec.nb_frames, input_shape[1:], nb_outputs // atoms, parts)
         self.rng = np.random.default_rng(seed)
         games = []
         for _ in range(spec.nb_copies):
@@ -207,6 +202,12 @@ class _Actor:
             games.append(game)
         self.copies = copies_of(spec.game, self.player, games)
         self.states = np.repeat(self.copies.frames()[:, None], spec.nb_frames, axis=1)
+        plain = StepConfig(distribution=spec.distribution)
+        stepped = self.player.step_model(model)  # after the first frames (frames in parts)
+        self.learner = make_learner(stepped, plain)
+        # Acting draws new noise from the model's noise layers, as train() does.
+        noisy = dataclasses.replace(plain, noisy=_has_noise(model))
+        self.acting = self.learner if noisy == plain else make_learner(stepped, noisy)
         n = spec.nb_copies
         self.scores, self.steps = np.zeros(n), np.zeros(n, dtype=np.int64)
         self.outbox = _Outbox()

@@ -96,7 +96,7 @@ class Agent:
         seed: int | None = None,
         distribution: C51 | QuantileRegression | None = None,
     ):
-        input_shape, nb_outputs = model_signature(model)
+        input_shape, nb_outputs, parts = model_signature(model)
         if distribution is not None and not isinstance(distribution, (C51, QuantileRegression)):
             raise TypeError(
                 "distribution must be a qlearning4k C51 or QuantileRegression, "
@@ -119,8 +119,8 @@ class Agent:
                 )
         self.model = model
         self.nb_frames = input_shape[0]
-        self.frame_shape = input_shape[1:]
-        self._player = Player(self.nb_frames, self.frame_shape, self.nb_actions)
+        self.frame_shape = input_shape[1:] if parts is None else parts.frame_shape
+        self._player = Player(self.nb_frames, input_shape[1:], self.nb_actions, parts)
         agent_seed, memory_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(agent_seed)
         if memory is None:
@@ -154,7 +154,7 @@ class Agent:
         """The compiled steps for `config`, made once (a target network lives there)."""
         config = dataclasses.replace(config or StepConfig(), distribution=self.distribution)
         if config not in self._learners:
-            self._learners[config] = make_learner(self.model, config)
+            self._learners[config] = make_learner(self._player.step_model(self.model), config)
         return self._learners[config]
 
     # -- training -----------------------------------------------------------
@@ -594,6 +594,9 @@ class Agent:
 
     def _states(self, observation, name: str) -> tuple[np.ndarray, bool]:
         """`(n, nb_frames) + frame_shape` from a frame, a state or a batch; whether one."""
+        parts = self._player.parts
+        if parts is not None:
+            return parts.states(observation, self.nb_frames, f"{name}()")
         x = np.asarray(observation)
         rank = len(self.frame_shape)
         state_shape = (self.nb_frames, *self.frame_shape)

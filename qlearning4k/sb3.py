@@ -47,6 +47,9 @@ _ALGOS = ("dqn", "qrdqn")
 # Keys that change nothing qlearning4k computes: logging, devices, memory layout.
 _IGNORED = {"verbose", "device", "tensorboard_log", "stats_window_size", "optimize_memory_usage"}
 _BUDGETS = ("n_timesteps", "total_timesteps")  # the Zoo's name and learn()'s
+_POLICIES = ("MlpPolicy", "MultiInputPolicy")
+_CNN_OUTPUT_DIM = 256  # CombinedExtractor's default cnn_output_dim
+_MAX_LAYERS = 256  # layers a network's seeds cover
 
 
 def from_sb3(
@@ -61,7 +64,13 @@ def from_sb3(
 
     - the network of `MlpPolicy`: the stacked frames flattened, one ReLU
       `Dense` layer per `policy_kwargs["net_arch"]` entry (default
-      `[64, 64]`), one linear output per action;
+      `[64, 64]`), one linear output per action. With
+      `policy="MultiInputPolicy"` (a game whose frames are dicts, as from a
+      Gymnasium `Dict` space) the features are `CombinedExtractor`'s: one
+      named input per key, NatureCNN for each image part (3-D `uint8`,
+      scaled to [0, 1] unless `policy_kwargs["normalize_images"]` is
+      `False`; `features_extractor_kwargs={"cnn_output_dim": 256}`), the
+      other parts flattened, all end to end, then the same `net_arch`;
     - Adam with `learning_rate`, the Huber loss, gradients clipped to the
       global norm `max_grad_norm`. Keras' Huber loss averages over the
       actions (the Q-targets equal the Q-values except at the taken one),
@@ -110,9 +119,11 @@ def from_sb3(
 
     Raises:
         ValueError: For an unknown key, a value qlearning4k has no
-            equivalent for (a policy other than `MlpPolicy`, `tau` other than
-            1, `train_freq` counted in episodes, `policy_kwargs` other than
-            `net_arch`), or a config without a budget.
+            equivalent for (a policy other than `MlpPolicy` and
+            `MultiInputPolicy`, `tau` other than 1, `train_freq` counted in
+            episodes, `policy_kwargs` other than `net_arch`, and for
+            `MultiInputPolicy` `normalize_images` and
+            `features_extractor_kwargs`), or a config without a budget.
         TypeError: If `game` is not a `Game` or a value has the wrong type.
 
     Example:
@@ -170,10 +181,10 @@ def _read_config(hyperparams: Mapping, quantiles: bool):
             f"Received: {', '.join(budgets) or 'neither'}"
         )
     config = {**_DEFAULTS, **(_QRDQN_DEFAULTS if quantiles else {}), **hyperparams}
-    if config["policy"] != "MlpPolicy":
+    if config["policy"] not in _POLICIES:
         raise ValueError(
-            "from_sb3 builds MlpPolicy's network; for another policy build the Keras model "
-            "yourself and pass the train() arguments. "
+            "from_sb3 builds the networks of MlpPolicy and MultiInputPolicy; for another "
+            "policy build the Keras model yourself and pass the train() arguments. "
             f"Received: policy={config['policy']!r}"
         )
     if float(config["tau"]) != 1.0:
@@ -192,6 +203,8 @@ def _read_config(hyperparams: Mapping, quantiles: bool):
         train_freq = train_freq[0]
     policy_kwargs = dict(config["policy_kwargs"] or {})
     allowed = {"net_arch", "n_quantiles"} if quantiles else {"net_arch"}
+    if config["policy"] == "MultiInputPolicy":
+        allowed |= {"normalize_images", "features_extractor_kwargs"}
     if set(policy_kwargs) - allowed:
         raise ValueError(
             f"policy_kwargs may only set {' and '.join(sorted(allowed))}. "
@@ -202,32 +215,54 @@ def _read_config(hyperparams: Mapping, quantiles: bool):
         n_quantiles = _count({"n_quantiles": _NB_QUANTILES, **policy_kwargs}, "n_quantiles")
         distribution = QuantileRegression(nb_quantiles=n_quantiles)
     net_arch = policy_kwargs.get("net_arch", [64, 64])
-    if not isinstance(net_arch, (list, tuple)) or not all(_is_count(width) for width in net_arch):
+    if (
+        not isinstance(net_arch, (list, tuple))
+        or not all(_is_count(width) for width in net_arch)
+        or len(net_arch) > _MAX_LAYERS // 2
+    ):
         raise ValueError(
-            f"net_arch must be a list of positive ints. Received: net_arch={net_arch!r}"
+            f"net_arch must be a list of at most {_MAX_LAYERS // 2} positive ints. "
+            f"Received: net_arch={net_arch!r}"
         )
 
+    extractor = dict(policy_kwargs.get("features_extractor_kwargs") or {})
+    if set(extractor) - {"cnn_output_dim"}:
+        raise ValueError(
+            "features_extractor_kwargs may only set cnn_output_dim (CombinedExtractor's). "
+            f"Received: features_extractor_kwargs={extractor!r}"
+        )
+    config["_cnn_output_dim"] = _count({"cnn_output_dim": _CNN_OUTPUT_DIM, **extractor},
+                                       "cnn_output_dim")  # fmt: skip
+    config["_normalize_images"] = bool(policy_kwargs.get("normalize_images", True))
     return config, budgets[0], train_freq, net_arch, distribution
 
 
 def _mlp(config: dict, game, net_arch, distribution, seed) -> keras.Model:
-    """MlpPolicy's network for `game`, compiled as Stable-Baselines3's DQN trains it."""
+    """The policy's network for `game`, compiled as Stable-Baselines3's DQN trains it:
+    MlpPolicy's, or MultiInputPolicy's (`_combined_features`) for frames in parts."""
     quantiles = distribution is not None
     nb_frames = _count(config, "frame_stack")
     game.reset()
-    frame_shape = np.asarray(game.get_frame()).shape
+    frame = game.get_frame()
     nb_actions = game.nb_actions
-    # One seed for each layer's kernel and one for its bias.
-    weight_seeds = np.random.SeedSequence(seed).generate_state(2 * (len(net_arch) + 1))
-    layers = [keras.Input((nb_frames, *frame_shape)), keras.layers.Flatten()]
-    fan_in = nb_frames * int(np.prod(frame_shape))
+    # Two seeds a layer (its kernel's and its bias's), in the order the layers are made.
+    words = np.random.SeedSequence(seed).generate_state(2 * _MAX_LAYERS)
+    layer_seeds = iter(words.reshape(_MAX_LAYERS, 2))
+    if config["policy"] == "MultiInputPolicy":
+        inputs, features, fan_in = _combined_features(config, frame, nb_frames, layer_seeds)
+    else:
+        frame_shape = np.asarray(frame).shape
+        inputs = keras.Input((nb_frames, *frame_shape))
+        features = keras.layers.Flatten()(inputs)
+        fan_in = nb_frames * int(np.prod(frame_shape))
     widths = [int(width) for width in net_arch]
     widths.append(nb_actions * (1 if distribution is None else distribution.nb_atoms))
+    x = features
     for i, width in enumerate(widths):
         activation = "relu" if i < len(net_arch) else None
-        layers.append(_torch_linear(width, fan_in, weight_seeds[2 * i : 2 * i + 2], activation))
+        x = _torch_linear(width, fan_in, next(layer_seeds), activation)(x)
         fan_in = width
-    model = keras.Sequential(layers)
+    model = keras.Model(inputs, x)
     clip = config["max_grad_norm"]
     # Keras' Huber loss averages over the actions; QR-DQN's loss does not.
     scale = 1 if quantiles else nb_actions
@@ -267,19 +302,79 @@ def _train_kwargs(config: dict, budget: str, train_freq) -> dict:
     return train_kwargs
 
 
+def _combined_features(config: dict, frame, nb_frames: int, layer_seeds):
+    """MultiInputPolicy's CombinedExtractor: `(inputs, features, width)`.
+
+    One named input per key (in sorted order, as Gymnasium's `Dict` keeps
+    them); a part that is an image (3-D `uint8`, as Stable-Baselines3's
+    `is_image_space` sees a `Box(0, 255)`) goes through NatureCNN (scaled to
+    [0, 1] unless `normalize_images=False`; its stacked frames as channels,
+    as `VecFrameStack` stacks them), any other is flattened; all end to end.
+    """
+    if not isinstance(frame, dict):
+        raise ValueError(
+            "MultiInputPolicy takes games whose frames are dicts (a Gymnasium Dict space). "
+            f"Received: a frame of type {type(frame).__name__}; use MlpPolicy"
+        )
+    inputs, features, width = {}, [], 0
+    for key in sorted(frame):
+        part = np.asarray(frame[key])
+        inputs[key] = x = keras.Input((nb_frames, *part.shape), name=str(key))
+        if part.dtype == np.uint8 and part.ndim == 3:
+            height, width_, channels = part.shape
+            if part.shape[0] < min(part.shape[1:]):  # channels first
+                channels, height, width_ = part.shape
+                x = keras.layers.Permute((1, 3, 4, 2))(x)
+            x = keras.layers.Permute((2, 3, 1, 4))(x)  # the stacked frames next to channels
+            x = keras.layers.Reshape((height, width_, nb_frames * channels))(x)
+            if config["_normalize_images"]:
+                x = keras.layers.Rescaling(1 / 255)(x)
+            x, size = _nature_cnn(x, nb_frames * channels, config["_cnn_output_dim"], layer_seeds)
+        else:
+            x, size = keras.layers.Flatten()(x), nb_frames * int(np.prod(part.shape))
+        features.append(x)
+        width += size
+    joined = features[0] if len(features) == 1 else keras.layers.Concatenate()(features)
+    return inputs, joined, width
+
+
+def _nature_cnn(x, channels: int, output_dim: int, layer_seeds):
+    """Stable-Baselines3's NatureCNN (PyTorch's initial weights): three ReLU
+    convolutions, flattened, then a ReLU `Dense` of `output_dim`."""
+    for filters, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+        if min(x.shape[1:3]) < kernel:
+            raise ValueError(
+                f"NatureCNN needs images of at least {kernel}x{kernel} at its "
+                f"{filters}-filter convolution (as Stable-Baselines3's does). Received: "
+                f"{tuple(x.shape[1:3])}; use MlpPolicy on a flattened image instead"
+            )
+        x = keras.layers.Conv2D(
+            filters, kernel, stride, activation="relu",
+            **_torch_init(channels * kernel * kernel, next(layer_seeds)),
+        )(x)  # fmt: skip
+        channels = filters
+    x = keras.layers.Flatten()(x)
+    x = _torch_linear(output_dim, int(x.shape[-1]), next(layer_seeds), "relu")(x)
+    return x, output_dim
+
+
+def _torch_init(fan_in: int, seeds) -> dict:
+    """PyTorch's initial weights of `nn.Linear` and `nn.Conv2d` as Keras initializers:
+    kernel and bias uniform in +-1/sqrt(fan_in)."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return {
+        # Kaiming uniform with a = sqrt(5): the limit sqrt(3 * scale / fan_in) is 1/sqrt(fan_in).
+        "kernel_initializer": keras.initializers.VarianceScaling(
+            scale=1 / 3, mode="fan_in", distribution="uniform", seed=int(seeds[0])
+        ),
+        "bias_initializer": keras.initializers.RandomUniform(-bound, bound, seed=int(seeds[1])),
+    }
+
+
 def _torch_linear(units: int, fan_in: int, seeds, activation: str | None):
     """A Dense layer initialised as PyTorch's `nn.Linear` is (Stable-Baselines3's
     networks keep that default): kernel and bias uniform in +-1/sqrt(fan_in)."""
-    bound = 1.0 / np.sqrt(fan_in)
-    return keras.layers.Dense(
-        units,
-        activation=activation,
-        # Kaiming uniform with a = sqrt(5): the limit sqrt(3 * scale / fan_in) is 1/sqrt(fan_in).
-        kernel_initializer=keras.initializers.VarianceScaling(
-            scale=1 / 3, mode="fan_in", distribution="uniform", seed=int(seeds[0])
-        ),
-        bias_initializer=keras.initializers.RandomUniform(-bound, bound, seed=int(seeds[1])),
-    )
+    return keras.layers.Dense(units, activation=activation, **_torch_init(fan_in, seeds))
 
 
 def _is_count(value) -> bool:

@@ -22,7 +22,8 @@ def check_game(
     - `nb_actions` is a positive int and `get_possible_actions()` a non-empty
       list of actions in `range(nb_actions)`;
     - `get_frame()` keeps one shape and dtype, through steps and resets, and
-      holds no NaN or infinity;
+      holds no NaN or infinity (a frame in parts, a dict or tuple of
+      arrays: the same parts, each with one shape and dtype);
     - `get_score()` is a finite number;
     - a game ends within `max_steps` random steps;
     - `is_won()` and `is_truncated()` are never true while the game is not
@@ -83,7 +84,7 @@ def check_game(
         clone.reset()
         return clone
 
-    reference = np.asarray(fresh(seed).get_frame())
+    reference = _parts(fresh(seed).get_frame())
     rng = np.random.default_rng(seed)
     traces = []
     for index in range(nb_games):
@@ -95,7 +96,7 @@ def check_game(
         clone.reset()
         if clone.is_over():
             problems.append(f"{name}.reset() leaves a game that is already over.")
-        if not np.array_equal(np.asarray(clone.get_frame()), trace[0][0]):
+        if not _equal(_parts(clone.get_frame()), trace[0][0]):
             problems.append(
                 f"{name}.reset() does not restore a fresh game: after game {index}, the first "
                 "frame differs from a new game's with the same seed."
@@ -105,7 +106,7 @@ def check_game(
         replay = fresh(seed + index)
         for step, action in enumerate(actions):
             replay.play(action)
-            if not np.array_equal(np.asarray(replay.get_frame()), frames[step + 1]) or (
+            if not _equal(_parts(replay.get_frame()), frames[step + 1]) or (
                 replay.get_score() != scores[step]
             ):
                 problems.append(
@@ -127,7 +128,7 @@ def _raise(problems: list[str], name: str) -> None:
 
 def _play(game, rng, nb_actions, reference, max_steps, problems, name):
     """Plays one random game; returns its frames, scores and actions."""
-    first = np.asarray(game.get_frame())
+    first = _parts(game.get_frame())
     _check_frame(first, reference, problems, name, "after reset()")
     frames, scores, actions = [first], [], []
     for step in range(1, max_steps + 1):
@@ -163,7 +164,7 @@ def _play(game, rng, nb_actions, reference, max_steps, problems, name):
                 f"at step {step}"
             )
             return frames, scores, actions
-        frame = np.asarray(game.get_frame())
+        frame = _parts(game.get_frame())
         _check_frame(frame, reference, problems, name, f"at step {step}")
         frames.append(frame)
         scores.append(score)
@@ -172,14 +173,37 @@ def _play(game, rng, nb_actions, reference, max_steps, problems, name):
     return frames, scores, actions
 
 
-def _check_frame(frame, reference, problems, name, when) -> None:
-    if frame.shape != reference.shape or frame.dtype != reference.dtype:
+def _parts(frame) -> dict:
+    """A frame as `{key: array}`: its parts where it is a dict (or a tuple holding
+    an array), else `{None: the array}`."""
+    if isinstance(frame, dict):
+        return {key: np.asarray(part) for key, part in frame.items()}
+    if isinstance(frame, tuple) and any(np.ndim(part) for part in frame):
+        return {index: np.asarray(part) for index, part in enumerate(frame)}
+    return {None: np.asarray(frame)}
+
+
+def _equal(frame: dict, other: dict) -> bool:
+    return frame.keys() == other.keys() and all(np.array_equal(frame[k], other[k]) for k in frame)
+
+
+def _check_frame(frame: dict, reference: dict, problems, name, when) -> None:
+    if frame.keys() != reference.keys():
         problems.append(
-            f"{name}.get_frame() changed shape or dtype {when}: expected "
-            f"{reference.shape} {reference.dtype}. Received: {frame.shape} {frame.dtype}"
+            f"{name}.get_frame() changed its parts {when}: expected {list(reference)}. "
+            f"Received: {list(frame)}"
         )
-    elif frame.dtype.kind == "f" and not np.isfinite(frame).all():
-        problems.append(f"{name}.get_frame() holds NaN or infinity {when}.")
+        return
+    for key, part in frame.items():
+        of = "" if key is None else f" (part {key!r})"
+        expected = reference[key]
+        if part.shape != expected.shape or part.dtype != expected.dtype:
+            problems.append(
+                f"{name}.get_frame(){of} changed shape or dtype {when}: expected "
+                f"{expected.shape} {expected.dtype}. Received: {part.shape} {part.dtype}"
+            )
+        elif part.dtype.kind == "f" and not np.isfinite(part).all():
+            problems.append(f"{name}.get_frame(){of} holds NaN or infinity {when}.")
 
 
 def _check_vector_game(game, nb_games, max_steps, seed, problems) -> None:
@@ -236,15 +260,31 @@ class _VectorTrace:
             return None
         return value
 
+    def frames(self):
+        """`get_frames()` as `(rows, kind, finite)`: an array with the copies first (a
+        frame in parts: each copy's parts' bytes end to end), the parts' shapes and
+        dtypes, and whether every float is finite; `(None, kind, True)` where a part
+        lacks the copies' axis."""
+        parts = _parts(self.game.get_frames())
+        kind = tuple((key, part.shape, part.dtype) for key, part in parts.items())
+        finite = all(p.dtype.kind != "f" or np.isfinite(p).all() for p in parts.values())
+        if any(part.ndim < 1 or len(part) != self.n for part in parts.values()):
+            return None, kind, finite
+        if list(parts) == [None]:
+            return parts[None], kind, finite
+        rows = [np.ascontiguousarray(p).reshape(self.n, -1).view(np.uint8) for p in parts.values()]
+        return np.concatenate(rows, axis=1), kind, finite
+
     def trace(self, actions_of):
         """`(frames, scores, actions)` of a play with `actions_of(step, allowed)`, or None."""
         game, name, n, problems = self.game, self.name, self.n, self.problems
         game.reset(seed=self.seed)
-        reference = np.array(game.get_frames())
-        if reference.ndim < 1 or len(reference) != n:
+        reference, self.kind, _ = self.frames()
+        if reference is None:
+            shapes = ", ".join(str(shape) for _, shape, _ in self.kind)
             problems.append(
-                f"{name}.get_frames() must return shape ({n},) + frame_shape. "
-                f"Received: shape {reference.shape}"
+                f"{name}.get_frames() must return shape ({n},) + frame_shape (each part, for "
+                f"frames in parts). Received: shape {shapes}"
             )
             return None
         frames, scores, actions = [reference], [], []
@@ -287,16 +327,18 @@ class _VectorTrace:
     def _play(self, action, reference, over, when):
         """Plays `action` and checks what follows: `(frame, score, now over)`, or None."""
         game, name, n, problems = self.game, self.name, self.n, self.problems
-        before = np.array(game.get_frames())
+        before = self.frames()[0]
         game.play(action)
-        frame = np.array(game.get_frames())
-        if frame.shape != reference.shape or frame.dtype != reference.dtype:
+        frame, kind, finite = self.frames()
+        if kind != self.kind:
+            expected = ", ".join(f"{shape} {dtype}" for _, shape, dtype in self.kind)
+            received = ", ".join(f"{shape} {dtype}" for _, shape, dtype in kind)
             problems.append(
                 f"{name}.get_frames() changed shape or dtype {when}: expected "
-                f"{reference.shape} {reference.dtype}. Received: {frame.shape} {frame.dtype}"
+                f"{expected}. Received: {received}"
             )
             return None
-        if frame.dtype.kind == "f" and not np.isfinite(frame).all():
+        if not finite:
             problems.append(f"{name}.get_frames() holds NaN or infinity {when}.")
         score = self.array("get_scores", (n,), "biuf", when)
         now = self.array("is_over", (n,), "b", when)
@@ -326,9 +368,9 @@ class _VectorTrace:
         restart = now & ((np.arange(n) + step) % 2 == 0)
         if not restart.any():
             return now
-        others = np.array(game.get_frames())[~restart]
+        others = self.frames()[0][~restart]
         game.reset(restart)
-        after = np.array(game.get_frames())
+        after = self.frames()[0]
         if not np.array_equal(after[~restart], others):
             self.problems.append(f"{name}.reset(mask) changed copies outside the mask.")
         again = self.array("is_over", (n,), "b", "after reset(mask)")

@@ -331,6 +331,9 @@ def _scripted(graph):
     named = torch.fx.GraphModule(graph, copy.deepcopy(graph.graph))
     for node in named.graph.nodes:
         if node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload):
+            if node.target is torch.ops.aten.view.dtype:  # by name: a dtype passes for a size
+                node.kwargs = {**node.kwargs, "dtype": node.args[1]}
+                node.args = node.args[:1]
             node.target = node.target.overloadpacket
     named.recompile()
     try:

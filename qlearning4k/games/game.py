@@ -39,7 +39,10 @@ class Game:
     - `get_frame()`: what the model sees of one step. Defaults to
       `get_state()`. The agent stacks the last `nb_frames` frames as the
       model input, so a model for this game takes inputs of shape
-      `(batch, nb_frames) + get_frame().shape`.
+      `(batch, nb_frames) + get_frame().shape`. A frame may also come in
+      parts, a dict (or a tuple) of arrays, for a model with one named
+      `keras.Input` per key, `(batch, nb_frames) + part.shape` (see the
+      "Observations in parts" guide).
     - `draw()`: an RGB picture of the game for animations, a `uint8` array of
       shape `(height, width, 3)`. Defaults to a grey-level picture of
       `get_frame()`.
@@ -166,11 +169,12 @@ class Game:
         """
         return False
 
-    def get_frame(self) -> np.ndarray:
+    def get_frame(self) -> np.ndarray | dict | tuple:
         """Returns what the model sees of the current step.
 
         Returns:
-            `get_state()` unless a subclass overrides it.
+            `get_state()` unless a subclass overrides it: an array, or a dict
+            (or tuple) of arrays for a model of one input per part.
         """
         return self.get_state()
 
@@ -180,9 +184,13 @@ class Game:
         Returns:
             A `uint8` array of shape `(height, width, 3)`. The default draws
             `get_frame()` (squeezed to 2-D) in grey levels, its largest value
-            white.
+            white; of a frame in parts, its largest part.
         """
-        frame = np.asarray(self.get_frame(), dtype=np.float32)
+        frame = self.get_frame()
+        if isinstance(frame, (dict, tuple)):
+            parts = list(frame.values()) if isinstance(frame, dict) else list(frame)
+            frame = max(parts, key=np.size)
+        frame = np.asarray(frame, dtype=np.float32)
         frame = frame.reshape(frame.shape[:2] if frame.ndim > 1 else (1, -1))
         top = float(frame.max()) if frame.size else 0.0
         grey = frame / top if top > 0 else frame

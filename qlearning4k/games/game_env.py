@@ -20,14 +20,29 @@ def _import_gymnasium(who: str):
     return gymnasium
 
 
-def _observation_space(spaces, frame: np.ndarray):
-    """A Box that holds every frame of this dtype."""
+def _observation_space(spaces, frame):
+    """A Box that holds every frame of this dtype; for a frame in parts (a dict, or a
+    tuple holding an array) a Dict (or Tuple) of such Boxes."""
+    if isinstance(frame, dict):
+        return spaces.Dict({key: _observation_space(spaces, part) for key, part in frame.items()})
+    if isinstance(frame, tuple) and any(np.ndim(part) for part in frame):
+        return spaces.Tuple([_observation_space(spaces, part) for part in frame])
+    frame = np.asarray(frame)
     if np.issubdtype(frame.dtype, np.integer):
         info = np.iinfo(frame.dtype)
         return spaces.Box(int(info.min), int(info.max), frame.shape, frame.dtype)
     if frame.dtype == np.bool_:
         return spaces.Box(0, 1, frame.shape, np.int8)
     return spaces.Box(-np.inf, np.inf, frame.shape, np.float32)
+
+
+def _as_observation(space, frame):
+    """`frame` in the dtypes of `space` (from `_observation_space`)."""
+    if isinstance(frame, dict):
+        return {key: _as_observation(space[key], part) for key, part in frame.items()}
+    if isinstance(frame, tuple) and any(np.ndim(part) for part in frame):
+        return tuple(_as_observation(space[i], part) for i, part in enumerate(frame))
+    return np.asarray(frame).astype(space.dtype, copy=False)
 
 
 try:
@@ -45,7 +60,8 @@ class GameEnv(_ENV_BASE):
     """A qlearning4k `Game` as a `gymnasium.Env`, for any Gymnasium library.
 
     Observations are `game.get_frame()` (in its own dtype; a Box that holds
-    every value of that dtype), actions `Discrete(game.nb_actions)`,
+    every value of that dtype; a frame in parts, a `Dict` or `Tuple` of such
+    Boxes), actions `Discrete(game.nb_actions)`,
     rewards `game.get_score()`; `truncated` is `game.is_truncated()` and
     `terminated` is `game.is_over()` otherwise (wrap the env in
     Gymnasium's `TimeLimit` for a limit of its own). `info["won"]` is
@@ -91,13 +107,11 @@ class GameEnv(_ENV_BASE):
         self.game = game
         self.render_mode = render_mode
         game.reset()
-        frame = np.asarray(game.get_frame())
-        self.observation_space = _observation_space(gymnasium.spaces, frame)
+        self.observation_space = _observation_space(gymnasium.spaces, game.get_frame())
         self.action_space = gymnasium.spaces.Discrete(game.nb_actions)
 
     def _observation(self):
-        frame = np.asarray(self.game.get_frame())
-        return frame.astype(self.observation_space.dtype, copy=False)
+        return _as_observation(self.observation_space, self.game.get_frame())
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -93,9 +94,7 @@ class GymGame(Game):
                 "GymGame expects a gymnasium.Env or an environment id. "
                 f"Received: {env!r} (of type {type(env).__name__})"
             )
-        self._one_hot, self._dtype = _check_spaces(
-            "GymGame", env.action_space, env.observation_space, win
-        )
+        self._observations = _check_spaces("GymGame", env.action_space, env.observation_space, win)
         self.env = env
         self.win = win
         self._action_start = int(env.action_space.start)
@@ -111,12 +110,8 @@ class GymGame(Game):
     def nb_actions(self) -> int:
         return int(self.env.action_space.n)
 
-    def _frame(self, observation) -> np.ndarray:
-        if self._one_hot is not None:
-            frame = np.zeros(self._one_hot, dtype=np.float32)
-            frame[int(observation)] = 1.0
-            return frame
-        return np.asarray(observation, dtype=getattr(self, "_dtype", np.float32))
+    def _frame(self, observation):
+        return self._observations.frame(observation)
 
     def reset(self) -> None:
         observation, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
@@ -139,8 +134,8 @@ class GymGame(Game):
         self.total_reward += self._reward
         self._terminated, self._truncated = bool(terminated), bool(truncated)
 
-    def get_state(self) -> np.ndarray:
-        return self._observation.copy()
+    def get_state(self):
+        return _map(np.copy, self._observation)
 
     def get_score(self) -> float:
         return self._reward
@@ -218,13 +213,102 @@ def _frame_dtype(space) -> np.dtype:
     return np.dtype(np.uint8 if kind in (np.dtype(np.uint8), np.dtype(bool)) else np.float32)
 
 
-def _check_spaces(owner: str, action_space, space, win, single: str = "") -> tuple:
-    """Checks a Gym adapter's spaces and win rule; returns its frames' `(one_hot, dtype)`.
+_ARRAYLESS = "Text, Graph, Sequence and the other spaces that are not arrays"
 
-    `one_hot` is the size of a `Discrete` observation space (frames one-hot
-    encoded), or `None` for a `Box`. `single` prefixes the spaces' names in
-    errors (`"single_"` for vector envs).
+
+class _Observations:
+    """How a Gym adapter turns observations of `space` into frames.
+
+    A `Box` of `uint8` or `bool` gives `uint8`, any other `Box` `float32`; a
+    whole `Discrete` observation is one-hot in `float32`. A `Dict` or `Tuple`
+    gives a dict or tuple of its parts' frames: a `Box` part as above, a
+    `Discrete` part one-hot, a `MultiDiscrete` part one-hot per entry (put
+    end to end) and a `MultiBinary` part as it is, each of those three in
+    `uint8` (exact, and one byte a value in the replay memory).
     """
+
+    def __init__(self, owner: str, space, single: str = ""):
+        from gymnasium import spaces
+
+        if isinstance(space, spaces.Discrete):
+            self._convert = functools.partial(_one_hot, space, np.float32)
+        elif isinstance(space, spaces.Box):
+            self._convert = functools.partial(_as_array, _frame_dtype(space))
+        elif isinstance(space, (spaces.Dict, spaces.Tuple)):
+            keys = list(space.spaces) if isinstance(space, spaces.Dict) else range(len(space))
+            parts = {key: self._part(owner, key, space[key], single) for key in keys}
+            self._convert = functools.partial(_parts, isinstance(space, spaces.Dict), parts)
+        else:
+            raise ValueError(
+                f"{owner} needs a Box, Discrete, Dict or Tuple observation space. "
+                f"Received: {single}observation_space={space}"
+            )
+
+    @staticmethod
+    def _part(owner: str, key, space, single: str):
+        from gymnasium import spaces
+
+        if isinstance(space, spaces.Box):
+            return functools.partial(_as_array, _frame_dtype(space))
+        if isinstance(space, spaces.Discrete):
+            return functools.partial(_one_hot, space, np.uint8)
+        if isinstance(space, spaces.MultiBinary):
+            return functools.partial(_as_array, np.dtype(np.uint8))
+        if isinstance(space, spaces.MultiDiscrete):
+            return functools.partial(_multi_hot, space)
+        raise ValueError(
+            f"{owner} takes Box, Discrete, MultiDiscrete and MultiBinary parts of a "
+            f"{single}observation_space, not {_ARRAYLESS}. Received: part {key!r} = {space}. "
+            "Drop it with gymnasium.wrappers.FilterObservation (for a Dict: "
+            f"FilterObservation(env, filter_keys=[...the other keys...]))."
+        )
+
+    def frame(self, observation):
+        """One observation's frame (an array, or a dict or tuple of them)."""
+        return self._convert(observation, ())
+
+    def frames(self, observations, nb_copies: int):
+        """A vector env's batch of observations as frames, each with `(nb_copies,)` first."""
+        return self._convert(observations, (nb_copies,))
+
+
+def _as_array(dtype, observation, lead: tuple) -> np.ndarray:
+    return np.array(observation, dtype=dtype)
+
+
+def _one_hot(space, dtype, observation, lead: tuple) -> np.ndarray:
+    index = np.asarray(observation, dtype=np.int64).reshape(lead) - int(space.start)
+    return np.eye(int(space.n), dtype=dtype)[index]
+
+
+def _multi_hot(space, observation, lead: tuple) -> np.ndarray:
+    """One-hot of each entry of a MultiDiscrete value, end to end: `lead + (sum(nvec),)`."""
+    nvec, start = space.nvec.reshape(-1), np.asarray(space.start).reshape(-1)
+    index = np.asarray(observation, dtype=np.int64).reshape(lead + (-1,)) - start
+    frame = np.zeros(lead + (int(nvec.sum()),), dtype=np.uint8)
+    offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+    np.put_along_axis(frame, index + offsets, 1, axis=-1)
+    return frame
+
+
+def _parts(keyed: bool, parts: dict, observation, lead: tuple):
+    frames = {key: convert(observation[key], lead) for key, convert in parts.items()}
+    return frames if keyed else tuple(frames.values())
+
+
+def _map(function, *frames):
+    """`function` applied to each part of frames in parts (dicts or tuples), or to the arrays."""
+    first = frames[0]
+    if isinstance(first, dict):
+        return {key: _map(function, *(f[key] for f in frames)) for key in first}
+    if isinstance(first, tuple):
+        return tuple(_map(function, *parts) for parts in zip(*frames, strict=True))
+    return function(*frames)
+
+
+def _check_spaces(owner: str, action_space, space, win, single: str = "") -> _Observations:
+    """Checks a Gym adapter's spaces and win rule; returns how its observations become
+    frames. `single` prefixes the spaces' names in errors (`"single_"` for vector envs)."""
     from gymnasium import spaces
 
     if not isinstance(action_space, spaces.Discrete):
@@ -232,15 +316,7 @@ def _check_spaces(owner: str, action_space, space, win, single: str = "") -> tup
             f"{owner} needs a Discrete action space (Q-learning picks one of n actions). "
             f"Received: {single}action_space={action_space}"
         )
-    if isinstance(space, spaces.Discrete):
-        one_hot, dtype = int(space.n), np.dtype(np.float32)
-    elif isinstance(space, spaces.Box):
-        one_hot, dtype = None, _frame_dtype(space)
-    else:
-        raise ValueError(
-            f"{owner} needs a Box or Discrete observation space. "
-            f"Received: {single}observation_space={space}"
-        )
+    observations = _Observations(owner, space, single)
     if not (win is None or callable(win) or isinstance(win, (int, float))):
         raise TypeError(f"win must be None, a number or a function. Received: win={win!r}")
-    return one_hot, dtype
+    return observations

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qlearning4k.games.game_env import _import_gymnasium
-from qlearning4k.games.gym_game import _check_spaces, _env_name
+from qlearning4k.games.gym_game import _check_spaces, _env_name, _map
 from qlearning4k.games.vector_game import VectorGame
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class GymVectorGame(VectorGame):
             )
         super().__init__(env.num_envs, seed)
         action_space, space = env.single_action_space, env.single_observation_space
-        self._one_hot, self._dtype = _check_spaces(
+        self._observations = _check_spaces(
             "GymVectorGame", action_space, space, win, single="single_"
         )
         # Vector envs of sub-environments say theirs; native ones (CartPole's
@@ -135,21 +135,17 @@ class GymVectorGame(VectorGame):
     def nb_actions(self) -> int:
         return self._nb_actions
 
-    def _as_frames(self, observations) -> np.ndarray:
-        """A batch of observations as frames (`Discrete` ones one-hot)."""
-        if self._one_hot is not None:
-            index = np.asarray(observations, dtype=np.int64).reshape(-1)
-            frames = np.zeros((len(index), self._one_hot), dtype=np.float32)
-            frames[np.arange(len(index)), index] = 1.0
-            return frames
-        return np.array(observations, dtype=self._dtype)
+    def _as_frames(self, observations):
+        """A batch of observations as frames (see `GymGame`): an array, or a dict
+        or tuple of arrays, each with the copies first."""
+        return self._observations.frames(observations, self.nb_copies)
 
     def reset(self, mask: np.ndarray | None = None, seed: int | None = None) -> None:
         if seed is not None or mask is None:
             first = int(self.rng.integers(2**31)) if seed is None else int(seed)
             observations, _ = self.env.reset(seed=first)
             self._frames = self._as_frames(observations)
-            self._next_first = self._frames.copy()
+            self._next_first = _map(np.copy, self._frames)
             self._fresh = np.zeros(self.nb_copies, dtype=bool)
             mask = np.ones(self.nb_copies, dtype=bool)
         else:
@@ -161,10 +157,10 @@ class GymVectorGame(VectorGame):
             fresh = mask & self._fresh
             stale = mask & ~fresh
             if fresh.any():
-                self._frames[fresh] = self._next_first[fresh]
+                _map(_set_rows(fresh), self._frames, self._next_first)
             if stale.any():
                 observations, _ = self.env.reset(options={"reset_mask": stale})
-                self._frames[stale] = self._as_frames(observations)[stale]
+                _map(_set_rows(stale), self._frames, self._as_frames(observations))
         self._fresh[mask] = False
         self._rewards[mask] = 0.0
         self._terminated[mask] = self._truncated[mask] = False
@@ -186,18 +182,18 @@ class GymVectorGame(VectorGame):
         ended = running & (terminated | truncated)
         self._fresh[:] = False  # an episode begun by the env has now moved on
         if self._same_step and ended.any():
-            self._next_first[ended] = frames[ended]
+            _map(_set_rows(ended), self._next_first, frames)
             self._fresh[ended] = True
             final = info["final_obs"]
             for k in np.flatnonzero(ended):  # once per episode
-                frames[k] = self._as_frames(np.asarray(final[k])[None])[0]
-        self._frames[running] = frames[running]
+                _map(_set_rows(k), frames, self._observations.frame(final[k]))
+        _map(_set_rows(running), self._frames, frames)
         self._rewards[:] = np.where(running, rewards, 0.0)
         self._terminated[running] = terminated[running]
         self._truncated[running] = truncated[running]
         self.total_reward += self._rewards
 
-    def get_frames(self) -> np.ndarray:
+    def get_frames(self):
         return self._frames
 
     def get_scores(self) -> np.ndarray:
@@ -225,3 +221,13 @@ class GymVectorGame(VectorGame):
             "processes) are not part of a checkpoint. Train with checkpoint=None, or "
             "use a VectorGame whose copies can be pickled (such as VectorCatch)."
         )
+
+
+def _set_rows(rows):
+    """`write(target, source)`: `target[rows] = source[rows]`, or the whole `source`
+    into row `rows` where it is an int (one copy's frame)."""
+
+    def write(target: np.ndarray, source: np.ndarray) -> None:
+        target[rows] = source if isinstance(rows, (int, np.integer)) else source[rows]
+
+    return write
