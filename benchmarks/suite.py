@@ -25,7 +25,9 @@ none).
     python benchmarks/suite.py table --markdown --libraries qlearning4k \
         --tasks Acrobot-v1,C51/Acrobot-v1,Rainbow/Acrobot-v1   # the ablation rows
     python benchmarks/suite.py table --markdown --backends tensorflow --seeds 0,1,2  # some records
-    python benchmarks/suite.py figure --results benchmarks/results/suite.jsonl  # docs/figures/
+    python benchmarks/suite.py figure --results benchmarks/results/suite_curves.jsonl  # figures
+    cat benchmarks/results/suite_curves.jsonl benchmarks/results/suite_ablation_curves.jsonl \
+        > all.jsonl && python benchmarks/suite.py figure --results all.jsonl  # and the ablation
     python benchmarks/suite.py --smoke   # one tiny run (SMOKE_TASK, qlearning4k), printed only
 
 Seconds measured hours apart drift with the machine's load. To compare
@@ -383,13 +385,22 @@ def run_one(task: str, library: str, seed: int, budget: int | None) -> dict:
 
 
 def figures(records: list[dict], folder: Path) -> None:
-    """A PNG a task: each library's (and backend's) evaluations during training,
-    the median over seeds with their range, from the records that hold them."""
+    """PNGs of the evaluations during training, the median over seeds with their range,
+    from the records that hold them: a task's libraries side by side
+    (`suite_TASK.png`), and where the records hold the ablation rows of a task,
+    qlearning4k's DQN, C51 and Rainbow on it (`suite_ablation_TASK.png`)."""
     latest = {(r["task"], r["library"], r["backend"], r["seed"]): r for r in records}
     tasks: dict[str, dict[str, list]] = {}
+    ablations: dict[str, dict[str, list]] = {}
     for (task, library, backend, _), r in sorted(latest.items()):
         if not r.get("curve"):
             continue  # records from before curves were kept
+        variant, _, base = task.rpartition("/")
+        if variant in ("C51", "Rainbow") or (library == "qlearning4k" and not variant):
+            label = f"qlearning4k {variant or 'DQN'} ({backend})"
+            ablations.setdefault(base, {}).setdefault(label, []).append(r["curve"])
+        if variant in ("C51", "Rainbow"):
+            continue
         label = "Stable-Baselines3" if library == "sb3" else f"qlearning4k ({backend})"
         tasks.setdefault(task, {}).setdefault(label, []).append(r["curve"])
     if not tasks:
@@ -398,6 +409,11 @@ def figures(records: list[dict], folder: Path) -> None:
         path = folder / f"suite_{task.replace('/', '_')}.png"
         c.curves_figure(groups, path, f"{task}: the RL Zoo's settings")
         print(f"Wrote {path}")
+    for task, groups in ablations.items():
+        if len(groups) > 1:  # DQN and at least one variant
+            path = folder / f"suite_ablation_{task}.png"
+            c.curves_figure(groups, path, f"{task}: DQN, C51 and Rainbow (the Zoo's DQN settings)")
+            print(f"Wrote {path}")
 
 
 def _jobs(tasks, libraries, backends, seeds):

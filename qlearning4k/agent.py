@@ -49,8 +49,11 @@ class Agent:
     compiled call of the Keras backend in use.
 
     Args:
-        model: A compiled `keras.Model` with one input and one output, as
-            above. Its compiled loss and optimizer are used as they are.
+        model: A compiled `keras.Model` with one output, as above, and one
+            input; or one named input per part, `(batch, nb_frames) +
+            part_shape` each, for games whose frames are dicts (or tuples) of
+            arrays (`frame_shape` is then a dict of the parts' shapes). Its
+            compiled loss and optimizer are used as they are.
         memory: A `Memory`, or `None` for `ExperienceReplay(memory_size)`.
             Defaults to `None`.
         memory_size: Size of the default memory; `-1` for no limit. Ignored

@@ -436,3 +436,16 @@ def test_multi_input_policy_says_what_it_needs():
 
     with pytest.raises(ValueError, match="NatureCNN needs images of at least 8x8"):
         from_sb3(config, SmallPictures(seed=0))
+
+
+def test_the_compiled_step_sees_each_part_as_the_model_would():
+    """The flat frame of bytes, unpacked in the compiled call, gives the model's own
+    Q-values on the parts (a float32 part viewed from bytes, a uint8 part cast)."""
+    agent = Agent(_model(nb_frames=2), seed=0)
+    rng = np.random.default_rng(0)
+    state = {
+        "fruit": rng.normal(size=(3, 2, GRID, GRID)).astype(np.float32),
+        "basket": rng.integers(0, 2, (3, 2, GRID)).astype(np.uint8),
+    }
+    expected = keras.ops.convert_to_numpy(agent.model(state))
+    np.testing.assert_allclose(agent.q_values(state), expected, rtol=1e-5, atol=1e-6)
