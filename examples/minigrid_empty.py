@@ -92,8 +92,10 @@ def main(smoke: bool = False, seed: int = SEED) -> dict:
     results = agent.evaluate(
         make_game(), nb_games=5 if smoke else EVAL_EPISODES, seed=EVAL_SEED, max_steps=None
     )
-    print(f"Greedy return over {results['nb_games']} episodes: {results['mean_score']:.3f}, "
-          f"goal reached in {results['win_rate']:.0%}")  # fmt: skip
+    print(
+        f"Win rate: {results['win_rate']:.0%} of {results['nb_games']} greedy episodes reach "
+        f"the goal, mean return {results['mean_score']:.3f}"
+    )
     return results
 
 

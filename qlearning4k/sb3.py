@@ -250,19 +250,14 @@ def _mlp(config: dict, game, net_arch, distribution, seed) -> keras.Model:
     layer_seeds = iter(words.reshape(_MAX_LAYERS, 2))
     if config["policy"] == "MultiInputPolicy":
         inputs, features, fan_in = _combined_features(config, frame, nb_frames, layer_seeds)
+        head = _head(net_arch, nb_actions, distribution, fan_in, layer_seeds)
+        model = keras.Model(inputs, keras.Sequential(head, name="q_head")(features))
     else:
         frame_shape = np.asarray(frame).shape
-        inputs = keras.Input((nb_frames, *frame_shape))
-        features = keras.layers.Flatten()(inputs)
         fan_in = nb_frames * int(np.prod(frame_shape))
-    widths = [int(width) for width in net_arch]
-    widths.append(nb_actions * (1 if distribution is None else distribution.nb_atoms))
-    x = features
-    for i, width in enumerate(widths):
-        activation = "relu" if i < len(net_arch) else None
-        x = _torch_linear(width, fan_in, next(layer_seeds), activation)(x)
-        fan_in = width
-    model = keras.Model(inputs, x)
+        head = _head(net_arch, nb_actions, distribution, fan_in, layer_seeds)
+        model = keras.Sequential([keras.Input((nb_frames, *frame_shape)), keras.layers.Flatten()]
+                                 + head)  # fmt: skip
     clip = config["max_grad_norm"]
     # Keras' Huber loss averages over the actions; QR-DQN's loss does not.
     scale = 1 if quantiles else nb_actions
@@ -300,6 +295,19 @@ def _train_kwargs(config: dict, budget: str, train_freq) -> dict:
         "nb_parallel": _count(config, "n_envs"),
     }
     return train_kwargs
+
+
+def _head(net_arch, nb_actions: int, distribution, fan_in: int, layer_seeds) -> list:
+    """The `Dense` layers after the features: one ReLU layer per `net_arch` entry, then
+    one linear unit per action (and atom)."""
+    widths = [int(width) for width in net_arch]
+    widths.append(nb_actions * (1 if distribution is None else distribution.nb_atoms))
+    layers = []
+    for i, width in enumerate(widths):
+        activation = "relu" if i < len(net_arch) else None
+        layers.append(_torch_linear(width, fan_in, next(layer_seeds), activation))
+        fan_in = width
+    return layers
 
 
 def _combined_features(config: dict, frame, nb_frames: int, layer_seeds):

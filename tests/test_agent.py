@@ -33,8 +33,10 @@ def _uncompiled():
 
 
 def _two_inputs():
-    a, b = keras.Input((1, 10, 10)), keras.Input((1, 10, 10))
-    out = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Add()([a, b])))
+    """Two inputs (frames in parts) that disagree on nb_frames."""
+    a, b = keras.Input((1, 10, 10)), keras.Input((2, 10))
+    flat = [keras.layers.Flatten()(a), keras.layers.Flatten()(b)]
+    out = keras.layers.Dense(3)(keras.layers.Concatenate()(flat))
     model = keras.Model([a, b], out)
     model.compile("sgd", "mse")
     return model
@@ -51,7 +53,7 @@ def _rank3_output():
     [
         (lambda: Agent("model"), TypeError, "keras.Model"),
         (lambda: Agent(_uncompiled()), ValueError, "compiled"),
-        (lambda: Agent(_two_inputs()), ValueError, "one input"),
+        (lambda: Agent(_two_inputs()), ValueError, "share nb_frames"),
         (lambda: Agent(_rank3_output()), ValueError, r"\(batch, nb_actions\)"),
         (
             lambda: Agent(make_model(nb_frames=4), nb_frames=3),
