@@ -445,7 +445,8 @@ def curves_figure(groups: dict, path, title: str, xlabel: str = "env steps") -> 
         end = min(curve[-1][0] for curve in curves)
         shared = np.linspace(0, end, 50)
         values = np.array([np.interp(shared, *np.array(curve, dtype=float).T) for curve in curves])
-        axes.plot(shared, np.median(values, axis=0), label=f"{label} ({len(curves)} seeds)")
+        seeds = f"{len(curves)} seed{'s' if len(curves) > 1 else ''}"
+        axes.plot(shared, np.median(values, axis=0), label=f"{label} ({seeds})")
         axes.fill_between(shared, values.min(axis=0), values.max(axis=0), alpha=0.2)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("greedy return")
