@@ -155,22 +155,15 @@ def test_inputs_must_share_nb_frames():
 # -- Gymnasium's Dict and Tuple spaces ---------------------------------------------
 
 
-def _parts_env_class():
+def _sampling_env_class(parts, length: int):
+    """A Gymnasium env class observing a Dict of `parts` (name: space, given the spaces
+    module), each observation drawn from the space; rewards the action; ends after
+    `length` steps."""
     gymnasium = pytest.importorskip("gymnasium")
     spaces = gymnasium.spaces
 
-    class PartsEnv(gymnasium.Env):
-        """Every kind of part, each observation drawn from the space; ends after 5 steps."""
-
-        observation_space = spaces.Dict(
-            {
-                "pixels": spaces.Box(0, 255, (3, 4), np.uint8),
-                "sensors": spaces.Box(-1.0, 1.0, (2,), np.float64),
-                "room": spaces.Discrete(3, start=1),
-                "keys": spaces.MultiDiscrete([2, 3]),
-                "flags": spaces.MultiBinary(4),
-            }
-        )
+    class SamplingEnv(gymnasium.Env):
+        observation_space = spaces.Dict(parts(spaces))
         action_space = spaces.Discrete(2)
 
         def reset(self, seed=None, options=None):
@@ -181,9 +174,23 @@ def _parts_env_class():
 
         def step(self, action):
             self.t += 1
-            return self.observation_space.sample(), float(action), self.t == 5, False, {}
+            return self.observation_space.sample(), float(action), self.t == length, False, {}
 
-    return PartsEnv
+    return SamplingEnv
+
+
+def _parts_env_class():
+    """Every kind of part; ends after 5 steps."""
+    return _sampling_env_class(
+        lambda spaces: {
+            "pixels": spaces.Box(0, 255, (3, 4), np.uint8),
+            "sensors": spaces.Box(-1.0, 1.0, (2,), np.float64),
+            "room": spaces.Discrete(3, start=1),
+            "keys": spaces.MultiDiscrete([2, 3]),
+            "flags": spaces.MultiBinary(4),
+        },
+        length=5,
+    )
 
 
 def _expected(observation):
@@ -378,31 +385,17 @@ def test_game_env_shows_a_dict_space_and_gym_game_reads_it_back():
 
 
 def _camera_game(seed=0):
-    gymnasium = pytest.importorskip("gymnasium")
+    """A GymGame of a 36x36 picture and two sensors; ends after 20 steps."""
     from qlearning4k.games import GymGame
 
-    spaces = gymnasium.spaces
-
-    class CameraEnv(gymnasium.Env):
-        observation_space = spaces.Dict(
-            {
-                "camera": spaces.Box(0, 255, (36, 36, 3), np.uint8),
-                "sensors": spaces.Box(-1.0, 1.0, (2,), np.float32),
-            }
-        )
-        action_space = spaces.Discrete(2)
-
-        def reset(self, seed=None, options=None):
-            super().reset(seed=seed)
-            self.observation_space.seed(seed)
-            self.t = 0
-            return self.observation_space.sample(), {}
-
-        def step(self, action):
-            self.t += 1
-            return self.observation_space.sample(), float(action), self.t == 20, False, {}
-
-    return GymGame(CameraEnv(), seed=seed)
+    camera_env = _sampling_env_class(
+        lambda spaces: {
+            "camera": spaces.Box(0, 255, (36, 36, 3), np.uint8),
+            "sensors": spaces.Box(-1.0, 1.0, (2,), np.float32),
+        },
+        length=20,
+    )
+    return GymGame(camera_env(), seed=seed)
 
 
 def test_from_sb3_builds_the_combined_extractor_of_multi_input_policy():
