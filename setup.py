@@ -40,8 +40,11 @@ setup(
             "opencv-python-headless>=4.8",
             "ray[tune]>=2.60",
             "minigrid>=3.0",
+            "gymnasium[box2d]>=1.0",
         ],
         "gym": ["gymnasium>=1.0"],
+        # Box2D's tasks (LunarLander, BipedalWalker), for examples/bipedal_walker_bdq.py.
+        "box2d": ["gymnasium[box2d]>=1.0"],
         # MiniGrid's gridworlds, whose observations are dicts (image and direction).
         "minigrid": ["gymnasium>=1.0", "minigrid>=3.0"],
         # Sweeps on Ray Tune (qlearning4k.tune) and actors (qlearning4k.actors).

@@ -10,6 +10,7 @@ agent.play(Catch())
 """
 
 from qlearning4k.agent import Agent
+from qlearning4k.branching import branching
 from qlearning4k.callbacks import EvalCallback
 from qlearning4k.distributional import C51, QuantileRegression
 from qlearning4k.dueling import dueling
@@ -35,6 +36,7 @@ __all__ = [
     "PrioritizedExperienceReplay",
     "QuantileRegression",
     "__version__",
+    "branching",
     "dueling",
     "from_sb3",
 ]

@@ -10,7 +10,6 @@ from qlearning4k import _affinity as affinity
 from qlearning4k import _settings as settings
 from qlearning4k._frame_parts import FrameParts
 from qlearning4k._learner import (
-    FIXED_COLUMNS,
     CallBuffers,
     Learner,
     Rows,
@@ -29,7 +28,6 @@ from qlearning4k.noisy_dense import _reseed as reseed
 from qlearning4k.prioritized_replay import _SumTree as SumTree
 
 __all__ = [
-    "FIXED_COLUMNS",
     "SNAKE_EMPTY",
     "SNAKE_FRUIT",
     "CallBuffers",

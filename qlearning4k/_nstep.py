@@ -18,10 +18,11 @@ class NStep:
     `gamma ** steps`.
     """
 
-    def __init__(self, n, gamma, nb_copies, state_shape, dtype):
+    def __init__(self, n, gamma, nb_copies, state_shape, dtype, action_shape=()):
         self.n = n
         self.states = np.zeros((n, nb_copies) + tuple(state_shape), dtype=dtype)
-        self.actions = np.zeros((n, nb_copies), dtype=np.int32)
+        # `action_shape`: `(nb_parts,)` for a game of several action parts.
+        self.actions = np.zeros((n, nb_copies) + tuple(action_shape), dtype=np.int32)
         self.rewards = np.zeros((n, nb_copies), dtype=np.float64)
         self.count = np.zeros(nb_copies, dtype=np.int64)  # pending transitions of each copy
         self.position = 0  # ring slot the next step writes

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from qlearning4k._frame_parts import FrameParts, frame_parts
+from qlearning4k.branching import _action_parts
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 
@@ -27,12 +28,16 @@ class Player:
     With `parts` (a model of several inputs), games show frames as dicts or
     tuples of arrays, which `check_frame` packs into flat frames of bytes
     (what the memory stores and the learner takes), and `frame_shape` is `()`.
+    With `action_parts` (a branching model), games take an action of one
+    index per part, `nb_actions` is the model's outputs (the parts' counts
+    added up) and masks are the parts' masks one after another.
     """
 
     nb_frames: int
     frame_shape: tuple
     nb_actions: int
     parts: FrameParts | None = None
+    action_parts: tuple[int, ...] | None = None
 
     def step_model(self, model: keras.Model) -> keras.Model:
         """What the compiled steps call: `model`, or for frames in parts the same
@@ -46,11 +51,7 @@ class Player:
                 "Expected a qlearning4k Game, a VectorGame or a gymnasium.vector.VectorEnv. "
                 f"Received: {game!r} (of type {type(game).__name__})"
             )
-        if game.nb_actions != self.nb_actions:
-            raise ValueError(
-                f"The model has {self.nb_actions} outputs but {type(game).__name__} has "
-                f"nb_actions={game.nb_actions}. Received: game {game.name!r}"
-            )
+        self.check_actions(game)
         game.reset()
         if isinstance(game, VectorGame):
             self.check_frames(game, game.get_frames())
@@ -99,9 +100,47 @@ class Player:
         frames = self.check_frames(game, frames)
         return np.repeat(frames[:, None], self.nb_frames, axis=1)
 
+    def check_actions(self, game) -> None:
+        """Checks that the game's `nb_actions` fits the model's outputs (or branches)."""
+        name, counts = type(game).__name__, action_counts(game)
+        if self.action_parts is None and isinstance(counts, tuple):
+            raise ValueError(
+                f"{name} has several action parts, nb_actions={counts}, which needs a "
+                "branching model with one branch per part: "
+                f"qlearning4k.branching(body, nb_actions={counts}). Received: a model of "
+                f"{self.nb_actions} outputs"
+            )
+        if self.action_parts is not None and counts != self.action_parts:
+            raise ValueError(
+                f"The model's branches have nb_actions={self.action_parts} but {name} has "
+                f"nb_actions={counts}. Received: game {game.name!r}"
+            )
+        if self.action_parts is None and counts != self.nb_actions:
+            raise ValueError(
+                f"The model has {self.nb_actions} outputs but {name} has "
+                f"nb_actions={counts}. Received: game {game.name!r}"
+            )
+
+    def possible_mask(self, game) -> np.ndarray:
+        """A plain game's possible actions as a bool mask `(nb_actions,)`: of
+        each part in turn for a game of several action parts."""
+        mask = np.zeros(self.nb_actions, dtype=bool)
+        possible = game.get_possible_actions()
+        if self.action_parts is None:
+            mask[possible] = True
+            return mask
+        if len(possible) != len(self.action_parts):
+            raise ValueError(
+                f"{type(game).__name__}.get_possible_actions() must return one list of "
+                f"actions per action part ({len(self.action_parts)}). Received: {possible!r}"
+            )
+        for start, part in zip(_starts(self.action_parts), possible, strict=True):
+            mask[start + np.asarray(part, dtype=np.int64)] = True
+        return mask
+
     def choose(self, game, q, explore: bool, rng: np.random.Generator) -> int:
         """An action among the game's possible ones: random (from `rng`), or
-        greedy on `q` `(nb_actions,)`."""
+        greedy on `q` `(nb_actions,)` (games of one action part)."""
         possible = game.get_possible_actions()
         if len(possible) == 0:
             raise ValueError(f"{type(game).__name__}.get_possible_actions() returned no action.")
@@ -112,6 +151,27 @@ class Player:
         possible = np.asarray(possible)
         return int(possible[np.argmax(q[possible])])
 
+    def greedy(self, q: np.ndarray, mask, where: str) -> np.ndarray:
+        """The greedy actions on `q` `(n, nb_actions)` among those `mask` allows (a
+        bool array `(nb_actions,)` or `(n, nb_actions)`, checked; `None` for all):
+        `(n,)`, or `(n, nb_parts)` for several action parts."""
+        width, parts = self.nb_actions, self.action_parts
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape not in ((width,), (len(q), width)):
+                raise ValueError(
+                    f"{where} expects a mask of shape ({width},) or ({len(q)}, {width}). "
+                    f"Received: shape {mask.shape}"
+                )
+            mask = np.broadcast_to(mask, q.shape)
+            if not allows_each_part(mask, parts).all():
+                raise ValueError(
+                    f"{where} expects a mask that allows at least one action per state"
+                    + ("." if parts is None else " and part.")
+                )
+        explore = np.zeros(len(q), dtype=bool)
+        return vector_actions(q, explore, mask, None, width, parts)
+
 
 def _check_not_parts(frame, where: str) -> None:
     """Frames in parts need a model of several inputs: says so for a dict or tuple."""
@@ -120,13 +180,62 @@ def _check_not_parts(frame, where: str) -> None:
             f"{where} returned a dict (keys {sorted(map(str, frame))}), but the model has one "
             "input. "
             "Give the model one keras.Input per part, (batch, nb_frames) + part_shape, "
-            "named after the part's key (see the 'Observations in parts' guide)."
+            "named after the part's key (see the 'Observations and actions in parts' guide)."
         )
 
 
-def model_signature(model) -> tuple[tuple, int, FrameParts | None]:
-    """Checks `model` and returns `(input_shape, nb_outputs, parts)`: with several
-    inputs, `parts` describes them and `input_shape` is `(nb_frames,)`."""
+def action_counts(game) -> int | tuple[int, ...]:
+    """`game.nb_actions`: an int, or a tuple of ints for several action parts."""
+    counts = game.nb_actions
+    if isinstance(counts, (tuple, list)):
+        return tuple(int(n) for n in counts)
+    return counts
+
+
+def allows_each_part(mask: np.ndarray, parts: tuple | None) -> np.ndarray:
+    """Whether each row of `mask` `(n, nb_actions)` allows some action (of every
+    part, for several action parts): bool `(n,)`."""
+    if parts is None:
+        return mask.any(axis=1)
+    return np.logical_or.reduceat(mask, _starts(parts), axis=1).all(axis=1)
+
+
+def _starts(parts: tuple) -> list[int]:
+    """Where each part's outputs start among a branching model's outputs."""
+    return np.cumsum((0,) + tuple(parts[:-1])).tolist()
+
+
+def branch_actions(q, explore, allowed, rng, parts: tuple) -> np.ndarray:
+    """Every copy's move in a game of several action parts, `(nb_copies, nb_parts)`:
+    in each part greedy on that part's Q-values of `q` `(nb_copies, nb_actions)`,
+    or random (from `rng`) where `explore` `(nb_copies,)` bool is true; all
+    random when `q` is `None`. With `allowed` `(nb_copies, nb_actions)` bool,
+    each part's action is among the part's possible ones."""
+    nb_copies = len(explore)
+    actions = np.zeros((nb_copies, len(parts)), dtype=np.int64)
+    picks = np.arange(nb_copies) if q is None else np.flatnonzero(explore)
+    for d, (start, n) in enumerate(zip(_starts(parts), parts, strict=True)):
+        part = slice(start, start + n)
+        possible = None if allowed is None else allowed[:, part]
+        if q is not None:
+            values = q[:, part]
+            actions[:, d] = (
+                values if possible is None else np.where(possible, values, -np.inf)
+            ).argmax(axis=1)
+        if len(picks) == 0:
+            continue
+        if possible is None:
+            actions[picks, d] = rng.integers(n, size=len(picks))
+        else:  # uniform among the part's possible ones
+            draws = rng.random((len(picks), n))
+            actions[picks, d] = np.where(possible[picks], draws, -1.0).argmax(axis=1)
+    return actions
+
+
+def model_signature(model) -> tuple[tuple, int, FrameParts | None, tuple | None]:
+    """Checks `model` and returns `(input_shape, nb_outputs, parts, action_parts)`:
+    with several inputs, `parts` describes them and `input_shape` is
+    `(nb_frames,)`; `action_parts` are a branching model's counts, else `None`."""
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"Agent expects a keras.Model. Received: {model!r} (of type {type(model).__name__})"
@@ -151,16 +260,16 @@ def model_signature(model) -> tuple[tuple, int, FrameParts | None]:
             "Agent expects a model with one output of shape (batch, nb_actions). "
             f"Received: output shapes {shapes}"
         )
-    parts = frame_parts(model)
+    parts, branches = frame_parts(model), _action_parts(model)
     if parts is not None:
-        return (int(inputs[0].shape[1]),), int(outputs[0].shape[-1]), parts
+        return (int(inputs[0].shape[1]),), int(outputs[0].shape[-1]), parts, branches
     input_shape = tuple(inputs[0].shape[1:])
     if len(input_shape) < 2 or None in input_shape:
         raise ValueError(
             "Agent expects a model input of shape (batch, nb_frames) + frame_shape, fully "
             f"known. Received: input shape {tuple(inputs[0].shape)}"
         )
-    return input_shape, int(outputs[0].shape[-1]), None
+    return input_shape, int(outputs[0].shape[-1]), None, branches
 
 
 def as_game(game, seed):
@@ -180,13 +289,16 @@ def restricts_actions(game) -> bool:
     return type(game).get_possible_actions is not base.get_possible_actions
 
 
-def vector_actions(q, explore, allowed, rng, nb_actions: int) -> np.ndarray:
+def vector_actions(q, explore, allowed, rng, nb_actions: int, parts=None) -> np.ndarray:
     """Every copy's move, `(nb_copies,)`: random (from `rng`) where `explore`, else
     greedy on `q` `(nb_copies, nb_actions)`; all random when `q` is `None`.
 
     With `allowed` `(nb_copies, nb_actions)` bool, both are among the possible
-    actions of each copy.
+    actions of each copy. With `parts` (several action parts), the moves
+    are `branch_actions`: `(nb_copies, nb_parts)`.
     """
+    if parts is not None:
+        return branch_actions(q, explore, allowed, rng, parts)
     nb_copies = len(explore)
     if q is None:
         actions = np.zeros(nb_copies, dtype=np.int64)
@@ -232,15 +344,18 @@ def check_scores(game: VectorGame, scores) -> np.ndarray:
 
 
 def allowed_actions(game: VectorGame) -> np.ndarray:
-    """A copy of `game.get_possible_actions()`, checked: bool `(nb_copies, nb_actions)`."""
+    """A copy of `game.get_possible_actions()`, checked: bool `(nb_copies, nb_actions)`
+    (the parts' masks one after another for several action parts)."""
     allowed = np.array(game.get_possible_actions())
-    expected = (game.nb_copies, game.nb_actions)
+    counts = action_counts(game)
+    expected = (game.nb_copies, sum(counts) if isinstance(counts, tuple) else counts)
     if allowed.shape != expected or allowed.dtype != bool:
         raise ValueError(
             f"{type(game).__name__}.get_possible_actions() must return a bool array of shape "
             f"{expected}. Received: shape {allowed.shape} and dtype {allowed.dtype}"
         )
-    empty = ~allowed.any(axis=1) & ~flags(game, "is_over")
+    parts = counts if isinstance(counts, tuple) else None  # every part needs an action
+    empty = ~allows_each_part(allowed, parts) & ~flags(game, "is_over")
     if empty.any():
         raise ValueError(
             f"{type(game).__name__}.get_possible_actions() allows no action for copy "

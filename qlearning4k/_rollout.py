@@ -25,6 +25,7 @@ from qlearning4k._checks import _check_score
 from qlearning4k._player import (
     Player,
     allowed_actions,
+    branch_actions,
     check_scores,
     flags,
     restricts_actions,
@@ -67,7 +68,8 @@ class Copies:
     def moves(self, q, explore, rng: np.random.Generator, playing) -> np.ndarray:
         """The moves `(n,)` int32 of the copies in `playing` (indices): greedy on
         `q` `(n, nb_actions)` among the possible actions, or random from `rng`
-        where `explore` `(n,)` bool is true (all random when `q` is None)."""
+        where `explore` `(n,)` bool is true (all random when `q` is None).
+        For several action parts, `(n, nb_parts)`: each part's move."""
         raise NotImplementedError
 
     def play(self, actions: np.ndarray, playing) -> Moved:
@@ -101,6 +103,17 @@ class _GameCopies(Copies):
         return frames
 
     def moves(self, q, explore, rng, playing):
+        parts = self.player.action_parts
+        if parts is not None:  # the copies' masks, then all moves at once
+            if explore is None:
+                explore = np.zeros(self.nb_copies, dtype=bool)
+            allowed = None
+            if self.masked:
+                allowed = np.ones((self.nb_copies, self.player.nb_actions), dtype=bool)
+                for k in playing:
+                    allowed[k] = self.player.possible_mask(self.games[k])
+            moves = branch_actions(q, explore, allowed, rng, parts)
+            return moves.astype(np.int32)
         actions = np.zeros(self.nb_copies, dtype=np.int32)
         # Every action is possible unless the game restricts them: the greedy
         # ones of all copies then come from one argmax.
@@ -118,7 +131,9 @@ class _GameCopies(Copies):
         n = self.nb_copies
         rewards = np.zeros(n)
         over, truncated, won = (np.zeros(n, dtype=bool) for _ in range(3))
-        moves, check_frame, frames = actions.tolist(), self.player.check_frame, self._frames
+        # Ints for one action part, an int array a copy for several.
+        moves = actions.tolist() if actions.ndim == 1 else list(actions)
+        check_frame, frames = self.player.check_frame, self._frames
         for k in playing:
             game = self.games[k]
             game.play(moves[k])
@@ -135,7 +150,7 @@ class _GameCopies(Copies):
         masks = np.zeros((self.nb_copies, self.player.nb_actions), dtype=bool)
         for k in self._played:
             if not over[k]:  # a finished game has no next move to mask
-                masks[k, self.games[k].get_possible_actions()] = True
+                masks[k] = self.player.possible_mask(self.games[k])
         return masks
 
     def restart(self, which):
@@ -162,7 +177,8 @@ class _VectorCopies(Copies):
     def moves(self, q, explore, rng, playing):
         if explore is None:
             explore = np.zeros(self.nb_copies, dtype=bool)
-        return vector_actions(q, explore, self.allowed, rng, self.player.nb_actions)
+        player = self.player
+        return vector_actions(q, explore, self.allowed, rng, player.nb_actions, player.action_parts)
 
     def play(self, actions, playing):
         game = self.game

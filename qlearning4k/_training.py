@@ -78,6 +78,7 @@ class _TrainingRun:
                 nb_copies,
                 self.states.shape[1:],
                 self.states.dtype,
+                () if self.player.action_parts is None else (len(self.player.action_parts),),
             )
             if self.settings.n_step > 1
             else None

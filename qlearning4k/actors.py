@@ -191,7 +191,7 @@ class _Actor:
         _reseed(model, seed)  # each actor its own noise
         self.spec, self.model = spec, model
         atoms = 1 if spec.distribution is None else spec.distribution.nb_atoms
-        input_shape, nb_outputs, parts = model_signature(model)
+        input_shape, nb_outputs, parts, _ = model_signature(model)
         self.player = Player(spec.nb_frames, input_shape[1:], nb_outputs // atoms, parts)
         self.rng = np.random.default_rng(seed)
         games = []
@@ -299,6 +299,12 @@ class _DistributedRun:
             raise ValueError(
                 "train(actors=...) remembers the actors' batches in an ExperienceReplay (or "
                 f"PrioritizedExperienceReplay). Received: a {type(self.memory).__name__}"
+            )
+        if agent._player.action_parts is not None:
+            raise ValueError(
+                "train(actors=...) plays games of one action part; a branching model "
+                "(qlearning4k.branching) trains in one process. Received: a model with "
+                f"branches nb_actions={agent._player.action_parts}"
             )
         self.game = game
         config = step_config(settings, game, self.memory, self.model)

@@ -99,11 +99,17 @@ class Agent:
         seed: int | None = None,
         distribution: C51 | QuantileRegression | None = None,
     ):
-        input_shape, nb_outputs, parts = model_signature(model)
+        input_shape, nb_outputs, parts, action_parts = model_signature(model)
         if distribution is not None and not isinstance(distribution, (C51, QuantileRegression)):
             raise TypeError(
                 "distribution must be a qlearning4k C51 or QuantileRegression, "
                 f"or None. Received: {distribution!r} (of type {type(distribution).__name__})"
+            )
+        if action_parts is not None and distribution is not None:
+            raise ValueError(
+                "A branching model (qlearning4k.branching) learns Q-values, not distributions: "
+                f"its branches do not combine with {type(distribution).__name__}. Received: "
+                f"distribution={distribution!r} with branches nb_actions={action_parts}"
             )
         atoms = 1 if distribution is None else distribution.nb_atoms
         if nb_outputs % atoms:
@@ -111,7 +117,8 @@ class Agent:
                 f"With {type(distribution).__name__}, the model outputs nb_actions * nb_atoms "
                 f"units ({atoms} per action). Received: {nb_outputs} outputs"
             )
-        self.nb_actions = nb_outputs // atoms
+        # The game's actions: an int, or one count per part for a branching model.
+        self.nb_actions = nb_outputs // atoms if action_parts is None else action_parts
         self.distribution = distribution
         if nb_frames is not None:
             nb_frames = _check_positive_int("nb_frames", nb_frames)
@@ -123,7 +130,9 @@ class Agent:
         self.model = model
         self.nb_frames = input_shape[0]
         self.frame_shape = input_shape[1:] if parts is None else parts.frame_shape
-        self._player = Player(self.nb_frames, input_shape[1:], self.nb_actions, parts)
+        self._player = Player(
+            self.nb_frames, input_shape[1:], nb_outputs // atoms, parts, action_parts
+        )
         agent_seed, memory_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(agent_seed)
         if memory is None:
@@ -155,7 +164,11 @@ class Agent:
 
     def _learner(self, config: StepConfig | None = None):
         """The compiled steps for `config`, made once (a target network lives there)."""
-        config = dataclasses.replace(config or StepConfig(), distribution=self.distribution)
+        config = dataclasses.replace(
+            config or StepConfig(),
+            distribution=self.distribution,
+            action_parts=self._player.action_parts,
+        )
         if config not in self._learners:
             self._learners[config] = make_learner(self._player.step_model(self.model), config)
         return self._learners[config]
@@ -626,7 +639,8 @@ class Agent:
 
         Returns:
             `(nb_actions,)` for one state or frame, `(n, nb_actions)` for a
-            batch.
+            batch; for a branching model, the branches' Q-values one after
+            another (`sum(nb_actions)` of them).
 
         Raises:
             ValueError: If the shape fits neither.
@@ -646,10 +660,14 @@ class Agent:
                 (with one frame per state) a frame.
             mask: The possible actions, a bool array `(nb_actions,)` (for
                 every state) or `(n, nb_actions)`; `None` for all of them.
-                Defaults to `None`.
+                For a branching model, the parts' masks one after another,
+                `sum(nb_actions)` wide, each allowing some action. Defaults
+                to `None`.
 
         Returns:
             An int for one state or frame, an `(n,)` int array for a batch.
+            For a branching model, an int array `(nb_parts,)` (one index
+            per part) for one state, `(n, nb_parts)` for a batch.
 
         Raises:
             ValueError: If the shapes do not fit or a mask allows no action.
@@ -667,16 +685,8 @@ class Agent:
         ```
         """
         states, one = self._states(observation, "act")
-        q = self._learner().q_values(states)  # (n, nb_actions)
-        if mask is not None:
-            mask = np.asarray(mask, dtype=bool)
-            if mask.shape not in ((self.nb_actions,), (len(states), self.nb_actions)):
-                raise ValueError(
-                    f"act() expects a mask of shape ({self.nb_actions},) or "
-                    f"({len(states)}, {self.nb_actions}). Received: shape {mask.shape}"
-                )
-            if not np.broadcast_to(mask, q.shape).any(axis=1).all():
-                raise ValueError("act() expects a mask that allows at least one action per state.")
-            q = np.where(mask, q, -np.inf)
-        actions = q.argmax(axis=1)
-        return int(actions[0]) if one else actions
+        q = self._learner().q_values(states)  # (n, nb_outputs)
+        actions = self._player.greedy(q, mask, "act()")
+        if one:
+            return int(actions[0]) if actions.ndim == 1 else actions[0]
+        return actions

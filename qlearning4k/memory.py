@@ -28,7 +28,8 @@ class Batch(NamedTuple):
 
     Attributes:
         states: `(batch_size,) + state_shape`, in the dtype the game gave.
-        actions: `(batch_size,)` `int32`.
+        actions: `(batch_size,)` `int32`; `(batch_size, nb_parts)` for a game
+            of several action parts.
         rewards: `(batch_size,)` `float32`: with n-step returns, the
             discounted sum of the rewards between `states` and `next_states`.
         next_states: `(batch_size,) + state_shape`, like `states`.
@@ -252,11 +253,11 @@ class ExperienceReplay(Memory):
 
     # -- storage ------------------------------------------------------------
 
-    def _allocate(self, s: np.ndarray, capacity: int) -> None:
+    def _allocate(self, s: np.ndarray, capacity: int, action_shape: tuple = ()) -> None:
         self._state_shape = s.shape[1:]
         layout = _FrameOnceStates if self._frame_once and s.shape[1] > 1 else _WholeStates
         self._layout = layout.allocate(s, capacity)
-        self._actions = np.zeros(capacity, dtype=np.int32)
+        self._actions = np.zeros((capacity,) + action_shape, dtype=np.int32)
         self._rewards = np.zeros(capacity, dtype=np.float32)
         self._game_over = np.zeros(capacity, dtype=bool)
 
@@ -307,7 +308,8 @@ class ExperienceReplay(Memory):
             s: States before the actions, shape `(n,) + state_shape`, where
                 `state_shape[0]` is the frame axis. The first call fixes
                 `state_shape` and the dtype.
-            a: Actions taken: an int or `n` ints.
+            a: Actions taken: an int or `n` ints; for a game of several action
+                parts, `(n, nb_parts)` ints. The first call fixes which.
             r: Rewards received: a number or `n` finite numbers.
             s_prime: States after the actions, shaped like `s`.
             game_over: Whether each transition ended its game: a bool or `n`.
@@ -329,9 +331,16 @@ class ExperienceReplay(Memory):
                 "remember() expects s and s_prime of one shape (n,) + state_shape, with a "
                 f"leading batch axis. Received: s.shape={s.shape}, s_prime.shape={s_prime.shape}"
             )
+        action_shape = np.shape(a)[1:] if np.ndim(a) == 2 else ()  # (nb_parts,) or ()
         if self._layout is None:
             bounded = self._memory_size != -1
-            self._allocate(s, self._memory_size if bounded else max(_UNBOUNDED_START, len(s)))
+            capacity = self._memory_size if bounded else max(_UNBOUNDED_START, len(s))
+            self._allocate(s, capacity, action_shape)
+        elif action_shape != self._actions.shape[1:]:
+            raise ValueError(
+                f"remember() expects actions of shape (n,) + {self._actions.shape[1:]} as "
+                f"before. Received: a of shape {np.shape(a)}"
+            )
         elif s.shape[1:] != self._state_shape:
             raise ValueError(
                 f"remember() expects states of shape (n,) + {self._state_shape} as "
@@ -352,7 +361,7 @@ class ExperienceReplay(Memory):
             one = (np.ravel(x)[0] if np.ndim(x) else x for x in (a, r, game_over))
             self._remember_one(s[0], next(one), next(one), s_prime[0], next(one))
             return
-        a = np.broadcast_to(np.asarray(a, dtype=np.int32), (n,))
+        a = np.broadcast_to(np.asarray(a, dtype=np.int32), (n,) + action_shape)
         r = np.broadcast_to(np.asarray(r, dtype=np.float32), (n,))
         game_over = np.broadcast_to(np.asarray(game_over, dtype=bool), (n,))
         if not np.isfinite(r).all():
@@ -366,7 +375,8 @@ class ExperienceReplay(Memory):
         """`remember()` of `n` checked transitions, without its checks.
 
         `s` and `s_prime` are `(n,) + state_shape` in the memory's dtype (its
-        layout made), `a`, `r` and `game_over` `(n,)` `int32`, finite
+        layout made), `a` `(n,)` (or `(n, nb_parts)`) `int32`, `r` and
+        `game_over` `(n,)` finite
         `float32` and bool arrays, `steps` `None` (all 1) or `(n,)` ints in
         [1, 255], `next_mask` `None` or `(n, nb_actions)` bool. The training
         run calls this with the arrays of each step of its copies.
@@ -556,8 +566,16 @@ class ExperienceReplay(Memory):
             `(batch_size,) + state_shape` and `(batch_size, nb_actions)`.
 
         Raises:
-            ValueError: If the memory is empty or an argument is out of range.
+            ValueError: If the memory is empty, holds actions of several parts
+                (whose branches' targets `Agent.train` computes) or an
+                argument is out of range.
         """
+        if self._actions is not None and self._actions.ndim == 2:
+            raise ValueError(
+                "get_batch() computes the targets of one action part; this memory holds "
+                f"actions of {self._actions.shape[1]} parts, whose branching targets "
+                "Agent.train() computes in its compiled step."
+            )
         batch = self.sample(batch_size)
         n = len(batch.actions)
         inputs = np.concatenate([batch.states, batch.next_states]).astype(np.float32)

@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 
+from qlearning4k._player import allows_each_part
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 
@@ -20,7 +21,8 @@ def check_game(
     Runs on copies of `game` (the game itself is not changed) and checks:
 
     - `nb_actions` is a positive int and `get_possible_actions()` a non-empty
-      list of actions in `range(nb_actions)`;
+      list of actions in `range(nb_actions)` (for a game of several action
+      parts: a tuple of positive ints, and one non-empty list per part);
     - `get_frame()` keeps one shape and dtype, through steps and resets, and
       holds no NaN or infinity (a frame in parts, a dict or tuple of
       arrays: the same parts, each with one shape and dtype);
@@ -69,10 +71,14 @@ def check_game(
     name = type(game).__name__
     problems: list[str] = []
     nb_actions = game.nb_actions
-    if isinstance(nb_actions, bool) or not isinstance(nb_actions, (int, np.integer)):
-        raise ValueError(f"{name}.nb_actions must be a positive int. Received: {nb_actions!r}")
-    if nb_actions < 1:
-        raise ValueError(f"{name}.nb_actions must be a positive int. Received: {nb_actions}")
+    counts = nb_actions if isinstance(nb_actions, tuple) else (nb_actions,)
+    if not counts or any(
+        isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in counts
+    ):
+        raise ValueError(
+            f"{name}.nb_actions must be a positive int, or a tuple of them (one per action "
+            f"part). Received: {nb_actions!r}"
+        )
     if isinstance(game, VectorGame):
         _check_vector_game(game, nb_games, max_steps, seed, problems)
         _raise(problems, name)
@@ -140,18 +146,9 @@ def _play(game, rng, nb_actions, reference, max_steps, problems, name):
             problems.append(
                 f"{name}.is_truncated() is true while the game is not over (step {step})."
             )
-        possible = list(game.get_possible_actions())
-        if not possible:
-            problems.append(f"{name}.get_possible_actions() is empty at step {step}.")
+        action = _random_action(game, rng, nb_actions, problems, name, step)
+        if action is None:
             return frames, scores, actions
-        outside = [a for a in possible if not (0 <= int(a) < nb_actions)]
-        if outside:
-            problems.append(
-                f"{name}.get_possible_actions() returned actions outside "
-                f"range(nb_actions={nb_actions}): {outside}"
-            )
-            return frames, scores, actions
-        action = int(possible[rng.integers(len(possible))])
         game.play(action)
         score = game.get_score()
         if (
@@ -171,6 +168,39 @@ def _play(game, rng, nb_actions, reference, max_steps, problems, name):
         actions.append(action)
     problems.append(f"{name} did not end within max_steps={max_steps} random steps.")
     return frames, scores, actions
+
+
+def _random_action(game, rng, nb_actions, problems, name, step):
+    """A random action among `get_possible_actions()` (an int array of one per part
+    for a game of several action parts), or None after a problem."""
+    several = isinstance(nb_actions, tuple)
+    possible = [list(part) for part in game.get_possible_actions()] if several else None
+    if several and len(possible) != len(nb_actions):
+        problems.append(
+            f"{name}.get_possible_actions() must return one list per action part "
+            f"({len(nb_actions)}). Received: {len(possible)} lists at step {step}"
+        )
+        return None
+    action = []
+    for part, count in zip(
+        possible or [list(game.get_possible_actions())],
+        nb_actions if several else (nb_actions,),
+        strict=True,
+    ):
+        of = f" (part {len(action)})" if several else ""
+        if not part:
+            problems.append(f"{name}.get_possible_actions(){of} is empty at step {step}.")
+            return None
+        outside = [a for a in part if not (0 <= int(a) < count)]
+        if outside:
+            bound = f"nb_actions[{len(action)}]" if several else "nb_actions"
+            problems.append(
+                f"{name}.get_possible_actions(){of} returned actions outside "
+                f"range({bound}={count}): {outside}"
+            )
+            return None
+        action.append(int(part[rng.integers(len(part))]))
+    return np.array(action) if several else action[0]
 
 
 def _parts(frame) -> dict:
@@ -215,9 +245,13 @@ def _check_vector_game(game, nb_games, max_steps, seed, problems) -> None:
     tracer = _VectorTrace(game, nb_games, max_steps, seed, problems)
     rng = np.random.default_rng(seed)
 
+    counts = game.nb_actions if isinstance(game.nb_actions, tuple) else (game.nb_actions,)
+    starts = np.cumsum((0,) + counts[:-1])
+
     def random_moves(step, allowed):
         draws = np.where(allowed, rng.random(allowed.shape), -1.0)
-        return draws.argmax(axis=1)
+        moves = [d.argmax(axis=1) for d in np.split(draws, starts[1:], axis=1)]
+        return np.stack(moves, axis=1) if isinstance(game.nb_actions, tuple) else moves[0]
 
     played = tracer.trace(random_moves)
     if played is None:
@@ -243,7 +277,9 @@ class _VectorTrace:
     def __init__(self, game, nb_games, max_steps, seed, problems):
         self.game, self.nb_games, self.max_steps, self.seed = game, nb_games, max_steps, seed
         self.problems, self.name, self.n = problems, type(game).__name__, game.nb_copies
-        self.nb_actions = int(game.nb_actions)
+        counts = game.nb_actions
+        self.parts = counts if isinstance(counts, tuple) else (counts,)
+        self.nb_actions = int(sum(self.parts))  # the mask's width
 
     def array(self, method, shape, kinds, when):
         """`game.<method>()` as an array of `shape` and one of the dtype `kinds`, or None."""
@@ -299,7 +335,7 @@ class _VectorTrace:
             allowed = self.array("get_possible_actions", (n, self.nb_actions), "b", when)
             if allowed is None:
                 return None
-            if (~allowed.any(axis=1) & ~over).any():
+            if (~allows_each_part(allowed, self.parts) & ~over).any():
                 problems.append(f"{name}.get_possible_actions() allows no action {when}.")
                 return None
             action = actions_of(step, allowed)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import keras
 
 from qlearning4k._learner.batch import (
-    FIXED_COLUMNS,
     CallBuffers,
     Rows,
     StepBatch,
@@ -46,7 +45,6 @@ def make_learner(model: keras.Model, config: StepConfig) -> Learner:
 
 
 __all__ = [
-    "FIXED_COLUMNS",
     "CallBuffers",
     "Learner",
     "Rows",

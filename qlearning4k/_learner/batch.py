@@ -14,9 +14,10 @@ the names live in the arrays:
   dtype: for each gradient step its states then its next states, then the
   states to act on. Rows of unused steps are ignored.
 - `floats`: `(max_steps * batch + 1, width)` `float32`: per transition its
-  action, reward, bootstrap discount (`gamma ** steps`, 0 at game over) and
-  sample weight, then with masks one 0/1 column per action (the actions
-  possible in the next state). The last row holds the number of gradient
+  reward, bootstrap discount (`gamma ** steps`, 0 at game over), sample
+  weight and action (one column per action part for a game of several),
+  then with masks one 0/1 column per output (the actions possible in the
+  next state, part after part). The last row holds the number of gradient
   steps to run in its first column and, for the one-step graph (see
   `Learner.one_call_a_step`), the slot of the step to run in its second.
 - returned: `(max_steps [+ max_steps * batch] + n_act * nb_actions,)`: the
@@ -36,8 +37,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-ACTION, REWARD, DISCOUNT, WEIGHT = range(4)  # the columns of `floats`
-FIXED_COLUMNS = 4  # the mask columns follow
+REWARD, DISCOUNT, WEIGHT, ACTION = range(4)  # the columns of `floats`
+FIXED_COLUMNS = 3  # then one action column per action part, then the mask columns
 _COUNT, _SLOT = 0, 1  # columns of the last row: steps to run, slot of the one-step graph
 
 
@@ -47,14 +48,16 @@ class StepBatch(NamedTuple):
     Attributes:
         states: `(batch,) + state_shape`, in the game's dtype.
         next_states: `(batch,) + state_shape`, like `states`.
-        actions: `(batch,)` float32: each transition's action.
+        actions: `(batch,)` float32: each transition's action; `(batch,
+            nb_parts)` for a game of several action parts.
         rewards: `(batch,)` float32: the (n-step) return before bootstrapping.
         discounts: `(batch,)` float32: the bootstrap discount, `gamma ** steps`
             and 0 after a game over.
         weights: `(batch,)` float32: the loss weight (prioritized replay's
             importance-sampling weight, else 1).
         next_mask: `(batch, nb_actions)` float32, 1 where an action is possible
-            in the next state; `None` when the step takes no masks.
+            in the next state (part after part for several action parts);
+            `None` when the step takes no masks.
     """
 
     states: np.ndarray
@@ -81,8 +84,10 @@ class CallBuffers:
         nb_act: States to act on per call.
         state_shape: `(nb_frames,) + frame_shape`.
         dtype: The states' dtype.
-        nb_actions: Actions, for the mask columns.
+        nb_actions: The model's outputs, for the mask columns.
         masked: Whether the steps take masks of the next states' actions.
+        nb_parts: Action parts (a column each, `actions` then 2-D), or
+            `None` for one action column. Defaults to `None`.
     """
 
     def __init__(
@@ -95,9 +100,10 @@ class CallBuffers:
         dtype,
         nb_actions: int,
         masked: bool,
+        nb_parts: int | None = None,
     ):
-        self.batch_size, self.max_steps = batch_size, max_steps
-        width = FIXED_COLUMNS + (nb_actions if masked else 0)
+        self.batch_size, self.max_steps, self.nb_parts = batch_size, max_steps, nb_parts
+        width = columns(nb_actions, masked, nb_parts)
         self.frames = allocate((max_steps * 2 * batch_size + nb_act,) + tuple(state_shape), dtype)
         self.floats = allocate((max_steps * batch_size + 1, width), np.float32)
         self.floats[:, WEIGHT] = 1.0
@@ -108,9 +114,10 @@ class CallBuffers:
         size = self.batch_size
         frames = self.frames[slot * 2 * size : (slot + 1) * 2 * size]
         rows = self.floats[slot * size : (slot + 1) * size]
+        masks = FIXED_COLUMNS + (self.nb_parts or 1)
         return StepBatch(
-            frames[:size], frames[size:], rows[:, ACTION], rows[:, REWARD], rows[:, DISCOUNT],
-            rows[:, WEIGHT], rows[:, FIXED_COLUMNS:] if masked else None,
+            frames[:size], frames[size:], _actions(rows, self.nb_parts), rows[:, REWARD],
+            rows[:, DISCOUNT], rows[:, WEIGHT], rows[:, masks:] if masked else None,
         )  # fmt: skip
 
     def set_act(self, states: np.ndarray) -> None:
@@ -121,19 +128,31 @@ class CallBuffers:
 class Rows(NamedTuple):
     """A gradient step's columns as backend tensors (see `read_rows`)."""
 
-    actions: Any  # (batch,) float
+    actions: Any  # (batch,) float; (batch, nb_parts) for several action parts
     rewards: Any  # (batch,) float
     discounts: Any  # (batch,) float
     weights: Any  # (batch,) float
     next_mask: Any  # (batch, nb_actions) float, or None without masks
 
 
-def read_rows(floats, nb_actions: int, masked: bool) -> Rows:
+def columns(nb_actions: int, masked: bool, nb_parts: int | None = None) -> int:
+    """The width of `floats`: the fixed columns, the actions', the masks'."""
+    return FIXED_COLUMNS + (nb_parts or 1) + (nb_actions if masked else 0)
+
+
+def _actions(rows, nb_parts: int | None):
+    """The action column `(batch,)` of `rows`, or the `(batch, nb_parts)` columns."""
+    return rows[:, ACTION] if nb_parts is None else rows[:, ACTION : ACTION + nb_parts]
+
+
+def read_rows(floats, nb_actions: int, masked: bool, nb_parts: int | None = None) -> Rows:
     """The named columns of one gradient step's rows of `floats` (any backend's tensor)."""
-    next_mask = floats[:, FIXED_COLUMNS : FIXED_COLUMNS + nb_actions] if masked else None
+    masks = FIXED_COLUMNS + (nb_parts or 1)
+    next_mask = floats[:, masks : masks + nb_actions] if masked else None
     return Rows(
-        floats[:, ACTION], floats[:, REWARD], floats[:, DISCOUNT], floats[:, WEIGHT], next_mask
-    )
+        _actions(floats, nb_parts), floats[:, REWARD], floats[:, DISCOUNT], floats[:, WEIGHT],
+        next_mask,
+    )  # fmt: skip
 
 
 def bootstrapped_returns(rewards, discounts, q_next, next_mask=None) -> np.ndarray:

@@ -24,3 +24,6 @@ class StepConfig:
     # Acting calls run the model in training mode, so that its noise layers
     # (`qlearning4k.NoisyDense`) draw new noise at each call.
     noisy: bool = False
+    # A game of several action parts (`qlearning4k.branching`): the actions
+    # of each part, whose Q-values follow one another in the model's output.
+    action_parts: tuple[int, ...] | None = None

@@ -19,9 +19,9 @@ import time
 import keras
 import numpy as np
 
-from qlearning4k._learner.batch import _COUNT, _SLOT, FIXED_COLUMNS, CallBuffers, Rows, read_rows
+from qlearning4k._learner.batch import _COUNT, _SLOT, CallBuffers, Rows, columns, read_rows
 from qlearning4k._learner.config import StepConfig
-from qlearning4k._learner.rules import td_errors, td_targets
+from qlearning4k._learner.rules import branch_targets, td_errors, td_targets
 
 _ALIGN = 64  # bytes: TensorFlow wraps a NumPy array aligned this way without copying it
 _MAX_BOUND = 16  # TensorFlow: arrays bound to a tensor, the oldest dropped beyond this
@@ -38,7 +38,9 @@ class Learner:
         self.distribution = config.distribution
         atoms = 1 if self.distribution is None else self.distribution.nb_atoms
         self.nb_actions = int(model.outputs[0].shape[-1]) // atoms
-        self.width = FIXED_COLUMNS + (self.nb_actions if config.masked else 0)
+        self.parts = config.action_parts  # None: one action part
+        self.nb_parts = None if self.parts is None else len(self.parts)
+        self.width = columns(self.nb_actions, config.masked, self.nb_parts)
         self.dtype = model.inputs[0].dtype
         self.jit = bool(model.jit_compile)
         # Seconds of the first call of each compiled function: tracing and
@@ -90,7 +92,7 @@ class Learner:
 
     def _rows(self, floats) -> Rows:
         """The named columns of one gradient step's rows of a call's `floats`."""
-        return read_rows(floats, self.nb_actions, self.config.masked)
+        return read_rows(floats, self.nb_actions, self.config.masked, self.nb_parts)
 
     def _distribution_loss(self, outputs, next_outputs, next_online, rows: Rows):
         """A distributional step's loss (the weighted mean, as Keras' losses reduce)
@@ -146,9 +148,17 @@ class Learner:
 
         A distribution's loss, or the model's compiled loss (`compute_loss(y,
         weights)`, on each backend's way of calling it) on the TD targets.
+        With several action parts, the targets are the branches' and the
+        weights grow by `nb_actions / nb_parts`: a loss that averages over
+        the outputs (`"mse"`, Huber) then averages the branches' losses, as
+        Tavakoli et al. do (the other outputs' errors are 0).
         """
         if self.distribution is not None:
             return self._distribution_loss(q, q_next, q_online, rows)
+        if self.parts is not None:
+            y = branch_targets(q, q_next, q_online, rows, self.parts)
+            weights = rows.weights * (self.nb_actions / self.nb_parts)
+            return compute_loss(y, weights), td_errors(y, q, branched=True)
         y = td_targets(q, q_next, q_online, rows, self.nb_actions)
         return compute_loss(y, rows.weights), td_errors(y, q)
 
@@ -221,7 +231,7 @@ class Learner:
         """The arrays of this learner's calls, with room for `nb_act` states to act on."""
         return CallBuffers(
             self.buffer, self.max_steps, self.batch_size, nb_act, tuple(state_shape), dtype,
-            self.nb_actions, self.config.masked,
+            self.nb_actions, self.config.masked, self.nb_parts,
         )  # fmt: skip
 
     def step(self, buffers: CallBuffers, count: int):

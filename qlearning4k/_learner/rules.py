@@ -63,9 +63,52 @@ def td_targets(q, q_next, q_next_online, rows: Rows, nb_actions: int):
     return ops.stop_gradient(q * (1.0 - taken) + taken * ops.cast(td, q.dtype)[:, None])
 
 
-def td_errors(y, q):
-    """`y - q` at the taken action (they agree elsewhere): `(batch,)` float32."""
-    return keras.ops.cast(keras.ops.sum(y - q, axis=1), "float32")
+def branch_targets(q, q_next, q_next_online, rows: Rows, parts: tuple):
+    """The TD targets of a branching Q-network (Tavakoli et al., 2018), `(batch, nb_outputs)`.
+
+    The outputs are the Q-values of each action part (branch) in turn,
+    `parts[d]` of them for branch `d`. Each branch picks its next action
+    on its own (by `q_next_online` with Double DQN, among the part's
+    possible ones with masks) and `q_next` evaluates it; the target shared
+    by every branch bootstraps from the mean of these values over the
+    branches, `r + discount * mean_d Q_d(S', a'_d)`. It replaces `q` at each
+    branch's taken action, `rows.actions` `(batch, nb_parts)`; elsewhere the
+    target is `q` itself.
+    """
+    ops = keras.ops
+    actions = ops.cast(rows.actions, "int32")
+    chooser = q_next if q_next_online is None else q_next_online
+    values, taken, start = [], [], 0
+    for d, n in enumerate(parts):
+        part = slice(start, start + n)
+        pick = chooser[:, part]
+        if rows.next_mask is not None:  # a part with no possible action adds 0
+            allowed = rows.next_mask[:, part] > 0.5
+            pick = ops.where(allowed, pick, float("-inf"))
+        chosen = one_hot(ops.argmax(pick, axis=1), n, q_next.dtype)
+        value = ops.sum(q_next[:, part] * chosen, axis=1)
+        if rows.next_mask is not None:
+            value = ops.where(ops.any(allowed, axis=1), value, 0.0)
+        values.append(value)
+        taken.append(one_hot(actions[:, d], n, q.dtype))
+        start += n
+    best_next = ops.mean(ops.stack(values, axis=1), axis=1)  # (batch,)
+    rewards, discount = rows.rewards, rows.discounts
+    td = rewards + discount * ops.cast(best_next, rewards.dtype)  # (batch,)
+    taken = ops.concatenate(taken, axis=1)  # (batch, nb_outputs)
+    return ops.stop_gradient(q * (1.0 - taken) + taken * ops.cast(td, q.dtype)[:, None])
+
+
+def td_errors(y, q, branched: bool = False):
+    """`y - q` at the taken action (they agree elsewhere): `(batch,)` float32.
+
+    With `branched` (several action parts), the sum over the branches of
+    each one's absolute error, the priority that Tavakoli et al. give a
+    transition.
+    """
+    ops = keras.ops
+    error = ops.abs(y - q) if branched else y - q
+    return ops.cast(ops.sum(error, axis=1), "float32")
 
 
 def updated_target(target: list, online: list, tau=None) -> list:

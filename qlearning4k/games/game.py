@@ -23,7 +23,11 @@ class Game:
     ALL subclasses must implement:
 
     - `nb_actions` (property): the number of discrete actions; actions are
-      the integers `0 .. nb_actions - 1`.
+      the integers `0 .. nb_actions - 1`. A game whose action has several
+      parts (a joint each, steer and throttle: Gymnasium's `MultiDiscrete`)
+      gives a tuple of counts instead, one per part; its actions are then
+      int arrays of one index per part, `0 .. nb_actions[d] - 1` for part
+      `d`, and it takes a branching model (`qlearning4k.branching`).
     - `reset()`: start a new game.
     - `play(action)`: apply one action and advance the game by one step.
     - `get_state()`: the current observation as a NumPy array of a fixed
@@ -42,14 +46,15 @@ class Game:
       `(batch, nb_frames) + get_frame().shape`. A frame may also come in
       parts, a dict (or a tuple) of arrays, for a model with one named
       `keras.Input` per key, `(batch, nb_frames) + part.shape` (see the
-      "Observations in parts" guide).
+      "Observations and actions in parts" guide).
     - `draw()`: an RGB picture of the game for animations, a `uint8` array of
       shape `(height, width, 3)`. Defaults to a grey-level picture of
       `get_frame()`.
     - `get_possible_actions()`: the actions allowed now. Defaults to all of
       `range(nb_actions)`. A game that overrides it gets action masking:
       the agent stores the mask of every next state and both its moves and
-      its Q-targets consider only possible actions.
+      its Q-targets consider only possible actions. A game of several
+      action parts returns one list per part.
     - `is_truncated()`: whether a game that is over was stopped from outside
       (a time limit) rather than ended by its rules. Defaults to `False`.
       The last transition of a truncated game is not a game over: its
@@ -102,8 +107,9 @@ class Game:
         return type(self).__name__
 
     @property
-    def nb_actions(self) -> int:
-        """The number of discrete actions, `0 .. nb_actions - 1`."""
+    def nb_actions(self) -> int | tuple[int, ...]:
+        """The number of discrete actions, `0 .. nb_actions - 1`; a tuple of
+        counts, one per part, for a game of several action parts."""
         raise NotImplementedError(
             f"{type(self).__name__} must define `nb_actions`, the number of "
             "discrete actions (a property or a class attribute holding an int)."
@@ -115,11 +121,12 @@ class Game:
             f"{type(self).__name__} must implement `reset()`, which starts a new game."
         )
 
-    def play(self, action: int) -> None:
+    def play(self, action: int | np.ndarray) -> None:
         """Applies `action` and advances the game by one step.
 
         Args:
-            action: An integer in `range(nb_actions)`.
+            action: An integer in `range(nb_actions)`; for a game of several
+                action parts, an int array of one index per part.
 
         Raises:
             ValueError: If `action` is not a valid action (built-in games).
@@ -197,13 +204,16 @@ class Game:
         rgb = _DEFAULT_BACKGROUND + (255 - _DEFAULT_BACKGROUND) * grey[..., None]
         return rgb.astype(np.uint8)
 
-    def get_possible_actions(self) -> list[int]:
+    def get_possible_actions(self) -> list[int] | list[list[int]]:
         """Returns the actions allowed in the current state.
 
         Returns:
             A list of integers in `range(nb_actions)`; all of them unless a
-            subclass restricts it.
+            subclass restricts it. For a game of several action parts, one
+            such list per part.
         """
+        if isinstance(self.nb_actions, tuple):
+            return [list(range(n)) for n in self.nb_actions]
         return list(range(self.nb_actions))
 
     def to_gym(self, render_mode: str | None = None) -> GameEnv:
@@ -222,8 +232,12 @@ class Game:
 
         return GameEnv(self, render_mode=render_mode)
 
-    def _check_action(self, action) -> int:
-        """Validates `action` for `play()` and returns it as an int."""
+    def _check_action(self, action) -> int | np.ndarray:
+        """Validates `action` for `play()` and returns it as an int (an int
+        array `(nb_parts,)` for a game of several action parts)."""
+        counts = self.nb_actions
+        if isinstance(counts, tuple):
+            return _check_parts(self.name, action, counts, "an action")
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
             raise TypeError(
                 f"{self.name}.play() expects an integer action. "
@@ -235,3 +249,22 @@ class Game:
                 f"range({self.nb_actions}). Received: action={action}"
             )
         return int(action)
+
+
+def _check_parts(name: str, actions, counts: tuple, what: str, lead: tuple = ()) -> np.ndarray:
+    """`actions` of a game of several action parts, checked: ints of shape
+    `lead + (len(counts),)`, part `d` in `range(counts[d])`."""
+    actions = np.asarray(actions)
+    shape = lead + (len(counts),)
+    if actions.shape != shape or actions.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name}.play() expects {what} of one index per action part, ints of shape "
+            f"{shape} (nb_actions={counts}). Received: {actions!r}"
+        )
+    bad = (actions < 0) | (actions >= np.asarray(counts))
+    if bad.any():
+        raise ValueError(
+            f"{name}.play() expects part d of an action in range(nb_actions[d]) "
+            f"(nb_actions={counts}). Received: {actions!r}"
+        )
+    return actions.astype(np.int64, copy=False)

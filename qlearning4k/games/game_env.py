@@ -61,7 +61,9 @@ class GameEnv(_ENV_BASE):
 
     Observations are `game.get_frame()` (in its own dtype; a Box that holds
     every value of that dtype; a frame in parts, a `Dict` or `Tuple` of such
-    Boxes), actions `Discrete(game.nb_actions)`,
+    Boxes), actions `Discrete(game.nb_actions)` (for a game of several
+    action parts, `MultiDiscrete(game.nb_actions)`: an array of one index
+    per part),
     rewards `game.get_score()`; `truncated` is `game.is_truncated()` and
     `terminated` is `game.is_over()` otherwise (wrap the env in
     Gymnasium's `TimeLimit` for a limit of its own). `info["won"]` is
@@ -75,7 +77,8 @@ class GameEnv(_ENV_BASE):
 
     Raises:
         TypeError: If `game` is not a `Game`.
-        ValueError: If `render_mode` is not supported.
+        ValueError: If `render_mode` is not supported; from `step()`, if an
+            action of a game of several parts has the wrong length.
         ImportError: If Gymnasium is not installed.
 
     Example:
@@ -108,7 +111,12 @@ class GameEnv(_ENV_BASE):
         self.render_mode = render_mode
         game.reset()
         self.observation_space = _observation_space(gymnasium.spaces, game.get_frame())
-        self.action_space = gymnasium.spaces.Discrete(game.nb_actions)
+        counts = game.nb_actions
+        self._parts = isinstance(counts, tuple)
+        if self._parts:
+            self.action_space = gymnasium.spaces.MultiDiscrete(counts)
+        else:
+            self.action_space = gymnasium.spaces.Discrete(counts)
 
     def _observation(self):
         return _as_observation(self.observation_space, self.game.get_frame())
@@ -121,7 +129,18 @@ class GameEnv(_ENV_BASE):
         return self._observation(), {}
 
     def step(self, action):
-        self.game.play(int(action))
+        if self._parts:
+            action = np.asarray(action)
+            nb_parts = len(self.game.nb_actions)
+            if action.shape != (nb_parts,):
+                raise ValueError(
+                    f"GameEnv.step() expects an array of {nb_parts} action indices, one per "
+                    f"part of MultiDiscrete({list(self.game.nb_actions)}). Received: "
+                    f"{action!r} (shape {action.shape})"
+                )
+            self.game.play(action.astype(np.int64))
+        else:
+            self.game.play(int(action))
         over = bool(self.game.is_over())
         truncated = over and bool(self.game.is_truncated())
         info = {"won": bool(self.game.is_won())}
@@ -141,6 +160,9 @@ _GAME_METHODS = ("reset", "play", "get_frame", "get_score", "is_over", "is_won",
 
 def _is_game(game) -> bool:
     """Whether `game` follows the `Game` contract (a `Game` subclass does)."""
-    return isinstance(getattr(game, "nb_actions", None), (int, np.integer)) and all(
+    counts = getattr(game, "nb_actions", None)
+    if isinstance(counts, tuple):  # several action parts
+        counts = counts[0] if counts and all(isinstance(n, int) for n in counts) else None
+    return isinstance(counts, (int, np.integer)) and all(
         callable(getattr(game, name, None)) for name in _GAME_METHODS
     )

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class GymGame(Game):
-    """A Gymnasium environment with a `Discrete` action space, as a `Game`.
+    """A Gymnasium environment with discrete actions, as a `Game`.
 
     Description:
         Each `reset()` resets the environment with a seed drawn from the
@@ -25,6 +25,9 @@ class GymGame(Game):
 
     Actions:
         The environment's `Discrete(n)` actions, shifted to `0 .. n - 1`.
+        A `MultiDiscrete(nvec)` action space (one axis) is a game of several
+        action parts, `nb_actions == tuple(nvec)`, each part shifted to
+        start at 0, for a branching model (`qlearning4k.branching`).
 
     Observation:
         `get_frame()` is the observation as an array: a `Box` of `uint8`
@@ -60,8 +63,8 @@ class GymGame(Game):
             particles, which makes a step 2 to 10 times slower.
 
     Raises:
-        ValueError: If the action space is not `Discrete` or the observation
-            space is neither `Box` nor `Discrete`.
+        ValueError: If the action space is neither `Discrete` nor
+            `MultiDiscrete`, or the observation space none of those above.
         ImportError: If Gymnasium is not installed.
 
     Example:
@@ -94,10 +97,11 @@ class GymGame(Game):
                 "GymGame expects a gymnasium.Env or an environment id. "
                 f"Received: {env!r} (of type {type(env).__name__})"
             )
-        self._observations = _check_spaces("GymGame", env.action_space, env.observation_space, win)
+        self._observations, self._actions = _check_spaces(
+            "GymGame", env.action_space, env.observation_space, win
+        )
         self.env = env
         self.win = win
-        self._action_start = int(env.action_space.start)
         self._can_render = env.render_mode == "rgb_array"
         self._warned_draw = False
         self.reset()
@@ -107,8 +111,8 @@ class GymGame(Game):
         return _env_name(self.env)
 
     @property
-    def nb_actions(self) -> int:
-        return int(self.env.action_space.n)
+    def nb_actions(self) -> int | tuple[int, ...]:
+        return self._actions.counts
 
     def _frame(self, observation):
         return self._observations.frame(observation)
@@ -126,7 +130,7 @@ class GymGame(Game):
         if self.is_over():
             return
         observation, reward, terminated, truncated, info = self.env.step(
-            action + self._action_start
+            self._actions.to_env(action)
         )
         self._info_won = info.get("won") if isinstance(info, dict) else None
         self._observation = self._frame(observation)
@@ -306,17 +310,44 @@ def _map(function, *frames):
     return function(*frames)
 
 
-def _check_spaces(owner: str, action_space, space, win, single: str = "") -> _Observations:
-    """Checks a Gym adapter's spaces and win rule; returns how its observations become
-    frames. `single` prefixes the spaces' names in errors (`"single_"` for vector envs)."""
-    from gymnasium import spaces
+class _Actions:
+    """A Gym adapter's actions: `nb_actions` and the env's action of each of ours.
 
-    if not isinstance(action_space, spaces.Discrete):
-        raise ValueError(
-            f"{owner} needs a Discrete action space (Q-learning picks one of n actions). "
-            f"Received: {single}action_space={action_space}"
-        )
+    `Discrete(n, start)`: `n` actions `0 .. n - 1`, shifted by `start`.
+    `MultiDiscrete(nvec, start)` (one axis): a tuple of counts, one per
+    part, each part shifted by its start.
+    """
+
+    def __init__(self, owner: str, space, single: str):
+        from gymnasium import spaces
+
+        if isinstance(space, spaces.Discrete):
+            self.counts, self.start = int(space.n), int(space.start)
+        elif isinstance(space, spaces.MultiDiscrete) and len(space.nvec.shape) == 1:
+            self.counts = tuple(int(n) for n in space.nvec)
+            self.start = np.asarray(space.start, dtype=np.int64)
+        else:
+            raise ValueError(
+                f"{owner} needs a Discrete action space (Q-learning picks one of n actions) "
+                "or a one-axis MultiDiscrete one (a branching model picks one per part); "
+                "a continuous Box of actions can be cut into bins with "
+                "qlearning4k.games.DiscretizedActions. "
+                f"Received: {single}action_space={space}"
+            )
+
+    def to_env(self, actions):
+        """Our action (or a copy's row of them) as the environment's."""
+        return actions + self.start
+
+
+def _check_spaces(
+    owner: str, action_space, space, win, single: str = ""
+) -> tuple[_Observations, _Actions]:
+    """Checks a Gym adapter's spaces and win rule; returns how its observations become
+    frames and how its actions become the env's. `single` prefixes the spaces' names
+    in errors (`"single_"` for vector envs)."""
+    actions = _Actions(owner, action_space, single)
     observations = _Observations(owner, space, single)
     if not (win is None or callable(win) or isinstance(win, (int, float))):
         raise TypeError(f"win must be None, a number or a function. Received: win={win!r}")
-    return observations
+    return observations, actions

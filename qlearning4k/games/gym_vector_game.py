@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class GymVectorGame(VectorGame):
-    """A `gymnasium.vector.VectorEnv` with a `Discrete` action space, as a `VectorGame`.
+    """A `gymnasium.vector.VectorEnv` with discrete actions, as a `VectorGame`.
 
     `Agent.train()` and `Agent.evaluate()` wrap a vector environment in one
     themselves; make one to choose `seed` or `win`.
@@ -39,7 +39,8 @@ class GymVectorGame(VectorGame):
 
     Actions:
         The `Discrete(n)` actions of the sub-environments, shifted to
-        `0 .. n - 1`.
+        `0 .. n - 1`; a `MultiDiscrete(nvec)` space makes a game of several
+        action parts, as in `GymGame`.
 
     Observation:
         `get_frames()` is the batch of observations, each as `GymGame` makes
@@ -68,8 +69,9 @@ class GymVectorGame(VectorGame):
 
     Raises:
         TypeError: If `env` is not a `gymnasium.vector.VectorEnv`.
-        ValueError: If the action space is not `Discrete`, the observation
-            space is neither `Box` nor `Discrete`, or the sub-environments'
+        ValueError: If the action space is neither `Discrete` nor
+            `MultiDiscrete`, the observation space not one `GymGame` takes,
+            or the sub-environments'
             spaces differ.
         ImportError: If Gymnasium is not installed.
 
@@ -98,7 +100,7 @@ class GymVectorGame(VectorGame):
             )
         super().__init__(env.num_envs, seed)
         action_space, space = env.single_action_space, env.single_observation_space
-        self._observations = _check_spaces(
+        self._observations, self._actions = _check_spaces(
             "GymVectorGame", action_space, space, win, single="single_"
         )
         # Vector envs of sub-environments say theirs; native ones (CartPole's
@@ -117,8 +119,6 @@ class GymVectorGame(VectorGame):
         self._disabled = mode == gymnasium.vector.AutoresetMode.DISABLED
         self.env = env
         self.win = win
-        self._nb_actions = int(action_space.n)
-        self._action_start = int(action_space.start)
         n = self.nb_copies
         self._rewards = np.zeros(n, dtype=np.float32)
         self._terminated = np.zeros(n, dtype=bool)
@@ -132,8 +132,8 @@ class GymVectorGame(VectorGame):
         return _env_name(self.env)
 
     @property
-    def nb_actions(self) -> int:
-        return self._nb_actions
+    def nb_actions(self) -> int | tuple[int, ...]:
+        return self._actions.counts
 
     def _as_frames(self, observations):
         """A batch of observations as frames (see `GymGame`): an array, or a dict
@@ -174,7 +174,7 @@ class GymVectorGame(VectorGame):
         # The copies that are over step too (a vector env steps all of them),
         # and their results are dropped: they wait for reset().
         observations, rewards, terminated, truncated, info = self.env.step(
-            actions + self._action_start
+            self._actions.to_env(actions)
         )
         frames = self._as_frames(observations)
         running = ~over

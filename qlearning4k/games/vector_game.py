@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qlearning4k.games.game import _check_parts
+
 
 class VectorGame:
     """Base class of games that step all their copies at once.
@@ -25,7 +27,8 @@ class VectorGame:
 
     - `nb_copies` (property): the number of copies.
     - `nb_actions` (property): the number of discrete actions, the same for
-      every copy.
+      every copy; a tuple of counts for a game of several action parts (as
+      for `Game`), whose `play()` then takes `(nb_copies, nb_parts)` ints.
     - `reset(mask=None, seed=None)`: restart the copies where `mask` is true
       (all of them with `None`), over or not; with a `seed`, reseed the
       game's generator first.
@@ -46,8 +49,10 @@ class VectorGame:
       `False`. As for `Game`, a truncated game's last transition still
       counts the future.
     - `get_possible_actions()`: a bool array `(nb_copies, nb_actions)` of
-      the actions allowed in each copy now. Defaults to all `True`. A game
-      that overrides it gets action masking, as a `Game` does.
+      the actions allowed in each copy now (`(nb_copies, sum(nb_actions))`,
+      the parts one after another, for several action parts). Defaults to
+      all `True`. A game that overrides it gets action masking, as a `Game`
+      does.
 
     The getters may return the game's own arrays: the agent copies what it
     keeps before the next `play()` or `reset()`.
@@ -120,8 +125,9 @@ class VectorGame:
         return self._nb_copies
 
     @property
-    def nb_actions(self) -> int:
-        """The number of discrete actions, `0 .. nb_actions - 1`."""
+    def nb_actions(self) -> int | tuple[int, ...]:
+        """The number of discrete actions, `0 .. nb_actions - 1`; a tuple of
+        counts, one per part, for a game of several action parts."""
         raise NotImplementedError(
             f"{type(self).__name__} must define `nb_actions`, the number of "
             "discrete actions (a property or a class attribute holding an int)."
@@ -146,7 +152,8 @@ class VectorGame:
 
         Args:
             actions: An int array of shape `(nb_copies,)`, each in
-                `range(nb_actions)`. Copies that are over ignore theirs.
+                `range(nb_actions)`; `(nb_copies, nb_parts)` for a game of
+                several action parts. Copies that are over ignore theirs.
         """
         raise NotImplementedError(
             f"{type(self).__name__} must implement `play(actions)`, which applies one "
@@ -193,12 +200,18 @@ class VectorGame:
         """Returns the actions allowed in each copy: bool `(nb_copies, nb_actions)`.
 
         Returns:
-            All `True` unless a subclass restricts them.
+            All `True` unless a subclass restricts them. For a game of
+            several action parts, `(nb_copies, sum(nb_actions))`: the parts'
+            masks one after another.
         """
-        return np.ones((self.nb_copies, self.nb_actions), dtype=bool)
+        counts = self.nb_actions
+        width = sum(counts) if isinstance(counts, tuple) else counts
+        return np.ones((self.nb_copies, width), dtype=bool)
 
     def _check_actions(self, actions) -> np.ndarray:
         """Validates `play()`'s actions and returns them as an int64 array."""
+        if isinstance(self.nb_actions, tuple):
+            return _check_parts(self.name, actions, self.nb_actions, "actions", (self.nb_copies,))
         actions = np.asarray(actions)
         if actions.shape != (self.nb_copies,) or actions.dtype.kind not in "iu":
             raise ValueError(
