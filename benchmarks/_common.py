@@ -426,6 +426,37 @@ def sb3_greedy(model):
     return greedy
 
 
+def episode_seeds(nb_episodes: int, seed: int) -> list[int]:
+    """The reset seed of each of `nb_episodes` evaluation episodes: episode i's is what
+    `GymGame(env, seed=seed + i)` draws for its first reset, so that a peer's policy
+    plays the episodes `Agent.evaluate(game, nb_games, seed=seed)` plays."""
+    return [int(np.random.default_rng(seed + i).integers(2**31)) for i in range(nb_episodes)]
+
+
+def peer_returns(greedy, make_env, nb_episodes: int, seed: int, max_steps=None) -> list[float]:
+    """Returns of a peer's policy on the `episode_seeds` episodes, all side by side:
+    `greedy(observations)` chooses every running episode's action from the raw
+    observations stacked (dicts of them key by key), at most `max_steps` each."""
+    envs = [make_env() for _ in range(nb_episodes)]
+    seeds = episode_seeds(nb_episodes, seed)
+    observations = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
+    returns, running, step = [0.0] * nb_episodes, list(range(nb_episodes)), 0
+    while running and (max_steps is None or step < max_steps):
+        batch = [observations[i] for i in running]
+        if isinstance(batch[0], dict):
+            batch = {key: np.stack([o[key] for o in batch]) for key in batch[0]}
+        else:
+            batch = np.stack(batch)
+        still = []
+        for i, action in zip(running, greedy(batch), strict=True):
+            observations[i], reward, terminated, truncated, _ = envs[i].step(action)
+            returns[i] += float(reward)
+            if not (terminated or truncated):
+                still.append(i)
+        running, step = still, step + 1
+    return returns
+
+
 def curves_figure(groups: dict, path, title: str, xlabel: str = "env steps") -> None:
     """Draws each group's learning curves, the median over its seeds with their
     range shaded, into the PNG `path`.

@@ -68,30 +68,6 @@ def _example():
     return module
 
 
-def _seeds(nb_episodes: int) -> list[int]:
-    """The reset seed of each evaluation episode: what `GymGame(seed=EVAL_SEED + i)` draws."""
-    return [int(np.random.default_rng(EVAL_SEED + i).integers(2**31)) for i in range(nb_episodes)]
-
-
-def _play(greedy, make_env, nb_episodes: int, max_steps: int | None) -> list[float]:
-    """Returns of the `nb_episodes` seeded episodes, all side by side, `greedy(observations)`
-    choosing every running episode's action (at most `max_steps` each)."""
-    envs = [make_env() for _ in range(nb_episodes)]
-    seeds = _seeds(nb_episodes)
-    observations = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds, strict=True)]
-    returns, running, step = [0.0] * nb_episodes, list(range(nb_episodes)), 0
-    while running and (max_steps is None or step < max_steps):
-        actions = greedy(np.stack([observations[i] for i in running]))
-        still = []
-        for i, action in zip(running, actions, strict=True):
-            observations[i], reward, terminated, truncated, _ = envs[i].step(action)
-            returns[i] += float(reward)
-            if not (terminated or truncated):
-                still.append(i)
-        running, step = still, step + 1
-    return returns
-
-
 def _train_qlearning4k(example, seed: int, smoke: bool) -> dict:
     import keras
 
@@ -188,7 +164,7 @@ def _train_tianshou(example, seed: int, smoke: bool) -> dict:
         return values.argmax(dim=-1).numpy()
 
     episodes = SMOKE_EPISODES if smoke else ex.EVAL_EPISODES
-    returns = _play(greedy, ex.make_env, episodes, 100 if smoke else None)
+    returns = c.peer_returns(greedy, ex.make_env, episodes, EVAL_SEED, 100 if smoke else None)
     return {
         "train_seconds": warmup_seconds + result.timing.train_time, "returns": returns,
         "versions": {"tianshou": tianshou.__version__, "torch": torch.__version__},
@@ -210,41 +186,61 @@ def run_one(library: str, seed: int, smoke: bool) -> dict:
     }  # fmt: skip
 
 
-def flat(smoke: bool) -> dict:
-    """A flat Q-network over every joint action: its output layer, and one gradient step."""
-    import keras
+def _step_seconds(model, config, nb_actions: int, smoke: bool) -> float:
+    """The median seconds of one gradient step (batch of the example's size) of `model`."""
+    from qlearning4k._internals import make_learner
 
-    from qlearning4k._internals import StepConfig, make_learner
-
-    ex = _example()
-    # The smoke run: two joints' worth (625 outputs), not all four.
-    nb_outputs = ex.BINS ** (2 if smoke else 4)
-    model = keras.Sequential(
-        [keras.Input((1, 24)), keras.layers.Flatten()]
-        + [keras.layers.Dense(units, activation="relu") for units in ex.COMMON]
-        + [keras.layers.Dense(nb_outputs)]
-    )
-    model.compile(keras.optimizers.Adam(ex.LEARNING_RATE), "mse")
-    config = StepConfig(batch_size=ex.BATCH_SIZE, target_update=ex.TARGET_UPDATE, double_dqn=True)
     learner = make_learner(model, config)
-    buffers = learner.call_buffers(ex.NB_ENVS, (1, 24), np.float32)
+    buffers = learner.call_buffers(1, (1, 24), np.float32)
     rng = np.random.default_rng(0)
     into = buffers.batches[0]
     into.states[...] = rng.normal(size=into.states.shape)
     into.next_states[...] = rng.normal(size=into.next_states.shape)
-    into.actions[:] = rng.integers(nb_outputs, size=ex.BATCH_SIZE)
+    into.actions[...] = rng.integers(nb_actions, size=into.actions.shape)
+    learner.begin()
     learner.step(buffers, 1)  # compiles
     times = []
     for _ in range(2 if smoke else 5):
         start = time.perf_counter()
         learner.step(buffers, 1)
         times.append(time.perf_counter() - start)
-    output = model.layers[-1]
+    learner.end()
+    return statistics.median(times)
+
+
+def flat(smoke: bool) -> dict:
+    """A flat Q-network over every joint action against the example's branching one:
+    the output layer of each, and one gradient step of each."""
+    import keras
+
+    from qlearning4k._internals import StepConfig
+
+    ex = _example()
+    # The smoke run: two joints' worth (625 outputs), not all four.
+    nb_parts = 2 if smoke else 4
+    nb_outputs = ex.BINS**nb_parts
+    flat_model = keras.Sequential(
+        [keras.Input((1, 24)), keras.layers.Flatten()]
+        + [keras.layers.Dense(units, activation="relu") for units in ex.COMMON]
+        + [keras.layers.Dense(nb_outputs)]
+    )
+    flat_model.compile(keras.optimizers.Adam(ex.LEARNING_RATE), "mse")
+    config = StepConfig(batch_size=ex.BATCH_SIZE, target_update=ex.TARGET_UPDATE, double_dqn=True)
+    flat_seconds = _step_seconds(flat_model, config, nb_outputs, smoke)
+    branching = ex.build_agent(0).model
+    parts = branching.output.shape[-1] // ex.BINS
+    branch_config = StepConfig(
+        batch_size=ex.BATCH_SIZE, target_update=ex.TARGET_UPDATE, double_dqn=True,
+        action_parts=(ex.BINS,) * parts,
+    )  # fmt: skip
+    branch_seconds = _step_seconds(branching, branch_config, ex.BINS, smoke)
+    output = flat_model.layers[-1]
     return {
         "task": "flat DQN", "nb_outputs": nb_outputs,
         "output_layer_parameters": int(output.count_params()),
         "output_layer_mb": output.count_params() * 4 / 2**20,
-        "step_seconds": statistics.median(times), "batch_size": ex.BATCH_SIZE,
+        "step_seconds": flat_seconds, "branching_step_seconds": branch_seconds,
+        "branching_parameters": int(branching.count_params()), "batch_size": ex.BATCH_SIZE,
         "versions": c.library_versions("qlearning4k"), "machine": c.machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
@@ -264,11 +260,17 @@ def table(records: list[dict]) -> str:
             f"| {library} | {len(mine)} | {ret[0]:.1f} ({ret[1]:.1f} to {ret[2]:.1f}) "
             f"| {sec[0]:.0f} ({sec[1]:.0f} to {sec[2]:.0f}) |"
         )
-    for r in (r for r in records if r.get("task") == "flat DQN"):
+    for r in [r for r in records if r.get("task") == "flat DQN"][-1:]:
         lines.append(
             f"\nFlat DQN over {r['nb_outputs']:,} joint actions: output layer "
             f"{r['output_layer_parameters']:,} parameters ({r['output_layer_mb']:.0f} MB), "
-            f"{r['step_seconds']:.2f} s a gradient step of batch {r['batch_size']}."
+            f"{r['step_seconds']:.2f} s a gradient step of batch {r['batch_size']}"
+            + (
+                f"; the branching network: {r['branching_parameters']:,} parameters in all, "
+                f"{r['branching_step_seconds'] * 1000:.1f} ms a step."
+                if "branching_step_seconds" in r
+                else "."
+            )
         )
     return "\n".join(lines)
 
