@@ -15,7 +15,7 @@ appends one JSON line. Training seconds: `agent.train()` or
 `model.learn()`, first calls (compiling) included.
 
     python benchmarks/minigrid_dict.py run --task MiniGrid-DoorKey-5x5-v0 --library sb3 --seed 0
-    python benchmarks/minigrid_dict.py run --task MiniGrid-DoorKey-5x5-v0 --library qlearning4k --seed 0
+    python benchmarks/minigrid_dict.py run --task MiniGrid-DoorKey-5x5-v0 --seed 0  # qlearning4k
     python benchmarks/minigrid_dict.py table --markdown
     python benchmarks/minigrid_dict.py --smoke   # a tiny qlearning4k run, printed only
 
