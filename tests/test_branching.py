@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from test_frame_parts import _StopAt
 
 from qlearning4k import C51, Agent, PrioritizedExperienceReplay, branching
 from qlearning4k._internals import StepConfig, make_learner
@@ -344,3 +345,22 @@ def test_discretized_actions_need_a_bounded_box():
 
     with pytest.raises(ValueError, match="one-axis Box action space with finite bounds"):
         DiscretizedActions(gymnasium.make("CartPole-v1"))
+
+
+def _run_with_checkpoints(path, resume=False, stop_at=None):
+    agent = Agent(_model(), memory=PrioritizedExperienceReplay(200, seed=0), seed=0)
+    agent.train(
+        TwinCatch(seed=0), nb_epoch=12, batch_size=8, n_step=2, target_update=10,
+        double_dqn=True, checkpoint=4, checkpoint_path=str(path), resume=resume, verbose=0,
+        callbacks=[_StopAt(stop_at)] if stop_at else None,
+    )  # fmt: skip
+    return agent
+
+
+def test_a_killed_branching_run_resumes_to_the_same_weights(tmp_path):
+    whole = _run_with_checkpoints(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        _run_with_checkpoints(tmp_path / "cut", stop_at=6)
+    resumed = _run_with_checkpoints(tmp_path / "cut", resume=True)
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

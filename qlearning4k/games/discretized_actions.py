@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qlearning4k.games.game_env import _import_gymnasium
+
+if TYPE_CHECKING:
+    import gymnasium
 
 try:
     import gymnasium as _gymnasium
@@ -54,7 +58,7 @@ class DiscretizedActions(*_WRAPPER_BASES):
     ```
     """
 
-    def __init__(self, env, bins: int | Sequence[int] = 25):
+    def __init__(self, env: gymnasium.Env, bins: int | Sequence[int] = 25):
         gymnasium = _import_gymnasium("DiscretizedActions")
         if not isinstance(env, gymnasium.Env):
             raise TypeError(
