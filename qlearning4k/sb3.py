@@ -123,7 +123,8 @@ def from_sb3(
             `MultiInputPolicy`, `tau` other than 1, `train_freq` counted in
             episodes, `policy_kwargs` other than `net_arch`, and for
             `MultiInputPolicy` `normalize_images` and
-            `features_extractor_kwargs`), or a config without a budget.
+            `features_extractor_kwargs`), a config without a budget, or a
+            game of several action parts (which DQN does not take).
         TypeError: If `game` is not a `Game` or a value has the wrong type.
 
     Example:
@@ -245,6 +246,13 @@ def _mlp(config: dict, game, net_arch, distribution, seed) -> keras.Model:
     game.reset()
     frame = game.get_frame()
     nb_actions = game.nb_actions
+    if isinstance(nb_actions, tuple):
+        raise ValueError(
+            "Stable-Baselines3's DQN picks one of n actions; a game of several action parts "
+            f"(nb_actions={nb_actions}) needs a branching model: build it with "
+            "qlearning4k.branching(body, nb_actions) and give it to an Agent. "
+            f"Received: {type(game).__name__}"
+        )
     # Two seeds a layer (its kernel's and its bias's), in the order the layers are made.
     words = np.random.SeedSequence(seed).generate_state(2 * _MAX_LAYERS)
     layer_seeds = iter(words.reshape(_MAX_LAYERS, 2))

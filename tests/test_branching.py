@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from test_frame_parts import _StopAt
 
-from qlearning4k import C51, Agent, PrioritizedExperienceReplay, branching
+from qlearning4k import C51, Agent, PrioritizedExperienceReplay, branching, from_sb3
 from qlearning4k._internals import StepConfig, make_learner
 from qlearning4k.games import Catch, Game, VectorGame
 from qlearning4k.testing import check_game
@@ -267,6 +267,8 @@ def test_a_model_whose_heads_do_not_match_the_parts_is_named(make, game, error, 
 def test_options_that_do_not_combine_with_branches_say_which():
     with pytest.raises(ValueError, match="do not combine with C51"):
         Agent(_model(), distribution=C51(nb_atoms=11))
+    with pytest.raises(ValueError, match=r"several action parts.*qlearning4k.branching"):
+        from_sb3({"policy": "MlpPolicy", "n_timesteps": 100}, TwinCatch(seed=0))
     agent = Agent(_model(), seed=0)
     agent.train(TwinCatch(seed=0), nb_epoch=2, verbose=0)
     with pytest.raises(ValueError, match=r"get_batch.*2 parts"):
@@ -364,3 +366,14 @@ def test_a_killed_branching_run_resumes_to_the_same_weights(tmp_path):
     resumed = _run_with_checkpoints(tmp_path / "cut", resume=True)
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.xdist_group("ray")  # the session's Ray cluster
+def test_ray_actors_say_they_take_no_branching_model(ray_cluster):
+    from qlearning4k.actors import RayActors
+
+    with pytest.raises(ValueError, match=r"actors=.*branching model.*one process"):
+        Agent(_model(), seed=0).train(
+            TwinCatch(seed=0), total_timesteps=100, verbose=0,
+            actors=RayActors(nb_actors=1, nb_copies=1, steps_per_batch=10),
+        )  # fmt: skip
