@@ -249,16 +249,19 @@ def flat(smoke: bool) -> dict:
 def table(records: list[dict]) -> str:
     runs = [r for r in records if r.get("library")]
     lines = [
-        "| library | seeds | median greedy return (100 episodes) | median training seconds |",
+        "| library | seeds | greedy return, median (each seed) | training s, median (each seed) |",
         "|---|---|---|---|",
     ]
     for library in sorted({r["library"] for r in runs}):
-        mine = [r for r in runs if r["library"] == library]
-        ret = c.median_spread(r["mean_return"] for r in mine)
-        sec = c.median_spread(r["train_seconds"] for r in mine)
+        mine = sorted((r for r in runs if r["library"] == library), key=lambda r: r["seed"])
+        backend = mine[0]["versions"].get("backend")
+        name = f"{library} ({backend})" if backend else library
+        returns = ", ".join(f"{r['mean_return']:.1f}" for r in mine)
+        seconds = ", ".join(f"{r['train_seconds']:.0f}" for r in mine)
         lines.append(
-            f"| {library} | {len(mine)} | {ret[0]:.1f} ({ret[1]:.1f} to {ret[2]:.1f}) "
-            f"| {sec[0]:.0f} ({sec[1]:.0f} to {sec[2]:.0f}) |"
+            f"| {name} | {len(mine)} "
+            f"| {statistics.median(r['mean_return'] for r in mine):.1f} ({returns}) "
+            f"| {statistics.median(r['train_seconds'] for r in mine):.0f} ({seconds}) |"
         )
     for r in [r for r in records if r.get("task") == "flat DQN"][-1:]:
         lines.append(

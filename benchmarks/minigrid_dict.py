@@ -36,6 +36,7 @@ import numpy as np
 
 # -- settings -----------------------------------------------------------------
 TASKS = (
+    "MiniGrid-Empty-5x5-v0",
     "MiniGrid-Empty-8x8-v0",
     "MiniGrid-DoorKey-5x5-v0",
     "MiniGrid-DoorKey-6x6-v0",
