@@ -67,7 +67,7 @@ class _Distribution:
         atoms = self._atoms(next_outputs, nb_actions)
         q_next = self._q_values(next_outputs, nb_actions)
         q_online = None if next_online is None else self._q_values(next_online, nb_actions)
-        chosen_action, possible = next_choice(q_next, q_online, rows, nb_actions)
+        chosen_action, possible = next_choice(q_next, q_online, rows.next_mask, nb_actions)
         chosen = ops.sum(atoms * chosen_action[:, :, None], axis=1)
         rewards = ops.cast(rows.rewards, atoms.dtype)
         discount = ops.cast(rows.discounts, atoms.dtype)

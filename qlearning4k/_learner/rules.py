@@ -12,18 +12,19 @@ import keras
 from qlearning4k._learner.batch import Rows
 
 
-def next_choice(q_next, q_next_online, rows: Rows, nb_actions: int):
+def next_choice(q_next, q_next_online, next_mask, nb_actions: int):
     """The next state's action each target bootstraps from, and whether it has any.
 
     Returns `(one_hot, possible)`: `one_hot` `(batch, nb_actions)` marks the
     greedy action of `q_next` (of `q_next_online` with Double DQN) among the
-    possible ones; `possible` `(batch,)` bool is `None` without masks.
+    ones `next_mask` allows; `possible` `(batch,)` bool is `None` without a
+    mask.
     """
     ops = keras.ops
     chooser = q_next if q_next_online is None else q_next_online
     possible = None
-    if rows.next_mask is not None:
-        allowed = rows.next_mask > 0.5
+    if next_mask is not None:
+        allowed = next_mask > 0.5
         chooser = ops.where(allowed, chooser, float("-inf"))
         possible = ops.any(allowed, axis=1)
     chosen = ops.argmax(chooser, axis=1)
@@ -54,12 +55,23 @@ def td_targets(q, q_next, q_next_online, rows: Rows, nb_actions: int):
     if q_next_online is None and rows.next_mask is None:  # plain DQN: the largest Q(S')
         best_next = ops.max(q_next, axis=1)  # (batch,)
     else:
-        chosen, possible = next_choice(q_next, q_next_online, rows, nb_actions)
-        best_next = ops.sum(q_next * chosen, axis=1)  # (batch,)
-        if possible is not None:  # a next state with no possible action has no future
-            best_next = ops.where(possible, best_next, 0.0)
+        best_next = _chosen_value(q_next, q_next_online, rows.next_mask, nb_actions)
     td = rewards + discount * ops.cast(best_next, rewards.dtype)  # (batch,)
-    taken = one_hot(actions, nb_actions, q.dtype)  # (batch, nb_actions)
+    return _at_taken(q, one_hot(actions, nb_actions, q.dtype), td)
+
+
+def _chosen_value(q_next, q_next_online, next_mask, nb_actions: int):
+    """`q_next` at `next_choice`'s action `(batch,)`; 0 where no action is possible
+    (a next state with no possible action has no future)."""
+    ops = keras.ops
+    chosen, possible = next_choice(q_next, q_next_online, next_mask, nb_actions)
+    value = ops.sum(q_next * chosen, axis=1)  # (batch,)
+    return value if possible is None else ops.where(possible, value, 0.0)
+
+
+def _at_taken(q, taken, td):
+    """The targets: `td` `(batch,)` where `taken` `(batch, nb_outputs)` is 1, `q` elsewhere."""
+    ops = keras.ops
     return ops.stop_gradient(q * (1.0 - taken) + taken * ops.cast(td, q.dtype)[:, None])
 
 
@@ -77,26 +89,17 @@ def branch_targets(q, q_next, q_next_online, rows: Rows, parts: tuple):
     """
     ops = keras.ops
     actions = ops.cast(rows.actions, "int32")
-    chooser = q_next if q_next_online is None else q_next_online
     values, taken, start = [], [], 0
     for d, n in enumerate(parts):
         part = slice(start, start + n)
-        pick = chooser[:, part]
-        if rows.next_mask is not None:  # a part with no possible action adds 0
-            allowed = rows.next_mask[:, part] > 0.5
-            pick = ops.where(allowed, pick, float("-inf"))
-        chosen = one_hot(ops.argmax(pick, axis=1), n, q_next.dtype)
-        value = ops.sum(q_next[:, part] * chosen, axis=1)
-        if rows.next_mask is not None:
-            value = ops.where(ops.any(allowed, axis=1), value, 0.0)
-        values.append(value)
+        online = None if q_next_online is None else q_next_online[:, part]
+        mask = None if rows.next_mask is None else rows.next_mask[:, part]
+        values.append(_chosen_value(q_next[:, part], online, mask, n))
         taken.append(one_hot(actions[:, d], n, q.dtype))
         start += n
     best_next = ops.mean(ops.stack(values, axis=1), axis=1)  # (batch,)
-    rewards, discount = rows.rewards, rows.discounts
-    td = rewards + discount * ops.cast(best_next, rewards.dtype)  # (batch,)
-    taken = ops.concatenate(taken, axis=1)  # (batch, nb_outputs)
-    return ops.stop_gradient(q * (1.0 - taken) + taken * ops.cast(td, q.dtype)[:, None])
+    td = rows.rewards + rows.discounts * ops.cast(best_next, rows.rewards.dtype)  # (batch,)
+    return _at_taken(q, ops.concatenate(taken, axis=1), td)
 
 
 def td_errors(y, q, branched: bool = False):
