@@ -134,32 +134,32 @@ def run_one(task: str, library: str, seed: int, smoke: bool) -> dict:
     }  # fmt: skip
 
 
+def _label(record: dict) -> str:
+    if record["library"] == "sb3":
+        return "sb3"
+    return f"qlearning4k ({record['versions']['backend']})"
+
+
 def table(records: list[dict]) -> str:
     records = [r for r in records if r.get("config") == CONFIG]  # today's settings only
     lines = [
-        "| task | library | seeds | greedy return, median (each seed) "
-        "| episodes solved, median | training s, median | SB3's s / ours |",
+        "| task | library | runs | greedy return, median (each run) "
+        "| episodes solved, median | training s, median | ours / SB3's s |",
         "|---|---|---|---|---|---|---|",
     ]
     for task in [t for t in TASKS if any(r["task"] == t for r in records)]:
-        seconds = {}
-        for library in ("qlearning4k", "sb3"):
-            runs = sorted(
-                (r for r in records if r["task"] == task and r["library"] == library),
-                key=lambda r: r["seed"],
-            )
-            if not runs:
-                continue
-            seconds[library] = statistics.median(r["train_seconds"] for r in runs)
+        done = [r for r in records if r["task"] == task]
+        sb3 = [r["train_seconds"] for r in done if r["library"] == "sb3"]
+        for label in sorted({_label(r) for r in done}, key=lambda x: (x == "sb3", x)):
+            runs = sorted((r for r in done if _label(r) == label), key=lambda r: r["seed"])
+            seconds = statistics.median(r["train_seconds"] for r in runs)
             each = ", ".join(f"{r['mean_return']:.3f}" for r in runs)
-            ratio = ""
-            if library == "sb3" and "qlearning4k" in seconds:
-                ratio = f"{seconds['sb3'] / seconds['qlearning4k']:.1f}"
+            ratio = f"{seconds / statistics.median(sb3):.2f}" if sb3 and label != "sb3" else ""
             lines.append(
-                f"| {task} | {library} | {len(runs)} "
+                f"| {task} | {label} | {len(runs)} "
                 f"| {statistics.median(r['mean_return'] for r in runs):.3f} ({each}) "
                 f"| {statistics.median(r['solved'] for r in runs):.0%} "
-                f"| {seconds[library]:.0f} | {ratio} |"
+                f"| {seconds:.0f} | {ratio} |"
             )
     return "\n".join(lines)
 
