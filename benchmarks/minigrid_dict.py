@@ -140,24 +140,34 @@ def _label(record: dict) -> str:
     return f"qlearning4k ({record['versions']['backend']})"
 
 
+def _beside(run: dict, records: list[dict]) -> dict:
+    """The SB3 run of `run`'s seed that ran beside it: the one that ended nearest in time
+    (the two start together, on one core each)."""
+    ended = datetime.datetime.fromisoformat(run["date"])
+    return min(
+        (r for r in records if r["library"] == "sb3" and r["seed"] == run["seed"]),
+        key=lambda r: abs(datetime.datetime.fromisoformat(r["date"]) - ended),
+    )
+
+
 def table(records: list[dict]) -> str:
     records = [r for r in records if r.get("config") == CONFIG]  # today's settings only
     lines = [
         "| task | library | runs | greedy return, median (each run) "
-        "| episodes solved, median | training s, median | ours / SB3's s |",
+        "| episodes solved, median | training s, median | ours / SB3's s beside, median |",
         "|---|---|---|---|---|---|---|",
     ]
     for task in [t for t in TASKS if any(r["task"] == t for r in records)]:
         done = [r for r in records if r["task"] == task]
-        sb3 = [r["train_seconds"] for r in done if r["library"] == "sb3"]
         for label in sorted({_label(r) for r in done}, key=lambda x: (x == "sb3", x)):
             runs = sorted((r for r in done if _label(r) == label), key=lambda r: r["seed"])
             seconds = statistics.median(r["train_seconds"] for r in runs)
             each = ", ".join(f"{r['mean_return']:.3f}" for r in runs)
-            ratio = f"{seconds / statistics.median(sb3):.2f}" if sb3 and label != "sb3" else ""
+            ratios = [r["train_seconds"] / _beside(r, done)["train_seconds"] for r in runs]
+            ratio = f"{statistics.median(ratios):.2f}" if label != "sb3" else ""
             lines.append(
                 f"| {task} | {label} | {len(runs)} "
-                f"| {statistics.median(r['mean_return'] for r in runs):.3f} ({each}) "
+                f"| {statistics.median(r['mean_return'] for r in runs):.4f} ({each}) "
                 f"| {statistics.median(r['solved'] for r in runs):.0%} "
                 f"| {seconds:.0f} | {ratio} |"
             )
