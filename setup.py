@@ -41,6 +41,12 @@ setup(
             "ray[tune]>=2.60",
             "minigrid>=3.0",
             "gymnasium[box2d]>=1.0",
+            "tf2onnx>=1.17",
+            "onnx>=1.17",
+            "onnxruntime>=1.20",
+            "ai-edge-litert>=2.0",
+            "jax2onnx>=0.17",
+            "imageio-ffmpeg>=0.5",
         ],
         "gym": ["gymnasium>=1.0"],
         # Box2D's tasks (LunarLander, BipedalWalker), for examples/bipedal_walker_bdq.py.
@@ -53,6 +59,11 @@ setup(
         "minatar": ["gymnasium>=1.0", "minatar>=1.0.15"],
         # Atari through ale-py (its wheel ships the ROMs); OpenCV for AtariPreprocessing.
         "atari": ["gymnasium>=1.0", "ale-py>=0.10", "opencv-python-headless>=4.8"],
+        # Agent.export's formats: ONNX (written through tf2onnx on TensorFlow and
+        # JAX, run in onnxruntime) and LiteRT (run in ai-edge-litert).
+        "export": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20", "ai-edge-litert>=2.0"],
+        # MP4 videos of play() and save_video() (the wheel ships ffmpeg).
+        "video": ["imageio-ffmpeg>=0.5"],
         # The other Keras backends. torch is pinned to the CPU build.
         "jax": ["jax>=0.10"],
         "torch": ["torch==2.13.0"],

@@ -142,15 +142,19 @@ def main() -> None:
     if args.smoke:
         extra.append("--smoke")
     records = c.run_workers(__file__, args.backends.split(","), False, extra)
-    if args.markdown:
-        columns = ("network", "backend", "head", "ms per gradient step", "vs the DQN head",
-                   "flops vs DQN")  # fmt: skip
-        print("\n| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
+    if args.markdown:  # a row a backend; XLA's flop counts (JAX) printed after
+        print("\n| network | backend | DQN, ms | QR-DQN, ms (vs DQN) | C51, ms (vs DQN) |")
+        print("|---|---|---|---|---|")
+        for backend in dict.fromkeys(r["backend"] for r in records):
+            heads = {r["head"]: r for r in records if r["backend"] == backend}
+            cells = [f"{heads['dqn']['ms_per_gradient_step']:.3f}"] + [
+                f"{heads[h]['ms_per_gradient_step']:.3f} ({heads[h]['ratio_to_dqn']:.2f}x)"
+                for h in ("qrdqn", "c51")
+            ]
+            print(f"| {args.network} | {backend} | " + " | ".join(cells) + " |")
         for r in records:
-            flops = "" if r["flops_ratio_to_dqn"] is None else f"{r['flops_ratio_to_dqn']:.2f}x"
-            step, ratio = r["ms_per_gradient_step"], r["ratio_to_dqn"]
-            print(f"| {r['network']} | {r['backend']} | {r['head']} | {step:.3f} | {ratio:.2f}x | "
-                  f"{flops} |")  # fmt: skip
+            if r["flops_ratio_to_dqn"] is not None and r["head"] != "dqn":
+                print(f"{r['backend']} {r['head']}: {r['flops_ratio_to_dqn']:.2f}x DQN's flops")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ for them (see `docs/design.md`).
 
 from qlearning4k import _affinity as affinity
 from qlearning4k import _settings as settings
+from qlearning4k._export import FORMATS as EXPORT_FORMATS
+from qlearning4k._export import artifact_inputs
 from qlearning4k._frame_parts import FrameParts
 from qlearning4k._learner import (
     CallBuffers,
@@ -28,6 +30,7 @@ from qlearning4k.noisy_dense import _reseed as reseed
 from qlearning4k.prioritized_replay import _SumTree as SumTree
 
 __all__ = [
+    "EXPORT_FORMATS",
     "SNAKE_EMPTY",
     "SNAKE_FRUIT",
     "CallBuffers",
@@ -40,6 +43,7 @@ __all__ = [
     "StepConfig",
     "SumTree",
     "affinity",
+    "artifact_inputs",
     "bootstrapped_returns",
     "counter_normal",
     "make_learner",

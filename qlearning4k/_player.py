@@ -44,6 +44,26 @@ class Player:
         layers behind one input of flat frames (`FrameParts.step_model`)."""
         return model if self.parts is None else self.parts.step_model(model, self.nb_frames)
 
+    def states(self, observation, where: str) -> tuple[np.ndarray, bool]:
+        """`(n, nb_frames) + frame_shape` from a frame, a state or a batch of them
+        (frames in parts packed), and whether it was one."""
+        if self.parts is not None:
+            return self.parts.states(observation, self.nb_frames, where)
+        x = np.asarray(observation)
+        rank = len(self.frame_shape)
+        state_shape = (self.nb_frames, *self.frame_shape)
+        if x.ndim == rank and x.shape == self.frame_shape and self.nb_frames == 1:
+            return x[None, None], True
+        if x.ndim == rank + 1 and x.shape == state_shape:
+            return x[None], True
+        if x.ndim == rank + 2 and x.shape[1:] == state_shape:
+            return x, False
+        one = " or a frame " + str(self.frame_shape) if self.nb_frames == 1 else ""
+        raise ValueError(
+            f"{where} expects a state {state_shape}{one}, or a batch (n,) + {state_shape}. "
+            f"Received: shape {x.shape}"
+        )
+
     def check_game(self, game) -> None:
         """Checks that `game` fits the model (resetting it to read a frame)."""
         if not isinstance(game, (Game, VectorGame)):

@@ -25,6 +25,7 @@ from qlearning4k._checkpoints import (
     _SETTINGS_FILE,
     _damage,
     _replace_folder,
+    _saved_folder,
     _saved_folders,
     _write_manifest,
 )
@@ -101,7 +102,17 @@ def save_folder(
 
 
 def load_folder(agent_class, path: str, memory: Memory | None):
-    """`load()` of a folder whose checksums are checked."""
+    """`Agent.load()`: the saved folder at `path` (or the newest whole one in it),
+    its checksums checked."""
+    path = _saved_folder(path)
+    damage = _damage(path)
+    if damage is not None:
+        raise ValueError(f"Agent.load() found a damaged save: {damage}. Received: path={path!r}")
+    if not os.path.isfile(os.path.join(path, _SETTINGS_FILE)):
+        raise FileNotFoundError(
+            f"Agent.load() expects a folder written by Agent.save(). Received: {path!r} "
+            f"(no {_SETTINGS_FILE} in it)"
+        )
     settings_path = os.path.join(path, _SETTINGS_FILE)
     with _reading(path, _SETTINGS_FILE), open(settings_path) as f:
         settings = json.load(f)

@@ -11,17 +11,13 @@ import keras
 import numpy as np
 from numpy.typing import ArrayLike
 
-from qlearning4k._checkpoints import (
-    _SETTINGS_FILE,
-    _damage,
-    _saved_folder,
-)
 from qlearning4k._checks import (
     _check_epsilon,
     _check_positive_int,
     _is_int,
 )
 from qlearning4k._evaluation import _play_games, _summary
+from qlearning4k._export import export_policy, policy_model
 from qlearning4k._learner import StepConfig, make_learner
 from qlearning4k._player import Player, as_game, model_signature
 from qlearning4k._saving import load_folder, restore, save_folder
@@ -32,7 +28,7 @@ from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
-from qlearning4k.render import save_gif
+from qlearning4k.render import save_video
 
 if TYPE_CHECKING:  # typing only: actors build on the agent, not the other way round
     from qlearning4k.actors import RayActors
@@ -440,18 +436,7 @@ class Agent:
                 `checksums.json`, or it cannot be read), naming the file; or
                 if it was saved by an unknown format version.
         """
-        path = _saved_folder(os.fspath(path))
-        damage = _damage(path)
-        if damage is not None:
-            raise ValueError(
-                f"Agent.load() found a damaged save: {damage}. Received: path={path!r}"
-            )
-        if not os.path.isfile(os.path.join(path, _SETTINGS_FILE)):
-            raise FileNotFoundError(
-                f"Agent.load() expects a folder written by Agent.save(). Received: {path!r} "
-                f"(no {_SETTINGS_FILE} in it)"
-            )
-        return load_folder(cls, path, memory)
+        return load_folder(cls, os.fspath(path), memory)
 
     # -- playing ------------------------------------------------------------
 
@@ -567,10 +552,10 @@ class Agent:
             nb_epoch: Number of games. Defaults to 10.
             epsilon: Probability of a random action, in [0, 1]. Defaults to 0.
             visualize: Save the games played, one after the other, as one
-                animated GIF (from `game.draw()`). Defaults to `True`.
-            path: The GIF file, or `None` for `"<game name>.gif"` in the
-                current folder. Defaults to `None`.
-            fps: Pictures per second of the GIF. Defaults to 10.
+                video (from `game.draw()`). Defaults to `True`.
+            path: The video: an animated GIF (`.gif`) or an MP4 (`.mp4`, with
+                the `video` extra); `None` for `"<game name>.gif"`. Defaults to `None`.
+            fps: Pictures per second of the video. Defaults to 10.
             verbose: 0 silent, 1 prints the win rate. Defaults to 1.
             max_steps: Stop a game after this many steps (it counts as not
                 won), so a policy that loops forever cannot hang; `None` for
@@ -601,32 +586,12 @@ class Agent:
         win_rate = wins / nb_epoch
         if visualize:
             path = path if path is not None else f"{game.name.lower()}.gif"
-            save_gif([picture for shots in played.pictures for picture in shots], path, fps=fps)
+            save_video([shot for shots in played.pictures for shot in shots], path, fps=fps)
         if verbose:
             print(f"Win rate: {win_rate:.2%} ({wins}/{nb_epoch} games)")
         return win_rate
 
     # -- deploying ----------------------------------------------------------
-
-    def _states(self, observation, name: str) -> tuple[np.ndarray, bool]:
-        """`(n, nb_frames) + frame_shape` from a frame, a state or a batch; whether one."""
-        parts = self._player.parts
-        if parts is not None:
-            return parts.states(observation, self.nb_frames, f"{name}()")
-        x = np.asarray(observation)
-        rank = len(self.frame_shape)
-        state_shape = (self.nb_frames, *self.frame_shape)
-        if x.ndim == rank and x.shape == self.frame_shape and self.nb_frames == 1:
-            return x[None, None], True
-        if x.ndim == rank + 1 and x.shape == state_shape:
-            return x[None], True
-        if x.ndim == rank + 2 and x.shape[1:] == state_shape:
-            return x, False
-        one = " or a frame " + str(self.frame_shape) if self.nb_frames == 1 else ""
-        raise ValueError(
-            f"{name}() expects a state {state_shape}{one}, or a batch (n,) + {state_shape}. "
-            f"Received: shape {x.shape}"
-        )
 
     def q_values(self, observation: ArrayLike) -> np.ndarray:
         """The model's Q-values for one state or a batch of them, in one compiled call.
@@ -645,7 +610,7 @@ class Agent:
         Raises:
             ValueError: If the shape fits neither.
         """
-        states, one = self._states(observation, "q_values")
+        states, one = self._player.states(observation, "q_values()")
         q = self._learner().q_values(states)
         return q[0] if one else q
 
@@ -684,9 +649,50 @@ class Agent:
             state = stack.push(game.get_frame())
         ```
         """
-        states, one = self._states(observation, "act")
+        states, one = self._player.states(observation, "act()")
         q = self._learner().q_values(states)  # (n, nb_outputs)
         actions = self._player.greedy(q, mask, "act()")
         if one:
             return int(actions[0]) if actions.ndim == 1 else actions[0]
         return actions
+
+    def export(
+        self,
+        path: str | os.PathLike,
+        format: str = "onnx",
+        mask: bool = False,
+        verbose: bool = False,
+    ) -> str:
+        """Writes the greedy policy as an artifact that runs without qlearning4k or Keras.
+
+        Inputs: the model's (`state` `(n, nb_frames) + frame_shape` in its
+        dtype, as a `FrameStack` keeps it, or one per part by name) and with
+        `mask=True` a bool `mask` `(n, width)` of possible actions (none in
+        a part: its action 0). Outputs: `action` (int32 `(n,)`, `(n,
+        nb_parts)` for branches) and `q_values` (float32 `(n, width)`, C51's
+        and QR-DQN's means, no noise); `width` counts all parts' actions.
+
+        Args:
+            path: A `.onnx` or `.tflite` file, or a folder for `tf_saved_model`.
+            format: `"onnx"` (`onnxruntime`), `"tf_saved_model"` (TensorFlow;
+                not on PyTorch) or `"litert"` (`ai-edge-litert`; TensorFlow
+                only), by `keras.Model.export`. Defaults to `"onnx"`.
+            mask: Whether the artifact takes a mask. Defaults to `False`.
+            verbose: Whether Keras prints what it writes. Defaults to `False`.
+
+        Returns:
+            `path`, as a string.
+
+        Raises:
+            ValueError: If the backend lacks `format`, or `path` ends wrongly.
+
+        Example:
+
+        ```python
+        agent.export("catch.onnx")
+        session = onnxruntime.InferenceSession("catch.onnx")
+        action, q_values = session.run(None, {"state": state[None].astype("float32")})
+        ```
+        """
+        policy = policy_model(self.model, self.nb_actions, self.distribution, mask=bool(mask))
+        return export_policy(policy, os.fspath(path), format, bool(verbose))

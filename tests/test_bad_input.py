@@ -12,7 +12,7 @@ from conftest import make_model
 
 from qlearning4k import Agent, ExperienceReplay, History
 from qlearning4k.games import Catch, Snake
-from qlearning4k.render import save_gif
+from qlearning4k.render import save_gif, save_video
 from qlearning4k.testing import check_game
 
 NAN = float("nan")
@@ -127,6 +127,8 @@ CASES = [
         "one shape",
     ),
     ("gif-fps", lambda: save_gif([np.zeros((4, 4, 3))], "x.gif", fps=0), ValueError, "fps"),
+    ("video-ending", lambda: save_video([np.zeros((4, 4, 3))], "x.avi"), ValueError, ".mp4"),
+    ("video-empty", lambda: save_video([], "x.mp4"), ValueError, "at least one frame"),
     ("gif-scale", lambda: save_gif([np.zeros((4, 4, 3))], "x.gif", scale=0), ValueError, "scale"),
     ("plot-empty", lambda: History().plot("h.png"), ValueError, "at least one"),
     ("check-game-model", lambda: check_game(make_model()), TypeError, "Game"),

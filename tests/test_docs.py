@@ -101,7 +101,11 @@ def test_every_public_name_has_an_api_reference_entry():
         entries.update(re.findall(r"^::: ([\w.]+)", page.read_text(encoding="utf-8"), re.M))
     public = {f"qlearning4k.{n}" for n in qlearning4k.__all__ if n != "__version__"}
     public |= {f"qlearning4k.games.{n}" for n in qlearning4k.games.__all__}
-    public |= {"qlearning4k.testing.check_game", "qlearning4k.render.save_gif"}
+    public |= {
+        "qlearning4k.testing.check_game",
+        "qlearning4k.render.save_gif",
+        "qlearning4k.render.save_video",
+    }
     assert sorted(public - entries) == []
 
 

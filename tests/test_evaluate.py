@@ -146,6 +146,33 @@ def test_play_writes_every_game_into_one_gif(tmp_path):
         assert gif.n_frames == 3 * 10  # each Catch game: its first picture and 9 moves
 
 
+def _mp4_frames(path) -> tuple[int, tuple[int, int]]:
+    """An MP4's number of pictures and its size, read back through ffmpeg."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    return sum(1 for _ in reader), tuple(meta["size"])
+
+
+@pytest.mark.parametrize(
+    "make_game, games, pictures",
+    [
+        (lambda: Catch(seed=0), 3, 3 * 10),  # each game: its first picture and 9 moves
+        (lambda: GymGame("CartPole-v1", seed=0, render_mode="rgb_array"), 1, range(2, 22)),
+    ],
+    ids=["catch", "gymnasium-cartpole"],
+)
+def test_play_writes_an_mp4_of_every_game(tmp_path, make_game, games, pictures):
+    game = make_game()
+    agent = _agent(game)
+    path = tmp_path / "videos" / "play.mp4"
+    agent.play(game, nb_epoch=games, path=str(path), verbose=0, max_steps=20)
+    count, (width, height) = _mp4_frames(path)
+    assert count in pictures if isinstance(pictures, range) else count == pictures
+    assert width % 2 == 0 and height % 2 == 0 and width >= 240
+
+
 # -- deployment ----------------------------------------------------------------
 
 
