@@ -45,7 +45,6 @@ setup(
             "onnx>=1.17",
             "onnxruntime>=1.20",
             "ai-edge-litert>=2.0",
-            "jax2onnx>=0.17",
             "imageio-ffmpeg>=0.5",
         ],
         "gym": ["gymnasium>=1.0"],
@@ -65,7 +64,8 @@ setup(
         # MP4 videos of play() and save_video() (the wheel ships ffmpeg).
         "video": ["imageio-ffmpeg>=0.5"],
         # The other Keras backends. torch is pinned to the CPU build.
-        "jax": ["jax>=0.10"],
+        # jax2onnx: Agent.export's ONNX format on JAX.
+        "jax": ["jax>=0.10", "jax2onnx>=0.17"],
         "torch": ["torch==2.13.0"],
         # The documentation site: mkdocs build --strict (or mkdocs serve).
         "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],

@@ -8,10 +8,34 @@ from typing import NamedTuple
 
 import numpy as np
 
+from qlearning4k._checks import _check_epsilon, _check_positive_int, _is_int
 from qlearning4k._learner import StepConfig
 from qlearning4k._rollout import copies_of
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
+from qlearning4k.render import _check_video
+
+
+def checked_evaluation(
+    nb_games, epsilon, max_steps, nb_parallel, seed, on_game_end, noisy, video, fps
+):
+    """`evaluate()`'s arguments checked (before any game is played): `(nb_games,
+    epsilon, max_steps, nb_parallel)`."""
+    if video is not None:
+        _check_video(video, fps, "evaluate()")
+    nb_games = _check_positive_int("nb_games", nb_games)
+    eps, _ = _check_epsilon(epsilon)
+    if max_steps is not None:
+        max_steps = _check_positive_int("max_steps", max_steps)
+    nb_parallel = nb_games if nb_parallel is None else nb_parallel
+    nb_parallel = _check_positive_int("nb_parallel", nb_parallel)
+    if seed is not None and (not _is_int(seed) or seed < 0):
+        raise ValueError(f"seed must be None or an int >= 0. Received: seed={seed!r}")
+    if on_game_end is not None and not callable(on_game_end):
+        raise TypeError(f"on_game_end must be callable. Received: {on_game_end!r}")
+    if not isinstance(noisy, (bool, np.bool_)):
+        raise TypeError(f"noisy must be a bool. Received: noisy={noisy!r}")
+    return nb_games, eps, max_steps, nb_parallel
 
 
 class _Played(NamedTuple):

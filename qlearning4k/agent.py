@@ -14,9 +14,8 @@ from numpy.typing import ArrayLike
 from qlearning4k._checks import (
     _check_epsilon,
     _check_positive_int,
-    _is_int,
 )
-from qlearning4k._evaluation import _play_games, _summary
+from qlearning4k._evaluation import _play_games, _summary, checked_evaluation
 from qlearning4k._export import export_policy, policy_model
 from qlearning4k._learner import StepConfig, make_learner
 from qlearning4k._player import Player, as_game, model_signature
@@ -450,6 +449,8 @@ class Agent:
         nb_parallel: int | None = None,
         on_game_end: Callable[[Game], None] | None = None,
         noisy: bool = False,
+        video: str | os.PathLike | None = None,
+        fps: float = 10,
     ) -> dict:
         """Plays `nb_games` games greedily, side by side, and sums up their scores.
 
@@ -485,6 +486,10 @@ class Agent:
                 layers (the model in training mode, new noise at each step),
                 as the agent acts while it trains; `False` plays on their
                 means. Defaults to `False`.
+            video: A file to film the games in, one after the other (`.gif`,
+                or `.mp4` with the `video` extra); not for vector games.
+                Defaults to `None`.
+            fps: Pictures per second of the video. Defaults to 10.
 
         Returns:
             A dict: `mean_score`, `std_score`, `min_score`, `max_score` (of
@@ -503,30 +508,26 @@ class Agent:
         print(results["win_rate"], results["mean_score"])
         ```
         """
-        nb_games = _check_positive_int("nb_games", nb_games)
-        eps, _ = _check_epsilon(epsilon)
-        if max_steps is not None:
-            max_steps = _check_positive_int("max_steps", max_steps)
-        nb_parallel = nb_games if nb_parallel is None else nb_parallel
-        nb_parallel = _check_positive_int("nb_parallel", nb_parallel)
-        if seed is not None and (not _is_int(seed) or seed < 0):
-            raise ValueError(f"seed must be None or an int >= 0. Received: seed={seed!r}")
-        if on_game_end is not None and not callable(on_game_end):
-            raise TypeError(f"on_game_end must be callable. Received: {on_game_end!r}")
-        if not isinstance(noisy, (bool, np.bool_)):
-            raise TypeError(f"noisy must be a bool. Received: noisy={noisy!r}")
+        nb_games, eps, max_steps, nb_parallel = checked_evaluation(
+            nb_games, epsilon, max_steps, nb_parallel, seed, on_game_end, noisy, video, fps
+        )
         game = as_game(game, lambda: seed)
         self._player.check_game(game)
-        if isinstance(game, VectorGame) and nb_parallel not in (nb_games, game.nb_copies):
+        if isinstance(game, VectorGame) and (
+            video is not None or nb_parallel not in (nb_games, game.nb_copies)
+        ):
             raise ValueError(
-                "A vector game plays its own copies side by side: leave nb_parallel at None. "
-                f"Received: nb_parallel={nb_parallel} with nb_copies={game.nb_copies}"
+                "A vector game plays its own copies side by side: leave nb_parallel at None "
+                f"(and video: it films a Game's copies). Received: nb_parallel={nb_parallel}, "
+                f"video={video!r}, nb_copies={game.nb_copies}"
             )
         rng = self.rng if seed is None else np.random.default_rng([seed, 1])
         played = _play_games(
             self, game, nb_games, seed, eps, rng, max_steps, nb_parallel,
-            on_game_end=on_game_end, noisy=bool(noisy),
+            on_game_end=on_game_end, noisy=bool(noisy), draw=video is not None,
         )  # fmt: skip
+        if video is not None:
+            save_video([shot for shots in played.pictures for shot in shots], video, fps=fps)
         return _summary(played)
 
     def play(

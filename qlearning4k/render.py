@@ -84,11 +84,7 @@ def save_video(
     save_video(pictures, "snake.mp4", fps=8)
     ```
     """
-    ending = os.path.splitext(os.fspath(path))[1].lower()
-    if ending not in (".mp4", ".gif"):
-        raise ValueError(
-            f"save_video() writes .mp4 and .gif files. Received: path={os.fspath(path)!r}"
-        )
+    ending = _check_video(path, fps, "save_video()")
     stack = _scaled(frames, fps, scale, "save_video()")
     if ending == ".gif":
         _write_gif(stack, _in_folder(path), fps)
@@ -111,6 +107,16 @@ def save_video(
         writer.send(np.ascontiguousarray(picture))
     writer.close()
     return path
+
+
+def _check_video(path, fps: float, who: str) -> str:
+    """Checks a video's path (`.mp4` or `.gif`) and `fps`; returns the ending."""
+    ending = os.path.splitext(os.fspath(path))[1].lower()
+    if ending not in (".mp4", ".gif"):
+        raise ValueError(f"{who} writes .mp4 and .gif files. Received: path={os.fspath(path)!r}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive. Received: fps={fps}")
+    return ending
 
 
 def _scaled(frames, fps: float, scale: int | None, who: str) -> np.ndarray:

@@ -9,7 +9,7 @@ from conftest import make_model
 from PIL import Image
 
 from qlearning4k import Agent, EvalCallback, FrameStack
-from qlearning4k.games import Catch, GymGame, Snake
+from qlearning4k.games import Catch, GymGame, Snake, VectorCatch
 
 
 class _LeftHalfNoRight(Catch):
@@ -171,6 +171,19 @@ def test_play_writes_an_mp4_of_every_game(tmp_path, make_game, games, pictures):
     count, (width, height) = _mp4_frames(path)
     assert count in pictures if isinstance(pictures, range) else count == pictures
     assert width % 2 == 0 and height % 2 == 0 and width >= 240
+
+
+def test_evaluate_films_its_games_and_checks_the_video_first(tmp_path):
+    agent = _agent(Catch())
+    path = tmp_path / "evaluate.mp4"
+    results = agent.evaluate(Catch(), nb_games=2, seed=0, video=str(path))
+    assert _mp4_frames(path)[0] == 2 * 10  # each game: its first picture and 9 moves
+    unfilmed = agent.evaluate(Catch(), nb_games=2, seed=0)  # filming changes nothing
+    np.testing.assert_array_equal(results["scores"], unfilmed["scores"])
+    with pytest.raises(ValueError, match=r"writes \.mp4 and \.gif files"):
+        agent.evaluate(Catch(), nb_games=2, video=str(tmp_path / "x.avi"))
+    with pytest.raises(ValueError, match="films a Game's copies"):
+        agent.evaluate(VectorCatch(nb_copies=2, seed=0), nb_games=2, video=str(path))
 
 
 # -- deployment ----------------------------------------------------------------
