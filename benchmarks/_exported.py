@@ -6,17 +6,17 @@ them fails here. Used by `tests/test_export.py` and `benchmarks/export.py`:
 
     python benchmarks/_exported.py JOBS.json
 
-`JOBS.json` lists jobs `{"format", "path", "inputs", "outputs", "latency"}`:
+`JOBS.json` lists jobs `{"format", "path", "inputs", "outputs", "timing"}`:
 `inputs` an `.npz` of the artifact's inputs by name, `outputs` the `.npz` to
-write (`action`, `q_values`, and with `latency` > 0 `latency_us`, the median
-microseconds of that many calls on the first state alone).
+write (`action`, `q_values`, and with `timing`, `[warm-up calls, calls, repeats]`,
+`latency_us`: microseconds a call on the first state alone, by
+`_common.seconds_per_call`, as `export.py` times `agent.act`).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 
 for _blocked in ("qlearning4k", "keras"):
     sys.modules[_blocked] = None  # `import qlearning4k` now raises ImportError
@@ -77,14 +77,11 @@ def run_job(job: dict) -> None:
     with np.load(job["inputs"]) as data:
         feeds = {name: data[name] for name in data.files}
     results = _named(run(feeds))
-    if job.get("latency", 0) > 0:
+    if job.get("timing"):
+        from _common import seconds_per_call  # NumPy and the standard library only
+
         one = {name: value[:1] for name, value in feeds.items()}
-        times = []
-        for _ in range(job["latency"]):
-            start = time.perf_counter()
-            run(one)
-            times.append(time.perf_counter() - start)
-        results["latency_us"] = np.asarray(np.median(times) * 1e6)
+        results["latency_us"] = np.asarray(1e6 * seconds_per_call(lambda: run(one), *job["timing"]))
     np.savez(job["outputs"], **results)
 
 

@@ -7,8 +7,9 @@ policy is exported in every format `Agent.export` offers on the backend in
 use, and `benchmarks/_exported.py` runs the artifacts in a fresh process
 where neither qlearning4k nor Keras can be imported. A row: how many of the
 recorded states' actions equal `agent.act`'s (with the masks where the case
-has them), the largest Q-value difference, and one state's latency (median
-of LATENCY_CALLS calls) in the runtime beside `agent.act`'s.
+has them), the largest Q-value difference, and one state's latency in the
+runtime beside `agent.act`'s (`_common.seconds_per_call`: the median of
+10 repeats of 30 calls).
 
     KERAS_BACKEND=jax python benchmarks/export.py run     # one backend's rows, recorded
     python benchmarks/export.py table --markdown
@@ -27,7 +28,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import _common as c
@@ -40,9 +40,9 @@ CASES = ("Catch", "CartPole-v1", "MinAtar Breakout", "MinAtar Breakout C51", "Mi
 NB_STATES = 1000
 TRAIN_STEPS = 5000
 EPSILON = 0.2  # of the recording moves
-LATENCY_CALLS = 300
+TIMING = (10, 30, 10)  # latency: seconds_per_call's warm-up calls, calls, repeats
 SEED = 0
-SMOKE_STATES, SMOKE_TRAIN_STEPS, SMOKE_CALLS = 20, 300, 5
+SMOKE_STATES, SMOKE_TRAIN_STEPS, SMOKE_TIMING = 20, 300, (1, 2, 2)
 # -----------------------------------------------------------------------------
 
 
@@ -111,15 +111,6 @@ def _record(agent, make_game, masked: bool, nb_states: int, rng) -> tuple:
     return np.stack(states), np.stack(masks)
 
 
-def _act_latency(agent, state, mask, calls: int) -> float:
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        agent.act(state, mask=mask)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e6)
-
-
 def run_case(name: str, smoke: bool) -> list[dict]:
     import keras
 
@@ -135,9 +126,10 @@ def run_case(name: str, smoke: bool) -> list[dict]:
     states, masks = _record(agent, make_game, masked, nb_states, np.random.default_rng(SEED))
     expected = np.asarray(agent.act(states, mask=masks if masked else None))
     q_values = agent.q_values(states)
-    calls = SMOKE_CALLS if smoke else LATENCY_CALLS
+    timing = SMOKE_TIMING if smoke else TIMING
     first = {k: v[0] for k, v in states.items()} if isinstance(states, dict) else states[0]
-    act_us = _act_latency(agent, first, masks[0] if masked else None, calls)
+    mask = masks[0] if masked else None
+    act_us = 1e6 * c.seconds_per_call(lambda: agent.act(first, mask=mask), *timing)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         jobs, inputs = [], os.path.join(folder, "inputs.npz")
@@ -149,7 +141,7 @@ def run_case(name: str, smoke: bool) -> list[dict]:
             outputs = os.path.join(folder, f"{format}.npz")
             jobs.append(
                 {"format": format, "path": path, "inputs": inputs, "outputs": outputs,
-                 "latency": calls}
+                 "timing": timing}
             )  # fmt: skip
         with open(os.path.join(folder, "jobs.json"), "w") as f:
             json.dump(jobs, f)
@@ -170,7 +162,7 @@ def run_case(name: str, smoke: bool) -> list[dict]:
 def table(records: list[dict]) -> str:
     """A row a backend and format, over the cases: the actions equal to `agent.act`'s,
     the largest Q difference relative to the largest |Q| of its case, and the range of
-    one state's latency in the runtime and in `agent.act` (median of its calls)."""
+    one state's latency in the runtime and in `agent.act`."""
     lines = [
         "| backend | format | cases | actions equal to `agent.act` "
         "| largest Q difference / largest \\|Q\\| | one state in the runtime, us "
