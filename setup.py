@@ -18,7 +18,8 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["qlearning4k", "qlearning4k.*"]),
-    package_data={"qlearning4k": ["py.typed"]},
+    package_data={"qlearning4k": ["py.typed", "presets/*.yml"]},
+    entry_points={"console_scripts": ["qlearning4k = qlearning4k.cli:main"]},
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.15",
@@ -26,6 +27,7 @@ setup(
         "numpy>=1.26",
         "matplotlib>=3.8",
         "pillow>=10",
+        "pyyaml>=6",  # configs and presets of the qlearning4k command
     ],
     extras_require={
         "test": [

@@ -19,6 +19,7 @@ from qlearning4k.history import History
 from qlearning4k.memory import Batch, ExperienceReplay, Memory
 from qlearning4k.noisy_dense import NoisyDense
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
+from qlearning4k.run_folder import RunFolder
 from qlearning4k.sb3 import from_sb3
 
 __version__ = "1.1.0"
@@ -35,6 +36,7 @@ __all__ = [
     "NoisyDense",
     "PrioritizedExperienceReplay",
     "QuantileRegression",
+    "RunFolder",
     "__version__",
     "branching",
     "dueling",

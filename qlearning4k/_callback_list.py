@@ -48,6 +48,8 @@ class CallbackList:
     def __init__(self, callbacks: list, model, epochs: int):
         self.callbacks = sorted(callbacks, key=lambda c: not getattr(c, "_evaluates", False))
         self.evaluators = [c for c in callbacks if getattr(c, "_evaluates", False)]
+        # Callbacks that need the agent, not only its model (`EvalCallback`, `RunFolder`).
+        self.agent_users = [c for c in callbacks if hasattr(c, "_set_agent")]
         self.untimed = 0.0
         for callback in callbacks:
             callback.set_model(model)

@@ -8,6 +8,7 @@ for them (see `docs/design.md`).
 
 from qlearning4k import _affinity as affinity
 from qlearning4k import _settings as settings
+from qlearning4k._config import check_config, override, read_preset, read_zoo, zoo_literal
 from qlearning4k._export import FORMATS as EXPORT_FORMATS
 from qlearning4k._export import artifact_inputs
 from qlearning4k._frame_parts import FrameParts
@@ -45,9 +46,14 @@ __all__ = [
     "affinity",
     "artifact_inputs",
     "bootstrapped_returns",
+    "check_config",
     "counter_normal",
     "make_learner",
     "narrow_kernels",
+    "override",
+    "read_preset",
+    "read_zoo",
     "reseed",
     "settings",
+    "zoo_literal",
 ]

@@ -139,8 +139,8 @@ class _TrainingRun:
             self.model,
             None if self.by_steps else self.settings.nb_epoch,
         )
-        for evaluator in self.callbacks.evaluators:
-            evaluator._set_agent(agent)
+        for callback in self.callbacks.agent_users:
+            callback._set_agent(agent)
         # JAX keeps the weights inside the compiled step; callbacks may read them.
         self.sync = bool(self.settings.user_callbacks) and keras.backend.backend() == "jax"
         settings = self.settings

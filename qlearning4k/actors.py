@@ -323,8 +323,8 @@ class _DistributedRun:
             self.model,
             None if self.by_steps else settings.nb_epoch,
         )
-        for evaluator in self.callbacks.evaluators:
-            evaluator._set_agent(agent)
+        for callback in self.callbacks.agent_users:
+            callback._set_agent(agent)
         self.finished, self.env_steps, self.gradient_steps = 0, 0, 0
         self.credits = 0.0  # gradient steps the env steps received have earned
         self.loss_sum, self.nb_losses = 0.0, 0

@@ -56,6 +56,13 @@ class History(keras.callbacks.History):
         # cost more than the rest of the log.
         model.history = self
 
+    def on_train_begin(self, logs=None):
+        # Keras' History empties `epoch` here; a run makes a new History, and a
+        # resumed one has just restored the epochs of its checkpoint (with
+        # their logs), which must stay one per value.
+        if not hasattr(self, "epoch"):
+            self.epoch = []
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         history = self.history

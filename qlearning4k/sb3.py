@@ -3,6 +3,7 @@ and `train()` arguments."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -171,8 +172,10 @@ def _read_config(hyperparams: Mapping, quantiles: bool):
     known = set(_DEFAULTS) | _IGNORED | set(_BUDGETS)
     unknown = sorted(set(hyperparams) - known)
     if unknown:
+        near = difflib.get_close_matches(str(unknown[0]), sorted(known), n=1)
         raise ValueError(
-            f"Unknown Stable-Baselines3 DQN setting {unknown[0]!r}: qlearning4k knows "
+            f"Unknown Stable-Baselines3 DQN setting {unknown[0]!r}"
+            f"{f' (did you mean {near[0]!r}?)' if near else ''}: qlearning4k knows "
             f"{', '.join(sorted(known))}. Received: {unknown[0]}={hyperparams[unknown[0]]!r}"
         )
     budgets = [key for key in _BUDGETS if key in hyperparams]

@@ -105,6 +105,7 @@ def test_every_public_name_has_an_api_reference_entry():
         "qlearning4k.testing.check_game",
         "qlearning4k.render.save_gif",
         "qlearning4k.render.save_video",
+        "qlearning4k.cli.main",
     }
     assert sorted(public - entries) == []
 

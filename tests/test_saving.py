@@ -233,6 +233,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, damage):
     assert any("continues from the older checkpoint" in str(w.message) for w in caught)
     assert _games_of(tmp_path / "ckpt") == 12
     assert history.history["steps"] == reference_history.history["steps"]
+    assert history.epoch == reference_history.epoch == list(range(12))  # one per game
     for a, b in zip(reference.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
