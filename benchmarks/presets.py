@@ -43,14 +43,21 @@ def _command(preset: str, seed: int, folder: str, overrides=()) -> list[str]:
             "--run", folder, "--verbose", "0", *sets]  # fmt: skip
 
 
-def run_one(preset: str, seed: int, overrides=()) -> dict:
-    """Trains `preset` by the command line in a fresh process: its record."""
+def run_one(preset: str, seed: int, overrides=(), fresh: bool = True) -> dict:
+    """Trains `preset` by the command line in a fresh process (or in this one, not
+    `fresh`: the smoke run, which spares a start of Python and Keras): its record."""
     import keras
+
+    from qlearning4k.cli import main
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "run")
         start = time.perf_counter()
-        subprocess.run(_command(preset, seed, folder, overrides), check=True)
+        command = _command(preset, seed, folder, overrides)
+        if fresh:
+            subprocess.run(command, check=True)
+        elif main(command[3:]) != 0:
+            raise RuntimeError(f"qlearning4k {' '.join(command[3:])} failed")
         wall = time.perf_counter() - start
         with open(os.path.join(folder, "evaluations", "final.json")) as f:
             final = json.load(f)
@@ -114,8 +121,8 @@ def identical(preset: str, seed: int, overrides=()) -> dict:
 
 
 def table(records: list[dict]) -> str:
-    rows = ["| preset | backend | seeds | final score, median (each seed) | win rate, median "
-            "| env steps | training s, median |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| preset | backend | seeds | final score, median (each seed) | env steps "
+            "| training s, median |", "|---|---|---|---|---|---|"]  # fmt: skip
     groups = {}
     for r in records:
         if "mean_score" in r:
@@ -126,7 +133,6 @@ def table(records: list[dict]) -> str:
         rows.append(
             f"| {preset} | {backend} | {len(runs)} | "
             f"{statistics.median(r['mean_score'] for r in runs):.2f} ({each}) | "
-            f"{statistics.median(r['win_rate'] for r in runs):.2%} | "
             f"{statistics.median(r['env_steps'] for r in runs):,.0f} | "
             f"{statistics.median(r['training_seconds'] for r in runs):.0f} |"
         )
@@ -153,7 +159,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="Catch for a few games, printed only")
     args = parser.parse_args()
     if args.smoke:
-        c.emit(run_one("catch", 0, SMOKE_OVERRIDES))
+        c.emit(run_one("catch", 0, SMOKE_OVERRIDES, fresh=False))
         return
     if args.action == "script":
         script_weights(args.preset, args.seed, args.output, args.overrides)

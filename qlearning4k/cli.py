@@ -109,8 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint", type=int, metavar="GAMES",
                        help=f"checkpoint every GAMES games (default {_CHECKPOINT_GAMES}; "
                        "0 for none)")  # fmt: skip
-    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                       help="0 silent, 1 a progress bar, 2 a line a game")  # fmt: skip
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2),
+                       help="0 silent, 1 a progress bar (default), 2 a line a game")  # fmt: skip
 
     evaluate = command("evaluate", _evaluate, "play greedy games; the results go in the run")
     play = command("play", _play, "play games greedily and film them")
@@ -176,12 +176,12 @@ def _train(args) -> int:
             )
     config = check_config(raw)
     check_extras(config)
-    train_run(config, folder, args.checkpoint, bool(args.resume), args.verbose)
+    _train_run(config, folder, args.checkpoint, bool(args.resume), args.verbose)
     return 0
 
 
-def train_run(config: RunConfig, folder: str, checkpoint: int | None, resume: bool,
-              verbose: int = 1):  # fmt: skip
+def _train_run(config: RunConfig, folder: str, checkpoint: int | None, resume: bool,
+              verbose: int | None = None):  # fmt: skip
     """Trains the config's agent in `folder`, then evaluates it there: `(agent, history)`.
 
     The same run as a script that seeds Keras with the config's seed, makes
@@ -195,12 +195,21 @@ def train_run(config: RunConfig, folder: str, checkpoint: int | None, resume: bo
         train_kwargs["checkpoint"] = checkpoint or None
     else:
         train_kwargs.setdefault("checkpoint", _CHECKPOINT_GAMES)
-    train_kwargs.setdefault("verbose", verbose)
+    if verbose is not None:  # the command line's over the config's
+        train_kwargs["verbose"] = verbose
+    train_kwargs.setdefault("verbose", 1)
     run = RunFolder(folder, config.raw)
     print(f"Run folder: {folder}")
     history = agent.train(
         game, callbacks=[run], checkpoint_path=run.checkpoint_path, resume=resume, **train_kwargs
     )
+    budget = train_kwargs.get("total_timesteps"), train_kwargs.get("nb_epoch")
+    if (budget[0] and history.env_steps < budget[0]) or (
+        budget[1] and len(history.epoch) < budget[1]
+    ):
+        # Ctrl-C stopped it: no final evaluation of a run half done.
+        print(f"Training stopped early; continue it with: qlearning4k train --resume {folder}")
+        return agent, history
     results = agent.evaluate(make_game(config), **config.evaluate)
     run.record_evaluation(results, "final")
     _print_results("Final evaluation", results)

@@ -28,6 +28,15 @@ RUNNER = Path(__file__).parent.parent / "benchmarks" / "_exported.py"
 GRID = 10
 NB_STATES = 64
 FORMATS_HERE = FORMATS[keras.backend.backend()]
+# The artifacts with and without a mask input, for ONNX on the default backend;
+# elsewhere the masked one alone (its graph holds the unmasked one's, and its
+# Q-values are compared too): each conversion costs seconds.
+MASKS = {
+    format: (False, True)
+    if (format, keras.backend.backend()) == ("onnx", "tensorflow")
+    else (True,)
+    for format in FORMATS_HERE
+}
 ENDINGS = {"onnx": ".onnx", "litert": ".tflite", "tf_saved_model": ""}
 
 
@@ -133,7 +142,7 @@ def exported(request, cases, tmp_path_factory):
     format, folder = request.param, tmp_path_factory.mktemp(request.param)
     jobs = []
     for name, case in cases.items():
-        for masked in (False, True):
+        for masked in MASKS[format]:
             path = folder / f"{name}-{masked}{ENDINGS[format]}"
             case["agent"].export(path, format=format, mask=masked)
             feeds = dict(case["feeds"])
@@ -150,17 +159,20 @@ def exported(request, cases, tmp_path_factory):
             )
     (folder / "jobs.json").write_text(json.dumps(jobs))
     subprocess.run([sys.executable, str(RUNNER), str(folder / "jobs.json")], check=True)
-    return {
+    return format, {
         (name, masked): dict(np.load(folder / f"{name}-{masked}-out.npz"))
         for name in cases
-        for masked in (False, True)
+        for masked in MASKS[format]
     }
 
 
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_artifact_acts_as_the_agent(exported, cases, name, masked):
-    case, outputs = cases[name], exported[(name, masked)]
+    format, outputs = exported
+    if masked not in MASKS[format]:
+        pytest.skip(f"{format} on {keras.backend.backend()}: the masked artifact only")
+    case, outputs = cases[name], outputs[(name, masked)]
     expected = case["masked"] if masked else case["action"]
     np.testing.assert_array_equal(outputs["action"], expected)
     np.testing.assert_allclose(outputs["q_values"], case["q_values"], rtol=1e-4, atol=1e-5)
