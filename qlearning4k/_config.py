@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from qlearning4k._network import NetworkSpec, build_network, network_spec
+from qlearning4k._network import NetworkSpec, build_network, named_entry, network_spec
 from qlearning4k.agent import Agent
 from qlearning4k.distributional import C51, QuantileRegression
 from qlearning4k.games.game import Game
@@ -147,6 +147,16 @@ def check_config(raw: Mapping) -> RunConfig:
     if algo not in ("dqn", "qrdqn"):
         raise ValueError(f"algo must be dqn or qrdqn. Received: algo={algo!r}")
     agent = _check_keys("agent.", raw.get("agent") or {}, _AGENT)
+    if agent.get("distribution") is not None:
+        name, arguments = named_entry("agent.distribution", agent["distribution"])
+        if name not in _DISTRIBUTIONS:
+            raise _unknown_key("agent.distribution: ", name, list(_DISTRIBUTIONS), arguments)
+        agent["distribution"] = (name, arguments)
+    if agent.get("prioritized") is not None and not isinstance(agent["prioritized"], Mapping):
+        raise ValueError(
+            "agent.prioritized must be a mapping of PrioritizedExperienceReplay arguments "
+            f"({{}} for its defaults). Received: prioritized={agent['prioritized']!r}"
+        )
     if "sb3" in raw and agent:
         raise ValueError(
             "With sb3, the agent is from_sb3's (its buffer_size, frame_stack, policy_kwargs): "
@@ -181,7 +191,7 @@ def check_config(raw: Mapping) -> RunConfig:
         raw=copy.deepcopy(dict(raw)),
         game=game,
         game_kwargs=_mapping("game_kwargs", raw.get("game_kwargs")),
-        wrappers=tuple(_wrapper(i, entry) for i, entry in enumerate(wrappers)),
+        wrappers=tuple(named_entry(f"wrappers[{i}]", e) for i, e in enumerate(wrappers)),
         win=win,
         sb3=None if sb3 is None else dict(sb3),
         algo=algo,
@@ -200,19 +210,6 @@ def _mapping(name: str, section) -> dict:
     if not isinstance(section, Mapping):
         raise ValueError(f"{name} must be a mapping. Received: {name}={section!r}")
     return dict(section)
-
-
-def _wrapper(i: int, entry) -> tuple[str, dict]:
-    if isinstance(entry, str):
-        return entry, {}
-    if isinstance(entry, Mapping) and len(entry) == 1:
-        ((name, arguments),) = entry.items()
-        if isinstance(arguments, Mapping) or arguments is None:
-            return str(name), dict(arguments or {})
-    raise ValueError(
-        f"wrappers[{i}] must be a Gymnasium wrapper's class name, or a mapping of one to "
-        f"its arguments (such as {{AtariPreprocessing: {{frame_skip: 4}}}}). Received: {entry!r}"
-    )
 
 
 # -- reading configs -------------------------------------------------------------
@@ -429,9 +426,7 @@ def build_agent(config: RunConfig, game) -> tuple[Agent, dict]:
     settings = config.agent
     distribution = None
     if settings.get("distribution") is not None:
-        name, arguments = _wrapper(0, settings["distribution"])
-        if name not in _DISTRIBUTIONS:
-            raise _unknown_key("agent.distribution: ", name, list(_DISTRIBUTIONS), arguments)
+        name, arguments = settings["distribution"]
         distribution = _DISTRIBUTIONS[name](**arguments)
     nb_frames = settings.get("nb_frames", 1)
     probe = copy.deepcopy(game)  # a frame read from a copy leaves the game's run as it was
@@ -452,9 +447,6 @@ def build_agent(config: RunConfig, game) -> tuple[Agent, dict]:
     memory = None
     if settings.get("prioritized") is not None:
         arguments = settings["prioritized"]
-        if not isinstance(arguments, Mapping):
-            raise ValueError(f"agent.prioritized must be a mapping of PrioritizedExperienceReplay "
-                             f"arguments. Received: {arguments!r}")  # fmt: skip
         memory = PrioritizedExperienceReplay(memory_size, **arguments, seed=config.seed)
     agent = Agent(model, memory=memory, memory_size=memory_size, nb_frames=nb_frames,
                   seed=config.seed, distribution=distribution)  # fmt: skip

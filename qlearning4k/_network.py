@@ -49,7 +49,7 @@ class NetworkSpec:
     jit_compile: bool | str = "auto"
 
 
-def _one_entry(where: str, entry: Any) -> tuple[str, dict]:
+def named_entry(where: str, entry: Any) -> tuple[str, dict]:
     """`Name` or `{Name: {arguments}}` as `(name, arguments)`."""
     if isinstance(entry, str):
         return entry, {}
@@ -60,7 +60,7 @@ def _one_entry(where: str, entry: Any) -> tuple[str, dict]:
             return name, dict(arguments)
     raise ValueError(
         f"{where} must be a class name or a mapping of one class name to its arguments, "
-        f"such as {{Dense: {{units: 64}}}}. Received: {entry!r}"
+        f"such as {{Name: {{argument: value}}}}. Received: {entry!r}"
     )
 
 
@@ -97,17 +97,17 @@ def network_spec(section: Mapping) -> NetworkSpec:
         raise ValueError(f"network.layers must be a list of layers. Received: {layers!r}")
     checked = []
     for i, entry in enumerate(layers):
-        name, arguments = _one_entry(f"network.layers[{i}]", entry)
+        name, arguments = named_entry(f"network.layers[{i}]", entry)
         _keras_class(f"network.layers[{i}]", keras.layers, name, keras.layers.Layer)
         checked.append((name, arguments))
     head = section.get("head", "q")
     if head not in _HEADS:
         raise ValueError(f"network.head must be one of {_HEADS}. Received: head={head!r}")
-    optimizer = _one_entry("network.optimizer", section.get("optimizer", "Adam"))
+    optimizer = named_entry("network.optimizer", section.get("optimizer", "Adam"))
     _keras_class("network.optimizer", keras.optimizers, optimizer[0], keras.optimizers.Optimizer)
     loss = section.get("loss", "Huber")
     if loss is not None:
-        loss = _one_entry("network.loss", loss)
+        loss = named_entry("network.loss", loss)
         _keras_class("network.loss", keras.losses, loss[0], keras.losses.Loss)
     jit = section.get("jit_compile", "auto")
     if jit not in (True, False, "auto"):

@@ -149,6 +149,8 @@ def test_presets_command_lists_every_preset_with_its_figure(capsys):
         (["--set", "network.layers=[Flaten]"], "did you mean 'Flatten'?"),
         (["--set", "network.layers=[Lambda]"], "names a class of keras.layers"),
         (["--set", "seed=-1"], "seed must be an int >= 0"),
+        (["--set", "agent.distribution={C5l: {}}"], "did you mean 'C51'?"),
+        (["--set", "wrappers=[[AtariPreprocessing]]"], "wrappers[0] must be a class name"),
     ],
 )  # fmt: skip
 def test_bad_configs_fail_before_training(tmp_path, capsys, arguments, message):
@@ -287,6 +289,17 @@ def test_the_minatar_preset_trains_what_its_example_trains(tmp_path, capsys, mon
     assert status == 0, err
     assert len(trained) == 2
     assert all(np.array_equal(a, b) for a, b in zip(*trained, strict=True))
+
+
+def test_a_network_config_with_c51_dueling_and_prioritized_replay(tmp_path, capsys):
+    c51 = "agent.distribution={C51: {v_min: -1, v_max: 1, nb_atoms: 11}}"
+    status, _, err = run_cli(capsys, "train", *TINY_CATCH, "--run", tmp_path / "r", "--set", c51,
+                             "--set", "agent.prioritized={}",
+                             "--set", "network.head=dueling")  # fmt: skip
+    assert status == 0, err
+    agent = RunFolder.open(tmp_path / "r").load_agent()
+    assert agent.distribution.nb_atoms == 11 and agent.model.output_shape == (None, 3 * 11)
+    assert type(agent.memory).__name__ == "PrioritizedExperienceReplay"
 
 
 def test_run_folder_as_a_callback_of_agent_train(tmp_path, model_factory):
