@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import os
 import re
 import subprocess
@@ -69,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "backend", None) and args.backend != keras.backend.backend():
+        if importlib.util.find_spec(args.backend) is None:
+            extra = "" if args.backend == "tensorflow" else f' (the "{args.backend}" extra)'
+            print(f"qlearning4k {args.command_name}: error: --backend {args.backend} needs "
+                  f"{args.backend}, which is not installed{extra}", file=sys.stderr)  # fmt: skip
+            return 2
         # Keras reads its backend once, at import: run the command again in a
         # process that starts with it.
         env = {**os.environ, "KERAS_BACKEND": args.backend}

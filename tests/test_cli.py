@@ -186,6 +186,13 @@ def test_a_preset_whose_extra_is_missing_names_it(tmp_path, capsys, monkeypatch,
 
 
 @pytest.mark.backend_free
+def test_a_backend_that_is_not_installed_names_its_extra(catch_run, capsys, monkeypatch):
+    monkeypatch.setattr("qlearning4k.cli.importlib.util.find_spec", lambda name: None)
+    status, _, err = run_cli(capsys, "evaluate", catch_run, "--backend", "jax")
+    assert status == 2 and 'needs jax, which is not installed (the "jax" extra)' in err
+
+
+@pytest.mark.backend_free
 def test_not_a_run_folder_and_a_taken_one(tmp_path, capsys):
     for command in ("evaluate", "play", "export"):
         status, _, err = run_cli(capsys, command, tmp_path)
@@ -201,7 +208,8 @@ def test_an_export_format_the_backend_lacks_names_those_it_has(catch_run, capsys
     status, _, err = run_cli(capsys, "export", catch_run, "--format", "torchscript")
     assert status == 2
     assert "tensorflow backend exports onnx, tf_saved_model, litert" in err
-    # --backend runs the command again in a process on that backend.
+    # --backend runs the command again in a process on that backend, whose
+    # export fails the same way (or, without PyTorch installed, names its extra).
     status = main(["export", str(catch_run), "--format", "litert", "--backend", "torch"])
     assert status == 2
 
