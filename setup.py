@@ -49,7 +49,8 @@ setup(
             "ai-edge-litert>=2.0",
             "imageio-ffmpeg>=0.5",
         ],
-        "gym": ["gymnasium>=1.0"],
+        # Gymnasium, with pygame for the classic-control tasks' pictures (videos).
+        "gym": ["gymnasium[classic-control]>=1.0"],
         # Box2D's tasks (LunarLander, BipedalWalker), for examples/bipedal_walker_bdq.py.
         "box2d": ["gymnasium[box2d]>=1.0"],
         # MiniGrid's gridworlds, whose observations are dicts (image and direction).
