@@ -6,10 +6,38 @@ received, in the Keras way.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
+
+def _did_you_mean(name, known) -> str:
+    """` (did you mean 'x'?)` for the entry of `known` nearest `name`, or `""`."""
+    near = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _unknown_key(where: str, key, known: Sequence[str], value) -> ValueError:
+    """The error of a key of a config section that is not one of `known`."""
+    return ValueError(
+        f"Unknown key {where}{key}{_did_you_mean(key, known)}: known keys are "
+        f"{', '.join(known)}. Received: {key}={value!r}"
+    )
+
+
+def _check_keys(where: str, section: Any, known: Sequence[str]) -> dict:
+    """`section` as a dict, checked: a mapping of keys of `known` (`where` prefixes them)."""
+    if not isinstance(section, Mapping):
+        raise ValueError(f"{where.rstrip('.') or 'The config'} must be a mapping. "
+                         f"Received: {section!r}")  # fmt: skip
+    for key, value in section.items():
+        if key not in known:
+            raise _unknown_key(where, key, known, value)
+    return dict(section)
 
 
 def _is_int(value) -> bool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
-import difflib
 import importlib
 import importlib.resources
 import inspect
@@ -34,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from qlearning4k._checks import _check_keys, _did_you_mean, _unknown_key
 from qlearning4k._network import NetworkSpec, build_network, named_entry, network_spec
 from qlearning4k.agent import Agent
 from qlearning4k.distributional import C51, QuantileRegression
@@ -72,26 +72,6 @@ _EXTRAS = (
     ("BipedalWalker", "Box2D", None, "box2d"),
     ("CarRacing", "Box2D", None, "box2d"),
 )
-
-
-def _unknown_key(where: str, key, known: Sequence[str], value) -> ValueError:
-    """The error of a key that is not one of `known`, naming the nearest."""
-    near = difflib.get_close_matches(str(key), list(known), n=1)
-    hint = f" (did you mean {near[0]!r}?)" if near else ""
-    return ValueError(
-        f"Unknown key {where}{key}{hint}: known keys are {', '.join(known)}. "
-        f"Received: {key}={value!r}"
-    )
-
-
-def _check_keys(where: str, section: Any, known: Sequence[str]) -> dict:
-    if not isinstance(section, Mapping):
-        raise ValueError(f"{where.rstrip('.') or 'The config'} must be a mapping. "
-                         f"Received: {section!r}")  # fmt: skip
-    for key, value in section.items():
-        if key not in known:
-            raise _unknown_key(where, key, known, value)
-    return dict(section)
 
 
 def _parameters(function, leave_out: Sequence[str]) -> tuple[str, ...]:
@@ -223,17 +203,21 @@ def read_yaml(text: str, source: str) -> Any:
         raise ValueError(f"{source} is not valid YAML: {error}") from error
 
 
-def read_config(path: str | os.PathLike) -> dict:
-    """The config mapping of a YAML file."""
+def _yaml_mapping(path: str | os.PathLike, what: str) -> dict:
+    """The mapping of the YAML file at `path` (`what` names the file in errors)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No config file at {path!r}")
+        raise FileNotFoundError(f"No {what} at {path!r}")
     with open(path, encoding="utf-8") as f:
-        config = read_yaml(f.read(), path)
-    if not isinstance(config, Mapping):
-        raise ValueError(f"A config file holds a mapping. Received: {type(config).__name__} "
-                         f"in {path}")  # fmt: skip
-    return dict(config)
+        read = read_yaml(f.read(), path)
+    if not isinstance(read, Mapping):
+        raise ValueError(f"A {what} holds a mapping. Received: {type(read).__name__} in {path}")
+    return dict(read)
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    """The config mapping of a YAML file."""
+    return _yaml_mapping(path, "config file")
 
 
 def preset_names() -> list[str]:
@@ -246,9 +230,10 @@ def read_preset(name: str) -> tuple[dict, str]:
     """A shipped preset: `(config, its text)` (the text has the figures it reached)."""
     names = preset_names()
     if name not in names:
-        near = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ValueError(f"Unknown preset {name!r}{hint}: the presets are {', '.join(names)}")
+        raise ValueError(
+            f"Unknown preset {name!r}{_did_you_mean(name, names)}: the presets are "
+            f"{', '.join(names)}"
+        )
     text = (importlib.resources.files("qlearning4k") / "presets" / f"{name}.yml").read_text(
         encoding="utf-8"
     )
@@ -264,17 +249,10 @@ def read_zoo(path: str | os.PathLike, env_id: str, algo: str | None = None) -> d
     becomes a dict by `zoo_literal`, which evaluates no code.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No RL Zoo file at {path!r}")
-    with open(path, encoding="utf-8") as f:
-        entries = read_yaml(f.read(), path)
-    if not isinstance(entries, Mapping):
-        raise ValueError(f"An RL Zoo file maps env ids to settings. Received: {path}")
+    entries = _yaml_mapping(path, "RL Zoo file")
     if env_id not in entries:
-        near = difflib.get_close_matches(env_id, [str(k) for k in entries], n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise ValueError(
-            f"{path} has no entry for {env_id}{hint}; its entries are "
+            f"{path} has no entry for {env_id}{_did_you_mean(env_id, entries)}; its entries are "
             f"{', '.join(map(str, entries))}. Received: --env {env_id}"
         )
     entry = dict(entries[env_id])

@@ -24,16 +24,17 @@ describes a network, it does not run code.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 
+from qlearning4k._checks import _check_keys, _did_you_mean
 from qlearning4k.dueling import dueling
 
 _HEADS = ("q", "dueling")
+_NETWORK_KEYS = ("layers", "head", "optimizer", "loss", "jit_compile")
 # Layers that run code given to them (a function, a saved model), which a config cannot give.
 _REFUSED_LAYERS = {"Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"}
 
@@ -71,9 +72,10 @@ def _keras_class(where: str, module, name: str, base: type) -> type:
         known = [n for n in dir(module) if isinstance(getattr(module, n), type)]
         known = [n for n in known if issubclass(getattr(module, n), base)]
         known = [n for n in known if n not in _REFUSED_LAYERS]
-        near = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ValueError(f"{where} names a class of {module.__name__}{hint}. Received: {name!r}")
+        raise ValueError(
+            f"{where} names a class of {module.__name__}{_did_you_mean(name, known)}. "
+            f"Received: {name!r}"
+        )
     return found
 
 
@@ -83,15 +85,7 @@ def network_spec(section: Mapping) -> NetworkSpec:
     Raises:
         ValueError: For an unknown key or class, or a malformed entry.
     """
-    known = {"layers", "head", "optimizer", "loss", "jit_compile"}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        near = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ValueError(
-            f"Unknown key network.{unknown[0]}{hint}: the network section takes "
-            f"{', '.join(sorted(known))}. Received: {unknown[0]}={section[unknown[0]]!r}"
-        )
+    section = _check_keys("network.", section, _NETWORK_KEYS)
     layers = section.get("layers", [])
     if not isinstance(layers, list):
         raise ValueError(f"network.layers must be a list of layers. Received: {layers!r}")

@@ -21,13 +21,8 @@ from collections.abc import Mapping
 
 import keras
 
-from qlearning4k._config import (
-    _check_keys,
-    build_agent,
-    check_config,
-    make_game,
-    override,
-)
+from qlearning4k._checks import _check_keys
+from qlearning4k._config import build_agent, check_config, make_game, override
 from qlearning4k.tune import _tune, train_trial
 
 _SWEEP = ("parameters", "num_samples", "every_games", "nb_eval_games", "asha", "max_failures",

@@ -3,13 +3,13 @@ and `train()` arguments."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
 import keras
 import numpy as np
 
+from qlearning4k._checks import _did_you_mean
 from qlearning4k.agent import Agent
 from qlearning4k.distributional import QuantileRegression
 from qlearning4k.games.game import Game
@@ -172,10 +172,9 @@ def _read_config(hyperparams: Mapping, quantiles: bool):
     known = set(_DEFAULTS) | _IGNORED | set(_BUDGETS)
     unknown = sorted(set(hyperparams) - known)
     if unknown:
-        near = difflib.get_close_matches(str(unknown[0]), sorted(known), n=1)
         raise ValueError(
             f"Unknown Stable-Baselines3 DQN setting {unknown[0]!r}"
-            f"{f' (did you mean {near[0]!r}?)' if near else ''}: qlearning4k knows "
+            f"{_did_you_mean(unknown[0], sorted(known))}: qlearning4k knows "
             f"{', '.join(sorted(known))}. Received: {unknown[0]}={hyperparams[unknown[0]]!r}"
         )
     budgets = [key for key in _BUDGETS if key in hyperparams]
