@@ -19,8 +19,10 @@ from qlearning4k.history import History
 from qlearning4k.memory import Batch, ExperienceReplay, Memory
 from qlearning4k.noisy_dense import NoisyDense
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
+from qlearning4k.recurrent import recurrent
 from qlearning4k.run_folder import RunFolder
 from qlearning4k.sb3 import from_sb3
+from qlearning4k.sequence_replay import SequenceReplay
 
 __version__ = "1.1.0"
 
@@ -37,8 +39,10 @@ __all__ = [
     "PrioritizedExperienceReplay",
     "QuantileRegression",
     "RunFolder",
+    "SequenceReplay",
     "__version__",
     "branching",
     "dueling",
     "from_sb3",
+    "recurrent",
 ]

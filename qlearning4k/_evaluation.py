@@ -107,6 +107,9 @@ def _play_games(
     game_of = np.full(n, -1)  # the game each copy plays, -1 for none
     score, length = np.zeros(n), np.zeros(n, dtype=np.int64)
     states = np.repeat(copies.frames()[:, None], agent.nb_frames, axis=1)  # (n, nb_frames) + frame
+    recurrent = agent._player.recurrent
+    # A recurrent model's state, each copy's: it moves on at every move, random ones too.
+    memory = None if recurrent is None else np.zeros((n, recurrent.state_size), np.float32)
     started, drawn = 0, n  # games started; copies that draw exploration (a round's)
     if vector:
         started = min(n, nb_games)
@@ -120,6 +123,8 @@ def _play_games(
                 clones[i].rng = generator(started + i)
             restart = np.arange(n) < drawn
             states[restart] = copies.restart(restart)[restart][:, None]
+            if memory is not None:
+                memory[restart] = 0.0
             game_of[restart] = started + np.arange(drawn)
             started += drawn
             if draw:
@@ -133,7 +138,9 @@ def _play_games(
             explore = np.zeros(n, dtype=bool)
             explore[:drawn] = rng.random(drawn) < epsilon
         q = None
-        if explore is None or not explore[playing].all():
+        if memory is not None:
+            q, memory = learner.act(states[:, 0], memory)
+        elif explore is None or not explore[playing].all():
             q = learner.q_values(states)  # (n, nb_actions)
         alive = np.flatnonzero(playing)
         moved = copies.play(copies.moves(q, explore, rng, alive), alive)
@@ -153,6 +160,8 @@ def _play_games(
         if ending.any():
             started = _end(copies, ending, game_of, started, nb_games, states, moved.won,
                            (score, length), (scores, lengths, won), on_game_end)  # fmt: skip
+            if memory is not None:  # the next game (or none) starts from the first state
+                memory[ending] = 0.0
     return _Played(scores, lengths, won, pictures)
 
 

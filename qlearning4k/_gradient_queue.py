@@ -17,6 +17,7 @@ import numpy as np
 
 from qlearning4k._learner import Learner
 from qlearning4k.memory import ExperienceReplay, Memory
+from qlearning4k.sequence_replay import SequenceReplay
 
 
 class GradientQueue:
@@ -29,12 +30,15 @@ class GradientQueue:
         nb_act: States each call acts on.
         state_shape: `(nb_frames,) + frame_shape`.
         dtype: The states' dtype.
+        n_step: The n-step returns of a `SequenceReplay`'s sequences (other
+            memories hold theirs). Defaults to 1.
     """
 
     def __init__(
-        self, learner: Learner, memory: Memory, gamma: float, nb_act: int, state_shape, dtype
-    ):
-        self.learner, self.memory, self.gamma = learner, memory, gamma
+        self, learner: Learner, memory: Memory, gamma: float, nb_act: int, state_shape, dtype,
+        n_step: int = 1,
+    ):  # fmt: skip
+        self.learner, self.memory, self.gamma, self.n_step = learner, memory, gamma, n_step
         self.size = learner.max_steps
         self.buffers = learner.call_buffers(nb_act, state_shape, dtype)
         self.sampled = np.zeros((self.size, learner.batch_size), dtype=np.int64)  # for priorities
@@ -48,7 +52,9 @@ class GradientQueue:
     def add(self, at: int = 0) -> None:
         """Samples the next gradient step's batch (`at`: the run's step, for errors)."""
         slot, into = self.pending, self.buffers.batches[self.pending]
-        if isinstance(self.memory, ExperienceReplay):
+        if isinstance(self.memory, SequenceReplay):
+            self.sampled[slot] = self.memory._sample_into(into, self.gamma, self.n_step)
+        elif isinstance(self.memory, ExperienceReplay):
             self.sampled[slot] = self.memory._sample_into(into, self.gamma)
         else:  # a memory of the user's: its sample(), written through the batch's names
             batch = self.memory.sample(self.learner.batch_size)
@@ -82,7 +88,7 @@ class GradientQueue:
         if not math.isfinite(loss) and on_non_finite is not None:
             on_non_finite(losses[:count])
         if td is not None and math.isfinite(loss):
-            done = count * self.learner.batch_size
+            done = count * (len(td) // self.size)  # a step's transitions (or sequences' steps)
             self.memory.update_priorities(self.sampled[:count].ravel(), td[:done])
         self.pending = 0
         return loss, count, q

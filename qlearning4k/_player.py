@@ -15,10 +15,15 @@ import sys
 import keras
 import numpy as np
 
+from qlearning4k._checks import _check_positive_int
 from qlearning4k._frame_parts import FrameParts, frame_parts
 from qlearning4k.branching import _action_parts
+from qlearning4k.distributional import C51, QuantileRegression
 from qlearning4k.games.game import Game
 from qlearning4k.games.vector_game import VectorGame
+from qlearning4k.memory import ExperienceReplay, Memory
+from qlearning4k.recurrent import _recurrent_signature, _RecurrentSignature
+from qlearning4k.sequence_replay import SequenceReplay
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +43,8 @@ class Player:
     nb_actions: int
     parts: FrameParts | None = None
     action_parts: tuple[int, ...] | None = None
+    # A recurrent model (`qlearning4k.recurrent`): one frame a move, a state a copy.
+    recurrent: _RecurrentSignature | None = None
 
     def step_model(self, model: keras.Model) -> keras.Model:
         """What the compiled steps call: `model`, or for frames in parts the same
@@ -63,6 +70,38 @@ class Player:
             f"{where} expects a state {state_shape}{one}, or a batch (n,) + {state_shape}. "
             f"Received: shape {x.shape}"
         )
+
+    def act_recurrent(self, learner, observation, state, mask):
+        """`Agent.act()` of a recurrent model: `(action, next_state)`, or their batches."""
+        if self.recurrent is None:
+            raise ValueError(
+                "act() takes a state for recurrent agents only; this model is feedforward. "
+                "Received: a state"
+            )
+        size = self.recurrent.state_size
+        if state is None:
+            raise ValueError(
+                "A recurrent agent's act() needs its state: agent.initial_state() at a game's "
+                "start, then the state the last act() returned. Received: state=None"
+            )
+        frames = np.asarray(observation)
+        one = frames.shape == self.frame_shape
+        if frames.shape[int(not one) :] != self.frame_shape:
+            raise ValueError(
+                f"A recurrent agent's act() expects a frame {self.frame_shape} or a batch "
+                f"(n,) + {self.frame_shape}. Received: shape {frames.shape}"
+            )
+        frames = frames[None] if one else frames
+        state = np.asarray(state, np.float32)
+        state = state[None] if state.ndim == 1 else state
+        if state.shape != (len(frames), size):
+            raise ValueError(
+                f"act() expects a state ({size},) for a frame, (n, {size}) for n frames. "
+                f"Received: state of shape {state.shape} for {len(frames)} frame(s)"
+            )
+        q, after = learner.act(frames, state)
+        actions = self.greedy(q, mask, "act()")
+        return (int(actions[0]), after[0]) if one else (actions, after)
 
     def check_game(self, game) -> None:
         """Checks that `game` fits the model (resetting it to read a frame)."""
@@ -252,6 +291,90 @@ def branch_actions(q, explore, allowed, rng, parts: tuple) -> np.ndarray:
     return actions
 
 
+def player_of(model, distribution, nb_frames: int | None) -> Player:
+    """The `Player` of an `Agent`'s model, checked with its `distribution` and `nb_frames`."""
+    if distribution is not None and not isinstance(distribution, (C51, QuantileRegression)):
+        raise TypeError(
+            "distribution must be a qlearning4k C51 or QuantileRegression, "
+            f"or None. Received: {distribution!r} (of type {type(distribution).__name__})"
+        )
+    recurrent = _recurrent_signature(model) if isinstance(model, keras.Model) else None
+    if recurrent is not None:
+        return _recurrent_player(model, recurrent, distribution, nb_frames)
+    input_shape, nb_outputs, parts, action_parts = model_signature(model)
+    if action_parts is not None and distribution is not None:
+        raise ValueError(
+            "A branching model (qlearning4k.branching) learns Q-values, not distributions: "
+            f"its branches do not combine with {type(distribution).__name__}. Received: "
+            f"distribution={distribution!r} with branches nb_actions={action_parts}"
+        )
+    atoms = 1 if distribution is None else distribution.nb_atoms
+    if nb_outputs % atoms:
+        raise ValueError(
+            f"With {type(distribution).__name__}, the model outputs nb_actions * nb_atoms "
+            f"units ({atoms} per action). Received: {nb_outputs} outputs"
+        )
+    if nb_frames is not None:
+        nb_frames = _check_positive_int("nb_frames", nb_frames)
+        if nb_frames != input_shape[0]:
+            raise ValueError(
+                "nb_frames must match the model's input (batch, nb_frames) + frame_shape. "
+                f"Received: nb_frames={nb_frames} (model input has {input_shape[0]})"
+            )
+    return Player(input_shape[0], input_shape[1:], nb_outputs // atoms, parts, action_parts)
+
+
+def _recurrent_player(model, recurrent, distribution, nb_frames) -> Player:
+    """The `Player` of a recurrent model: one frame a move; the options it lacks refused."""
+    _check_compiled(model)
+    if nb_frames is not None and _check_positive_int("nb_frames", nb_frames) != 1:
+        raise ValueError(
+            "A recurrent model sees one frame a move and remembers the rest in its state: "
+            "stacking frames as well is ambiguous. Leave nb_frames=None (or 1). Received: "
+            f"nb_frames={nb_frames}"
+        )
+    if distribution is not None:
+        raise ValueError(
+            "A recurrent model learns Q-values: distributions (C51, QR-DQN) are not supported "
+            f"with it yet. Received: distribution={distribution!r}"
+        )
+    if _action_parts(model) is not None:
+        raise ValueError(
+            "A recurrent model gives one Q-value an action: branching action parts "
+            "(qlearning4k.branching) are not supported with it yet. "
+            f"Received: {model.name!r}"
+        )
+    return Player(1, recurrent.frame_shape, recurrent.nb_outputs, recurrent=recurrent)
+
+
+def memory_of(player: Player, memory, memory_size: int, seed) -> Memory:
+    """An `Agent`'s memory: `memory` checked, or the default one for its model."""
+    if memory is None:
+        if player.recurrent is not None:
+            return SequenceReplay(memory_size, seed=seed)
+        return ExperienceReplay(memory_size, seed=seed)
+    if not isinstance(memory, Memory):
+        raise TypeError(
+            "memory must be a qlearning4k Memory or None. "
+            f"Received: {memory!r} (of type {type(memory).__name__})"
+        )
+    if (player.recurrent is not None) != isinstance(memory, SequenceReplay):
+        kind = "a recurrent" if player.recurrent is not None else "a feedforward"
+        raise ValueError(
+            "A recurrent model learns from a SequenceReplay, and a SequenceReplay feeds "
+            f"recurrent models only. Received: {kind} model with a {type(memory).__name__}"
+        )
+    return memory
+
+
+def _check_compiled(model) -> None:
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError(
+            "Agent expects a compiled model: call model.compile(optimizer, loss) first. "
+            f"Received: an uncompiled model {model.name!r}"
+        )
+
+
 def model_signature(model) -> tuple[tuple, int, FrameParts | None, tuple | None]:
     """Checks `model` and returns `(input_shape, nb_outputs, parts, action_parts)`:
     with several inputs, `parts` describes them and `input_shape` is
@@ -260,11 +383,7 @@ def model_signature(model) -> tuple[tuple, int, FrameParts | None, tuple | None]
         raise TypeError(
             f"Agent expects a keras.Model. Received: {model!r} (of type {type(model).__name__})"
         )
-    if not getattr(model, "compiled", False) or model.optimizer is None:
-        raise ValueError(
-            "Agent expects a compiled model: call model.compile(optimizer, loss) first. "
-            f"Received: an uncompiled model {model.name!r}"
-        )
+    _check_compiled(model)
     try:
         inputs, outputs = model.inputs, model.outputs
     except AttributeError:

@@ -32,10 +32,12 @@ from qlearning4k._checkpoints import (
 from qlearning4k.distributional import _from_config, _to_config
 from qlearning4k.memory import ExperienceReplay, Memory
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
+from qlearning4k.sequence_replay import SequenceReplay
 
 _SAVE_FORMAT = 1
 _MODEL_FILE = "model.keras"
 _MEMORY_FILE = "memory.npz"
+_SAVED_MEMORIES = (ExperienceReplay, SequenceReplay)  # the memories saved with their contents
 _RUN_FILE = "run.pkl"  # a checkpointed training run, for train(resume=True)
 
 
@@ -60,7 +62,7 @@ def save_checkpoint(agent, path: str, run_state: dict | None = None, keep: int =
         agent.model.save_weights(temporary)
         os.replace(temporary, path)
     else:
-        save_folder(agent, path, include_memory=isinstance(agent.memory, ExperienceReplay),
+        save_folder(agent, path, include_memory=isinstance(agent.memory, _SAVED_MEMORIES),
                    run_state=run_state, keep=keep)  # fmt: skip
 
 
@@ -125,11 +127,8 @@ def load_folder(agent_class, path: str, memory: Memory | None):
         model = keras.models.load_model(os.path.join(path, _MODEL_FILE))
     saved_memory = settings["memory"]
     if memory is None:
-        kind = (
-            PrioritizedExperienceReplay
-            if saved_memory["class"] == PrioritizedExperienceReplay.__name__
-            else ExperienceReplay
-        )
+        kinds = {kind.__name__: kind for kind in (PrioritizedExperienceReplay, SequenceReplay)}
+        kind = kinds.get(saved_memory["class"], ExperienceReplay)
         memory = kind(saved_memory["memory_size"], **saved_memory.get("config", {}))
         memory_file = os.path.join(path, _MEMORY_FILE)
         if os.path.isfile(memory_file):
@@ -190,7 +189,7 @@ def restore(agent, path: str) -> dict | None:
     for mine, theirs in pairs:
         for variable, value in zip(mine, theirs, strict=True):
             variable.assign(value)
-    if isinstance(agent.memory, ExperienceReplay):
+    if isinstance(agent.memory, _SAVED_MEMORIES):
         agent.memory = saved.memory
     agent.rng = saved.rng
     with _reading(folder, _RUN_FILE), open(run_file, "rb") as f:

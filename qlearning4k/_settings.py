@@ -28,6 +28,7 @@ from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.memory import ExperienceReplay, Memory
 from qlearning4k.noisy_dense import _has_noise
 from qlearning4k.prioritized_replay import PrioritizedExperienceReplay
+from qlearning4k.sequence_replay import SequenceReplay
 
 MAX_DEFERRED = 8  # gradient steps that may wait for one compiled call
 
@@ -126,6 +127,8 @@ def train_settings(agent, game, arguments: dict):
     _check_budget(a)
     _check_learning(a, agent.memory)
     _check_run(a)
+    if agent._player.recurrent is not None:
+        _check_recurrent(a, agent.model)
     game = as_game(game, lambda: int(agent.rng.integers(2**31)))
     agent._player.check_game(game)
     if a["actors"] is not None:
@@ -218,7 +221,7 @@ def _check_learning(a: dict, memory: Memory) -> None:
                     f"{name} needs a memory that implements sample() (as ExperienceReplay "
                     f"does). Received: {name}={a[name]!r} with a {type(memory).__name__}"
                 )
-    if n_step > 1 and not isinstance(memory, ExperienceReplay):
+    if n_step > 1 and not isinstance(memory, (ExperienceReplay, SequenceReplay)):
         raise ValueError(
             "n_step > 1 needs an ExperienceReplay memory (it stores each transition's "
             f"number of steps). Received: n_step={n_step} with a {type(memory).__name__}"
@@ -247,6 +250,21 @@ def _check_run(a: dict) -> None:
                 "callbacks must be keras.callbacks.Callback instances. "
                 f"Received: {callback!r} (of type {type(callback).__name__})"
             )
+
+
+def _check_recurrent(a: dict, model) -> None:
+    """What a recurrent agent does not train with (yet): a clear error naming it."""
+    unsupported = {"actors": None, "reset_memory": False}
+    for name, default in unsupported.items():
+        if a[name] is not default and a[name] != default:
+            raise ValueError(
+                f"A recurrent agent does not train with {name} yet. Received: {name}={a[name]!r}"
+            )
+    if _has_noise(model):
+        raise ValueError(
+            "A recurrent agent does not train with noisy layers (NoisyDense) yet: explore "
+            f"with epsilon. Received: a model {model.name!r} with NoisyDense layers"
+        )
 
 
 def _check_actors(a: dict, game) -> None:
@@ -359,6 +377,7 @@ def step_config(settings: Settings, game, memory, model) -> StepConfig:
         double_dqn=settings.double_dqn,
         target_copied=settings.target_update_interval is not None,
         masked=restricts_actions(game),
-        prioritized=isinstance(memory, PrioritizedExperienceReplay),
+        prioritized=isinstance(memory, PrioritizedExperienceReplay)
+        or (isinstance(memory, SequenceReplay) and memory.prioritized),
         noisy=_has_noise(model),
     )

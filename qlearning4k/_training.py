@@ -69,7 +69,7 @@ class _TrainingRun:
         # Each call's gradient steps, then the Q-values of every copy's state.
         self.queue = GradientQueue(
             self.learner, self.memory, settings.gamma, nb_copies, self.states.shape[1:],
-            self.states.dtype,
+            self.states.dtype, settings.n_step,
         )  # fmt: skip
         self.nstep = (
             NStep(
@@ -80,7 +80,7 @@ class _TrainingRun:
                 self.states.dtype,
                 () if self.player.action_parts is None else (len(self.player.action_parts),),
             )
-            if self.settings.n_step > 1
+            if self.settings.n_step > 1 and not self.recurrent
             else None
         )
         self.batch_index = 0  # compiled calls with gradient steps, for batch-level callbacks
@@ -130,6 +130,12 @@ class _TrainingRun:
         self.games, self.nb_copies = self.copies.games, self.copies.nb_copies
         frames = self.copies.frames()
         self.states = np.repeat(frames[:, None], self.player.nb_frames, axis=1)  # first frames
+        # A recurrent model acts at every move, random ones too: its state moves on.
+        self.recurrent = self.player.recurrent is not None
+        if self.recurrent:  # the memory's games in progress
+            width = self.player.nb_actions if self.masked else None
+            size = self.player.recurrent.state_size
+            self.memory.start(self.states[:, 0], self.nb_copies, size, width)
 
     def _start_logs(self, agent) -> None:
         """The run's History, callbacks and progress bar."""
@@ -185,7 +191,7 @@ class _TrainingRun:
                 and not self.model.stop_training
                 and not self.interrupted
             ):
-                if q is None and not self._all(self.explore, active):
+                if q is None and (self.recurrent or not self._all(self.explore, active)):
                     q = self._q_values(self.states)
                 next_states, ended = self._play(active, self.explore, q)
                 self.step_count += 1
@@ -206,7 +212,8 @@ class _TrainingRun:
                 # so queued gradient steps may wait for a later call.
                 going_on = self._running()
                 self.explore = self._draw_explore()
-                if self.queue.pending and (ended or not self._all(self.explore, going_on)):
+                waits = not ended and not self.recurrent and self._all(self.explore, going_on)
+                if self.queue.pending and not waits:
                     q = self._flush(active, next_states)
                 self.states, self.next_q = next_states, q
                 if ended:
@@ -341,7 +348,14 @@ class _TrainingRun:
         if len(running) != nb_copies:
             transitions = tuple(None if x is None else x[active] for x in transitions)
         states, actions, rewards, next_states, over, masks = transitions
-        if self.nstep is not None:
+        if self.recurrent:
+            finished = np.zeros(nb_copies, dtype=bool)
+            finished[[k for k, *_ in ended]] = True
+            copies = np.asarray(running)
+            played = self.queue.buffers.played_states[copies]  # the states before `states`
+            self.memory._remember_steps(copies, states[:, 0], played, actions, rewards, over,
+                                        finished[copies], next_states[:, 0], masks)  # fmt: skip
+        elif self.nstep is not None:
             finished = np.zeros(nb_copies, dtype=bool)
             finished[[k for k, *_ in ended]] = True
             copies = np.asarray(running)
@@ -386,6 +400,8 @@ class _TrainingRun:
         if restart.any():
             frames = self.copies.restart(restart)
             next_states[restart] = frames[restart][:, None]  # the first frame, repeated
+            if self.recurrent:  # a new game starts from the first state
+                self.queue.buffers.acting_states[restart] = 0.0
 
     def _learn(self, active, next_states):
         """Queues this step's gradient steps; returns Q-values if it had to call."""
@@ -465,6 +481,9 @@ class _TrainingRun:
             keras_seed=keras_seed_state(),
             target=self.learner.get_target(),
         )
+        if self.recurrent:
+            buffers = self.queue.buffers
+            state["recurrent"] = (buffers.acting_states.copy(), buffers.played_states.copy())
         return state
 
     def resume(self, state: dict) -> None:
@@ -485,6 +504,9 @@ class _TrainingRun:
         np.random.set_state(state["numpy_random"])
         set_keras_seed_state(state["keras_seed"])
         self.learner.set_target(state.get("target"))
+        if self.recurrent:
+            buffers = self.queue.buffers
+            buffers.acting_states[...], buffers.played_states[...] = state["recurrent"]
         self.resumed_ended = state["ended"]
         self.win_sum = int(self.wins.sum())
 

@@ -18,7 +18,7 @@ from qlearning4k._checks import (
 from qlearning4k._evaluation import _play_games, _summary, checked_evaluation
 from qlearning4k._export import export_policy, policy_model
 from qlearning4k._learner import StepConfig, make_learner
-from qlearning4k._player import Player, as_game, model_signature
+from qlearning4k._player import as_game, memory_of, player_of
 from qlearning4k._saving import load_folder, restore, save_folder
 from qlearning4k._settings import train_settings
 from qlearning4k._training import _TrainingRun
@@ -28,6 +28,7 @@ from qlearning4k.games.vector_game import VectorGame
 from qlearning4k.history import History
 from qlearning4k.memory import ExperienceReplay, Memory
 from qlearning4k.render import save_video
+from qlearning4k.sequence_replay import SequenceReplay
 
 if TYPE_CHECKING:  # typing only: actors build on the agent, not the other way round
     from qlearning4k.actors import RayActors
@@ -94,50 +95,19 @@ class Agent:
         seed: int | None = None,
         distribution: C51 | QuantileRegression | None = None,
     ):
-        input_shape, nb_outputs, parts, action_parts = model_signature(model)
-        if distribution is not None and not isinstance(distribution, (C51, QuantileRegression)):
-            raise TypeError(
-                "distribution must be a qlearning4k C51 or QuantileRegression, "
-                f"or None. Received: {distribution!r} (of type {type(distribution).__name__})"
-            )
-        if action_parts is not None and distribution is not None:
-            raise ValueError(
-                "A branching model (qlearning4k.branching) learns Q-values, not distributions: "
-                f"its branches do not combine with {type(distribution).__name__}. Received: "
-                f"distribution={distribution!r} with branches nb_actions={action_parts}"
-            )
-        atoms = 1 if distribution is None else distribution.nb_atoms
-        if nb_outputs % atoms:
-            raise ValueError(
-                f"With {type(distribution).__name__}, the model outputs nb_actions * nb_atoms "
-                f"units ({atoms} per action). Received: {nb_outputs} outputs"
-            )
+        self._player = player_of(model, distribution, nb_frames)
+        parts = self._player.action_parts
         # The game's actions: an int, or one count per part for a branching model.
-        self.nb_actions = nb_outputs // atoms if action_parts is None else action_parts
+        self.nb_actions = self._player.nb_actions if parts is None else parts
         self.distribution = distribution
-        if nb_frames is not None:
-            nb_frames = _check_positive_int("nb_frames", nb_frames)
-            if nb_frames != input_shape[0]:
-                raise ValueError(
-                    "nb_frames must match the model's input (batch, nb_frames) + frame_shape. "
-                    f"Received: nb_frames={nb_frames} (model input has {input_shape[0]})"
-                )
         self.model = model
-        self.nb_frames = input_shape[0]
-        self.frame_shape = input_shape[1:] if parts is None else parts.frame_shape
-        self._player = Player(
-            self.nb_frames, input_shape[1:], nb_outputs // atoms, parts, action_parts
-        )
+        self.nb_frames = self._player.nb_frames
+        self.frame_shape = self._player.frame_shape
+        if self._player.parts is not None:
+            self.frame_shape = self._player.parts.frame_shape
         agent_seed, memory_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(agent_seed)
-        if memory is None:
-            memory = ExperienceReplay(memory_size, seed=memory_seed)
-        elif not isinstance(memory, Memory):
-            raise TypeError(
-                "memory must be a qlearning4k Memory or None. "
-                f"Received: {memory!r} (of type {type(memory).__name__})"
-            )
-        self.memory = memory
+        self.memory = memory_of(self._player, memory, memory_size, memory_seed)
         self._learners = {}
 
     # -- memory -------------------------------------------------------------
@@ -159,10 +129,12 @@ class Agent:
 
     def _learner(self, config: StepConfig | None = None):
         """The compiled steps for `config`, made once (a target network lives there)."""
+        recurrent = self._player.recurrent
         config = dataclasses.replace(
             config or StepConfig(),
             distribution=self.distribution,
             action_parts=self._player.action_parts,
+            sequences=recurrent and self.memory.sequence_config(recurrent.state_sizes),
         )
         if config not in self._learners:
             self._learners[config] = make_learner(self._player.step_model(self.model), config)
@@ -405,9 +377,9 @@ class Agent:
         agent = Agent.load("catch_agent")
         ```
         """
-        if include_memory and not isinstance(self.memory, ExperienceReplay):
+        if include_memory and not isinstance(self.memory, (ExperienceReplay, SequenceReplay)):
             raise ValueError(
-                "include_memory=True saves an ExperienceReplay. "
+                "include_memory=True saves an ExperienceReplay or a SequenceReplay. "
                 f"Received: a memory of type {type(self.memory).__name__}"
             )
         save_folder(self, path, include_memory)
@@ -615,15 +587,36 @@ class Agent:
         q = self._learner().q_values(states)
         return q[0] if one else q
 
-    def act(self, observation: ArrayLike, mask: ArrayLike | None = None) -> int | np.ndarray:
-        """The greedy action for one state or a batch of them.
+    def initial_state(self, n: int | None = None) -> np.ndarray:
+        """A recurrent agent's state at a game's start: zeros, `(state_size,)` or `(n, state_size)`.
+
+        Args:
+            n: Copies, or `None` for one state. Defaults to `None`.
+
+        Returns:
+            A float32 array of zeros.
+        """
+        if self._player.recurrent is None:
+            raise ValueError("initial_state() is for recurrent agents; this model is feedforward.")
+        size = self._player.recurrent.state_size
+        return np.zeros((size,) if n is None else (_check_positive_int("n", n), size), np.float32)
+
+    def act(
+        self, observation: ArrayLike, state: ArrayLike | None = None, mask: ArrayLike | None = None
+    ):
+        """The greedy action for one state or a batch of them (and a recurrent agent's next state).
 
         Works the same after `Agent.load`, so a saved agent can be deployed
         in another program: feed it what the game shows, get its move.
 
         Args:
             observation: As for `q_values()`: a state, a batch of states or
-                (with one frame per state) a frame.
+                (with one frame per state) a frame. A recurrent agent takes a
+                frame or a batch of frames `(n,) + frame_shape`.
+            state: A recurrent agent's state, `(state_size,)` or `(n,
+                state_size)`: `initial_state()` at a game's start, then the
+                one the last `act()` returned. Feedforward agents take none.
+                Defaults to `None`.
             mask: The possible actions, a bool array `(nb_actions,)` (for
                 every state) or `(n, nb_actions)`; `None` for all of them.
                 For a branching model, the parts' masks one after another,
@@ -633,10 +626,12 @@ class Agent:
         Returns:
             An int for one state or frame, an `(n,)` int array for a batch.
             For a branching model, an int array `(nb_parts,)` (one index
-            per part) for one state, `(n, nb_parts)` for a batch.
+            per part) for one state, `(n, nb_parts)` for a batch. A recurrent
+            agent returns `(action, next_state)`.
 
         Raises:
-            ValueError: If the shapes do not fit or a mask allows no action.
+            ValueError: If the shapes do not fit, a mask allows no action, or
+                a recurrent agent gets no state (a feedforward one a state).
 
         Example:
 
@@ -650,6 +645,8 @@ class Agent:
             state = stack.push(game.get_frame())
         ```
         """
+        if self._player.recurrent is not None or state is not None:
+            return self._player.act_recurrent(self._learner(), observation, state, mask)
         states, one = self._player.states(observation, "act()")
         q = self._learner().q_values(states)  # (n, nb_outputs)
         actions = self._player.greedy(q, mask, "act()")

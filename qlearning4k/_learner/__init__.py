@@ -17,11 +17,14 @@ import keras
 from qlearning4k._learner.batch import (
     CallBuffers,
     Rows,
+    SequenceBatch,
+    SequenceBuffers,
     StepBatch,
     bootstrapped_returns,
 )
-from qlearning4k._learner.config import StepConfig
+from qlearning4k._learner.config import SequenceConfig, StepConfig
 from qlearning4k._learner.learner import Learner
+from qlearning4k._learner.sequence import SequenceLearner
 
 _BACKEND = keras.backend.backend()
 if _BACKEND == "tensorflow":
@@ -41,6 +44,8 @@ def make_learner(model: keras.Model, config: StepConfig) -> Learner:
             "qlearning4k runs on the tensorflow, jax and torch Keras backends. "
             f"Received: KERAS_BACKEND={_BACKEND!r}"
         )
+    if config.sequences is not None:
+        return SequenceLearner(model, config)
     return _Active(model, config)
 
 
@@ -48,6 +53,10 @@ __all__ = [
     "CallBuffers",
     "Learner",
     "Rows",
+    "SequenceBatch",
+    "SequenceBuffers",
+    "SequenceConfig",
+    "SequenceLearner",
     "StepBatch",
     "StepConfig",
     "bootstrapped_returns",

@@ -125,6 +125,92 @@ class CallBuffers:
         self.acting[len(self.acting) - len(states) :] = states
 
 
+class SequenceBatch(NamedTuple):
+    """One gradient step's sequences (a recurrent model's), as writable arrays.
+
+    `learned` is the steps after the burn-in. Made by `SequenceBuffers`;
+    `SequenceReplay._sample_into` fills it.
+
+    Attributes:
+        frames: `(batch, length + 1) + frame_shape`: each sequence's frames,
+            the burn-in's first, then the learned steps', then the bootstrap frame.
+        states: `(batch, state_size)` float32: the recurrent state stored
+            with each sequence, before its first frame.
+        fresh: `(batch,)` float32: 1 for a sequence that starts its game,
+            whose burn-in columns are padding and whose stored state is the
+            state after them.
+        actions: `(batch, learned)` float32: each learned step's action.
+        rewards: `(batch, learned)` float32: its n-step return.
+        discounts: `(batch, learned)` float32: its bootstrap discount.
+        weights: `(batch, learned)` float32: its loss weight (0 for padding).
+        bootstrap: `(batch, learned)` int32: the column of the learned part
+            (the bootstrap frame's is `learned`) each step bootstraps from.
+        next_mask: `(batch, learned, nb_actions)` float32 of the bootstrap
+            columns' possible actions, or `None` without masks.
+        rows: `(batch, learned, width)` float32: the columns above (but
+            `bootstrap`) packed as `floats` rows, which `read_rows` names.
+    """
+
+    frames: np.ndarray
+    states: np.ndarray
+    fresh: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    discounts: np.ndarray
+    weights: np.ndarray
+    bootstrap: np.ndarray
+    next_mask: np.ndarray | None
+    rows: np.ndarray
+
+
+class SequenceBuffers:
+    """The arrays of a recurrent learner's calls: each gradient step's
+    `SequenceBatch` in `batches`, and the frames and states to act on.
+
+    Args:
+        max_steps: Gradient steps a call holds at most.
+        batch_size: Sequences per gradient step.
+        nb_act: Copies to act for.
+        length: Steps of a sequence, the burn-in included.
+        learned: Steps learned (after the burn-in).
+        frame_shape: The frames' shape.
+        dtype: The frames' dtype.
+        state_size: Floats of a recurrent state.
+        nb_actions: The model's outputs, for the mask columns.
+        masked: Whether the steps take masks of the next states' actions.
+    """
+
+    def __init__(self, max_steps, batch_size, nb_act, length, learned, frame_shape, dtype,
+                 state_size, nb_actions, masked):  # fmt: skip
+        self.batch_size, self.max_steps = batch_size, max_steps
+        width = columns(nb_actions, masked)
+        self.batches = tuple(
+            self._batch(
+                batch_size, length, learned, tuple(frame_shape), dtype, state_size, width, masked
+            )
+            for _ in range(max_steps)
+        )
+        self.acting = np.zeros((nb_act,) + tuple(frame_shape), dtype)
+        self.acting_states = np.zeros((nb_act, state_size), np.float32)
+        self.played_states = np.zeros((nb_act, state_size), np.float32)  # before `acting`
+
+    @staticmethod
+    def _batch(size, length, learned, frame_shape, dtype, state_size, width, masked):
+        rows = np.zeros((size, learned, width), np.float32)
+        rows[..., WEIGHT] = 1.0
+        return SequenceBatch(
+            np.zeros((size, length + 1) + frame_shape, dtype),
+            np.zeros((size, state_size), np.float32), np.zeros(size, np.float32),
+            rows[..., ACTION], rows[..., REWARD], rows[..., DISCOUNT], rows[..., WEIGHT],
+            np.ones((size, learned), np.int32), rows[..., FIXED_COLUMNS + 1 :] if masked else None,
+            rows,
+        )  # fmt: skip
+
+    def set_act(self, states: np.ndarray) -> None:
+        """Writes the frames to act on, `(n,) + frame_shape` or `(n, 1) + frame_shape`."""
+        self.acting[...] = states.reshape(self.acting.shape)
+
+
 class Rows(NamedTuple):
     """A gradient step's columns as backend tensors (see `read_rows`)."""
 

@@ -27,3 +27,22 @@ class StepConfig:
     # A game of several action parts (`qlearning4k.branching`): the actions
     # of each part, whose Q-values follow one another in the model's output.
     action_parts: tuple[int, ...] | None = None
+    # A recurrent model (`qlearning4k.recurrent`): the sequences it learns from.
+    sequences: SequenceConfig | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceConfig:
+    """The sequences a recurrent model learns from (`qlearning4k.SequenceReplay`'s)."""
+
+    length: int  # steps of a sequence, the burn-in included
+    burn_in: int  # steps unrolled without gradient first
+    state_sizes: tuple[int, ...]  # the sizes of the model's state inputs
+
+    @property
+    def learned(self) -> int:
+        return self.length - self.burn_in
+
+    @property
+    def state_size(self) -> int:
+        return sum(self.state_sizes)
