@@ -42,6 +42,7 @@ setup(
             "opencv-python-headless>=4.8",
             "ray[tune]>=2.60",
             "minigrid>=3.0",
+            "popgym>=1.0.7",
             "gymnasium[box2d]>=1.0",
             "tf2onnx>=1.17",
             "onnx>=1.17",
@@ -55,6 +56,8 @@ setup(
         "box2d": ["gymnasium[box2d]>=1.0"],
         # MiniGrid's gridworlds, whose observations are dicts (image and direction).
         "minigrid": ["gymnasium>=1.0", "minigrid>=3.0"],
+        # POPGym's memory tasks, for examples/popgym_memory.py (recurrent Q-networks).
+        "popgym": ["gymnasium>=1.0", "popgym>=1.0.7"],
         # Sweeps on Ray Tune (qlearning4k.tune) and actors (qlearning4k.actors).
         "ray": ["ray[tune]>=2.60"],
         # MinAtar's games through Gymnasium (minatar.gym.register_envs()).

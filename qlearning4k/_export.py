@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from qlearning4k._frame_parts import frame_parts
+from qlearning4k.recurrent import _recurrent_signature
 
 # The formats of `keras.Model.export` a policy is written to, by backend, and
 # what each artifact's path must end with.
@@ -85,6 +86,11 @@ def policy_model(
     one per part by its name) and with `mask=True` a bool `mask` `(batch, width)`;
     outputs `{"action": int32 (batch,) or (batch, nb_parts), "q_values": float32
     (batch, width)}`, where `width` is the actions (of all parts) one after another."""
+    if _recurrent_signature(model) is not None:
+        raise ValueError(
+            "export() writes feedforward policies; a recurrent model's policy (frames and "
+            f"states in, actions and next states out) is not exported yet. Received: {model.name!r}"
+        )
     several = frame_parts(model) is not None  # one input a part, else one named state
     inputs = [
         keras.Input(x.shape[1:], dtype=x.dtype, name=x.name if several else "state")

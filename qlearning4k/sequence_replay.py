@@ -51,6 +51,9 @@ class SequenceReplay(Memory):
         alpha: Priority exponent. Defaults to 0.9 (R2D2's).
         beta: Importance-sampling exponent. Defaults to 0.6 (R2D2's).
         eta: Share of the max in a sequence's priority. Defaults to 0.9.
+        stored_state: Whether a sequence starts from the recurrent state the
+            agent had when it played it (R2D2's stored state) or from the
+            zero state (DRQN's; R2D2's ablation). Defaults to `True`.
         seed: Seed of the memory's random generator. Defaults to `None`.
 
     Raises:
@@ -76,6 +79,7 @@ class SequenceReplay(Memory):
         alpha: float = 0.9,
         beta: float = 0.6,
         eta: float = 0.9,
+        stored_state: bool = True,
         seed: int | None = None,
     ):
         memory_size = _check_memory_size(memory_size)
@@ -100,8 +104,10 @@ class SequenceReplay(Memory):
                 "would start inside another's burn-in. Received: "
                 f"sequence_length={sequence_length}, burn_in={burn_in}, overlap={overlap}"
             )
-        if not isinstance(prioritized, bool):
-            raise TypeError(f"prioritized must be a bool. Received: prioritized={prioritized!r}")
+        for name, value in (("prioritized", prioritized), ("stored_state", stored_state)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool. Received: {name}={value!r}")
+        self.stored_state = stored_state
         for name, value in (("alpha", alpha), ("beta", beta), ("eta", eta)):
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not number or not 0 <= value <= 1:
@@ -127,7 +133,8 @@ class SequenceReplay(Memory):
 
     def _config(self) -> dict:
         """The constructor's arguments, for saving."""
-        names = ("sequence_length", "burn_in", "overlap", "prioritized", "alpha", "beta", "eta")
+        names = ("sequence_length", "burn_in", "overlap", "prioritized", "alpha", "beta", "eta",
+                 "stored_state")  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
     def sequence_config(self, state_sizes: tuple[int, ...]) -> SequenceConfig:
@@ -282,7 +289,8 @@ class SequenceReplay(Memory):
         rows = (self._cursor + np.arange(n)) % len(self._slots)
         self._slots[rows] = counts % len(self._frames)
         start = steps[:, 0] % modulo
-        self._states[rows] = np.where(fresh[:, None], 0.0, self._recent_states[copies, start])
+        zero = fresh[:, None] | (not self.stored_state)
+        self._states[rows] = np.where(zero, 0.0, self._recent_states[copies, start])
         self._fresh[rows] = fresh
         played = self.learned if ends is None else ends - self._next[copies]
         self._lengths[rows] = np.minimum(played, self.learned)

@@ -30,7 +30,8 @@ def test_example_smoke_run(script, tmp_path):
         return
     assert "Win rate" in result.stdout
     # The Gymnasium ones print returns (Gymnasium's draws need pygame).
-    gym = ("cartpole", "cartpole_onnx", "minatar_breakout", "minigrid_empty", "bipedal_walker_bdq")
+    gym = ("cartpole", "cartpole_onnx", "minatar_breakout", "minigrid_empty", "bipedal_walker_bdq",
+           "popgym_memory")  # fmt: skip
     if script.stem not in gym:
         assert list(tmp_path.rglob("*.gif")), os.listdir(tmp_path)
 

@@ -70,6 +70,7 @@ def test_recurrent_rejects_bad_parts(kwargs, error, match):
          "for recurrent agents only"),
         (lambda m: Agent(m).train(Catch(), nb_epoch=1, reset_memory=True), "reset_memory"),
         (lambda m: Agent(m).q_values(np.zeros((10, 10))), "depend on its state"),
+        (lambda m: Agent(m).export("policy.onnx"), "not exported yet"),
     ],
 )  # fmt: skip
 def test_recurrent_agent_bad_input(make, match):
@@ -293,3 +294,46 @@ def test_recurrent_agent_trains_evaluates_and_acts(tmp_path, game, kwargs, prior
         action, state = loaded.act(again.get_frame(), state)
         assert action == move
         again.play(action)
+
+
+class _NoLeftCatch(Catch):
+    """Catch where moving left (action 0) is never possible."""
+
+    def get_possible_actions(self):
+        return [1, 2]
+
+
+def test_recurrent_agent_keeps_to_the_possible_actions():
+    memory = SequenceReplay(1000, sequence_length=6, burn_in=2, overlap=3, seed=0)
+    agent = Agent(make_recurrent(), memory=memory, seed=0)
+    agent.train(_NoLeftCatch(seed=0), nb_epoch=8, batch_size=4, epsilon=0.5, verbose=0,
+                learning_starts=10, nb_parallel=2)  # fmt: skip
+    buffers = SequenceBuffers(1, 64, 1, 6, 4, (10, 10), np.float32, 16, 3, True)
+    batch = buffers.batches[0]
+    agent.memory._sample_into(batch, 0.9)
+    assert set(np.unique(batch.actions[batch.weights > 0])) <= {1.0, 2.0}
+    rows = {tuple(row) for row in batch.next_mask.reshape(-1, 3).tolist()}
+    assert rows <= {(0.0, 1.0, 1.0), (0.0, 0.0, 0.0)}  # none possible after a game over
+    assert agent.play(_NoLeftCatch(seed=1), nb_epoch=2, visualize=False, verbose=0) >= 0.0
+
+
+def _run_with_checkpoints(path, resume=False, stop_at=None):
+    from test_frame_parts import _StopAt
+
+    memory = SequenceReplay(500, sequence_length=6, burn_in=2, overlap=3, prioritized=True, seed=0)
+    agent = Agent(make_recurrent(seed=0), memory=memory, seed=0)
+    agent.train(
+        Catch(seed=0), nb_epoch=10, batch_size=4, nb_parallel=2, n_step=2, target_update=10,
+        double_dqn=True, epsilon=0.3, checkpoint=4, checkpoint_path=str(path), resume=resume,
+        verbose=0, callbacks=[_StopAt(stop_at)] if stop_at else None,
+    )  # fmt: skip
+    return agent
+
+
+def test_a_killed_recurrent_run_resumes_to_the_same_weights(tmp_path):
+    whole = _run_with_checkpoints(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        _run_with_checkpoints(tmp_path / "cut", stop_at=6)
+    resumed = _run_with_checkpoints(tmp_path / "cut", resume=True)
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

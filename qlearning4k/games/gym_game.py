@@ -224,7 +224,8 @@ class _Observations:
     """How a Gym adapter turns observations of `space` into frames.
 
     A `Box` of `uint8` or `bool` gives `uint8`, any other `Box` `float32`; a
-    whole `Discrete` observation is one-hot in `float32`. A `Dict` or `Tuple`
+    whole `Discrete` observation is one-hot in `float32`, a whole
+    `MultiDiscrete` one one-hot per entry (end to end) in `uint8`. A `Dict` or `Tuple`
     gives a dict or tuple of its parts' frames: a `Box` part as above, a
     `Discrete` part one-hot, a `MultiDiscrete` part one-hot per entry (put
     end to end) and a `MultiBinary` part as it is, each of those three in
@@ -238,13 +239,15 @@ class _Observations:
             self._convert = functools.partial(_one_hot, space, np.float32)
         elif isinstance(space, spaces.Box):
             self._convert = functools.partial(_as_array, _frame_dtype(space))
+        elif isinstance(space, spaces.MultiDiscrete):
+            self._convert = functools.partial(_multi_hot, space)
         elif isinstance(space, (spaces.Dict, spaces.Tuple)):
             keys = list(space.spaces) if isinstance(space, spaces.Dict) else range(len(space))
             parts = {key: self._part(owner, key, space[key], single) for key in keys}
             self._convert = functools.partial(_parts, isinstance(space, spaces.Dict), parts)
         else:
             raise ValueError(
-                f"{owner} needs a Box, Discrete, Dict or Tuple observation space. "
+                f"{owner} needs a Box, Discrete, MultiDiscrete, Dict or Tuple observation space. "
                 f"Received: {single}observation_space={space}"
             )
 
