@@ -337,3 +337,31 @@ def test_a_killed_recurrent_run_resumes_to_the_same_weights(tmp_path):
     resumed = _run_with_checkpoints(tmp_path / "cut", resume=True)
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("game", [Catch(seed=0), VectorCatch(3, seed=0)], ids=["plain", "vector"])
+def test_stored_states_are_the_states_the_agent_played_with(game):
+    """With the weights fixed (no learning yet), unrolling a sequence's frames from its
+    stored state for one period gives the next sequence's stored state."""
+    length, burn_in, overlap = 7, 2, 3
+    memory = SequenceReplay(5000, sequence_length=length, burn_in=burn_in, overlap=overlap)
+    agent = Agent(make_recurrent(core="lstm"), memory=memory, seed=0)
+    kwargs = {"nb_parallel": 2} if isinstance(game, Catch) else {}
+    agent.train(game, total_timesteps=200, learning_starts=10_000, epsilon=0.5, verbose=0,
+                **kwargs)  # fmt: skip
+    period, size = memory.period, memory._size
+    first = {int(memory._slots[i, 0]): i for i in range(size) if not memory._fresh[i]}
+    checked = 0
+    for i in range(size):
+        fresh = bool(memory._fresh[i])
+        start = burn_in if fresh else 0  # a fresh sequence's real frames start after padding
+        j = first.get(int(memory._slots[i, period]))
+        if j is None or memory._lengths[i] < memory.learned:
+            continue
+        frames = memory._frames[memory._slots[i, start:period]][None].astype(np.float32)
+        state = memory._states[i][None]
+        _, h, c = agent.model([frames, state[:, :16], state[:, 16:]])
+        after = np.concatenate([keras.ops.convert_to_numpy(h), keras.ops.convert_to_numpy(c)], -1)
+        np.testing.assert_allclose(after[0], memory._states[j], rtol=1e-4, atol=1e-5)
+        checked += 1
+    assert checked >= 10
