@@ -22,20 +22,18 @@ from qlearning4k import Agent, SequenceReplay, recurrent
 from qlearning4k.games import GymGame
 
 # -- settings -----------------------------------------------------------------
-TASKS = {  # task: POPGym's environment class (module, name)
-    "repeat_first": ("popgym.envs.repeat_first", "RepeatFirstEasy"),
-    "repeat_previous": ("popgym.envs.repeat_previous", "RepeatPreviousEasy"),
-    "position_only_cartpole": ("popgym.envs.position_only_cartpole", "PositionOnlyCartPoleEasy"),
-}
+TASKS = {  # task: POPGym's module and class, env steps, sequence length, burn-in, overlap
+    "repeat_first": ("popgym.envs.repeat_first", "RepeatFirstEasy", 50_000, 56, 8, 24),
+    "repeat_previous": ("popgym.envs.repeat_previous", "RepeatPreviousEasy", 30_000, 20, 5, 10),
+    "position_only_cartpole": (
+        "popgym.envs.position_only_cartpole", "PositionOnlyCartPoleEasy", 50_000, 56, 8, 24
+    ),
+}  # fmt: skip
 TASK = "repeat_first"
 UNITS = 64  # the encoder's and the GRU's width
 LEARNING_RATE = 1e-3
-TOTAL_TIMESTEPS = 30_000
 LEARNING_STARTS = 1_000
 BATCH_SIZE = 32  # sequences a gradient step
-SEQUENCE_LENGTH = 20  # steps a sequence, the burn-in included
-BURN_IN = 5
-OVERLAP = 10
 MEMORY_SIZE = 100_000
 GAMMA = 0.99
 EPSILON = (1.0, 0.05)
@@ -50,13 +48,13 @@ SMOKE_TIMESTEPS = 300
 
 
 def make_game(task: str, seed: int | None = None) -> GymGame:
-    module, name = TASKS[task]
+    module, name = TASKS[task][:2]
     env = getattr(__import__(module, fromlist=[name]), name)()
     # A POPGym return is in [-1, 1]; a game is won at its best.
     return GymGame(env, seed=seed, win=lambda total, terminated, truncated: total > 0.99)
 
 
-def build_agent(game: GymGame, seed: int) -> Agent:
+def build_agent(game: GymGame, task: str, seed: int) -> Agent:
     game.reset()
     frame_shape = game.get_frame().shape
     encoder = keras.Sequential(
@@ -64,32 +62,40 @@ def build_agent(game: GymGame, seed: int) -> Agent:
     )
     model = recurrent(keras.layers.GRU(UNITS), frame_shape, game.nb_actions, encoder=encoder)
     model.compile(keras.optimizers.Adam(learning_rate=LEARNING_RATE), keras.losses.Huber())
+    length, burn_in, overlap = TASKS[task][3:]
     memory = SequenceReplay(
-        MEMORY_SIZE, sequence_length=SEQUENCE_LENGTH, burn_in=BURN_IN, overlap=OVERLAP, seed=seed
+        MEMORY_SIZE, sequence_length=length, burn_in=burn_in, overlap=overlap, seed=seed
     )
     return Agent(model, memory=memory, seed=seed)
+
+
+def train_settings(task: str, smoke: bool = False) -> dict:
+    """`agent.train()`'s settings for `task` (a benchmark trains other agents with them)."""
+    return {
+        "total_timesteps": SMOKE_TIMESTEPS if smoke else TASKS[task][2],
+        "learning_starts": 100 if smoke else LEARNING_STARTS,
+        "batch_size": BATCH_SIZE,
+        "gamma": GAMMA,
+        "epsilon": EPSILON,
+        "epsilon_rate": EPSILON_RATE,
+        "train_freq": TRAIN_FREQ,
+        "target_update_interval": TARGET_UPDATE_INTERVAL,
+        "double_dqn": True,
+        "verbose": 0 if smoke else 1,
+    }
+
+
+def evaluate(agent: Agent, task: str, smoke: bool = False) -> dict:
+    """The greedy agent on EVAL_EPISODES seeded episodes, as the figures are measured."""
+    return agent.evaluate(make_game(task), nb_games=5 if smoke else EVAL_EPISODES, seed=EVAL_SEED)
 
 
 def main(task: str = TASK, smoke: bool = False, seed: int = SEED) -> dict:
     keras.utils.set_random_seed(seed)
     game = make_game(task, seed)
-    agent = build_agent(game, seed)
-    agent.train(
-        game,
-        total_timesteps=SMOKE_TIMESTEPS if smoke else TOTAL_TIMESTEPS,
-        learning_starts=100 if smoke else LEARNING_STARTS,
-        batch_size=BATCH_SIZE,
-        gamma=GAMMA,
-        epsilon=EPSILON,
-        epsilon_rate=EPSILON_RATE,
-        train_freq=TRAIN_FREQ,
-        target_update_interval=TARGET_UPDATE_INTERVAL,
-        double_dqn=True,
-        verbose=0 if smoke else 1,
-    )
-    results = agent.evaluate(
-        make_game(task), nb_games=5 if smoke else EVAL_EPISODES, seed=EVAL_SEED
-    )
+    agent = build_agent(game, task, seed)
+    agent.train(game, **train_settings(task, smoke))
+    results = evaluate(agent, task, smoke)
     print(
         f"Win rate: {results['win_rate']:.0%} of {results['nb_games']} greedy episodes of "
         f"{TASKS[task][1]} score their best, mean return {results['mean_score']:.3f}"

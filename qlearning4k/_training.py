@@ -174,6 +174,8 @@ class _TrainingRun:
         if self.fast:
             self.learner.begin()
         self.callbacks.on_train_begin()
+        if self.recurrent and not self.step_count:  # a resumed run goes on with its games
+            self.memory._begin_games()
         if self.settings.reset_memory and not self.step_count:
             self.memory.reset_memory()
         if self.resumed_ended:

@@ -268,9 +268,14 @@ class SequenceReplay(Memory):
                 "This SequenceReplay holds games of other shapes: (frame_shape, nb_copies, "
                 f"state_size) {made}. Received: {wanted}. Call reset_memory() to start afresh."
             )
-        # Games in progress start over: their sequences are already stored.
+
+    def _begin_games(self) -> None:
+        """New games start in every copy: those in progress are left as they are
+        (their complete sequences are stored), and their moves no longer come."""
         self._step[:] = 0
         self._next[:] = 0
+        if self._pending_mask is not None:
+            self._pending_mask[:] = True
 
     def _emit(self, copies: np.ndarray, ends: np.ndarray | None = None) -> None:
         """Stores the next sequence of each of `copies`; `ends`: the frames played

@@ -6,7 +6,7 @@ import pytest
 
 from qlearning4k import C51, Agent, SequenceReplay, recurrent
 from qlearning4k._internals import SequenceBuffers, SequenceConfig, StepConfig, make_learner
-from qlearning4k.games import Catch, VectorCatch
+from qlearning4k.games import Catch, Snake, VectorCatch
 from tests.conftest import make_model
 
 
@@ -321,9 +321,9 @@ def _run_with_checkpoints(path, resume=False, stop_at=None):
     from test_frame_parts import _StopAt
 
     memory = SequenceReplay(500, sequence_length=6, burn_in=2, overlap=3, prioritized=True, seed=0)
-    agent = Agent(make_recurrent(seed=0), memory=memory, seed=0)
-    agent.train(
-        Catch(seed=0), nb_epoch=10, batch_size=4, nb_parallel=2, n_step=2, target_update=10,
+    agent = Agent(make_recurrent(nb_actions=5, seed=0), memory=memory, seed=0)
+    agent.train(  # Snake's games end at different steps: checkpoints come mid-game
+        Snake(seed=0), nb_epoch=10, batch_size=4, nb_parallel=3, n_step=2, target_update=10,
         double_dqn=True, epsilon=0.3, checkpoint=4, checkpoint_path=str(path), resume=resume,
         verbose=0, callbacks=[_StopAt(stop_at)] if stop_at else None,
     )  # fmt: skip
