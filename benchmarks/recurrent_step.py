@@ -13,7 +13,7 @@ from the same weights on the same batch; `same_loss` says whether their
 first losses agree. Each backend runs in its own process, both sides of a
 backend side by side, median of REPEATS rounds.
 
-    python benchmarks/recurrent_step.py            # JAX and TensorFlow
+    python benchmarks/recurrent_step.py            # JAX and TensorFlow, into results/
     python benchmarks/recurrent_step.py --smoke    # tiny budgets, the backends installed
 """
 
@@ -292,6 +292,9 @@ def main() -> None:
     extra = ["--smoke"] if args.smoke else []
     rows = [row for row in BACKENDS if importlib.util.find_spec(BACKENDS[row]) is not None]
     records = c.run_rows(os.path.abspath(__file__), rows, BACKENDS, extra)
+    if not args.smoke:
+        for record in records:
+            c.append(os.path.join(c.RESULTS, "recurrent_step.jsonl"), record)
     for r in records:
         print(f"{r['backend']:>10}: {r['ms_per_gradient_step']:.2f} ms a gradient step, by hand "
               f"{r['by_hand_ms_per_gradient_step']:.2f} ms, ratio {r['ratio']:.2f}, same loss "

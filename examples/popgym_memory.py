@@ -3,14 +3,15 @@
 In POPGym's RepeatFirst the agent must name, at every step, the card it saw
 at the first step; in RepeatPrevious the card it saw 4 steps ago; in
 PositionOnlyCartPole it sees the cart's and the pole's positions but not
-their velocities. The model is `qlearning4k.recurrent`: each observation
+their velocities, in VelocityOnlyCartPole the velocities but not the
+positions. The model is `qlearning4k.recurrent`: each observation
 through a Dense encoder, a GRU that carries what it saw, a Q-value head. It
 learns from sequences of its games with their stored GRU states and a
 burn-in (`SequenceReplay`), as R2D2 does, and plays carrying its state.
 
 pip install "qlearning4k[popgym]"
 python examples/popgym_memory.py                          # RepeatFirstEasy
-python examples/popgym_memory.py --task repeat_previous   # or position_only_cartpole
+python examples/popgym_memory.py --task repeat_previous   # or *_only_cartpole
 python examples/popgym_memory.py --smoke                  # a few hundred steps
 """
 
@@ -27,6 +28,9 @@ TASKS = {  # task: POPGym's module and class, env steps, sequence length, burn-i
     "repeat_previous": ("popgym.envs.repeat_previous", "RepeatPreviousEasy", 30_000, 20, 5, 10),
     "position_only_cartpole": (
         "popgym.envs.position_only_cartpole", "PositionOnlyCartPoleEasy", 50_000, 56, 8, 24
+    ),
+    "velocity_only_cartpole": (
+        "popgym.envs.velocity_only_cartpole", "VelocityOnlyCartPoleEasy", 50_000, 56, 8, 24
     ),
 }  # fmt: skip
 TASK = "repeat_first"
