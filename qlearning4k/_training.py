@@ -135,7 +135,7 @@ class _TrainingRun:
         if self.recurrent:  # the memory's games in progress
             width = self.player.nb_actions if self.masked else None
             size = self.player.recurrent.state_size
-            self.memory.start(self.states[:, 0], self.nb_copies, size, width)
+            self.memory._start(self.states[:, 0], self.nb_copies, size, width)
 
     def _start_logs(self, agent) -> None:
         """The run's History, callbacks and progress bar."""

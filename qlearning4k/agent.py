@@ -48,10 +48,11 @@ class Agent:
         model: A compiled `keras.Model` with one output, as above, and one
             input; or one named input per part, `(batch, nb_frames) +
             part_shape` each, for games whose frames are dicts (or tuples) of
-            arrays (`frame_shape` is then a dict of the parts' shapes). Its
+            arrays (`frame_shape` is then a dict of the parts' shapes); or a
+            recurrent model (`qlearning4k.recurrent`'s contract). Its
             compiled loss and optimizer are used as they are.
-        memory: A `Memory`, or `None` for `ExperienceReplay(memory_size)`.
-            Defaults to `None`.
+        memory: A `Memory`, or `None` for `ExperienceReplay(memory_size)`
+            (`SequenceReplay(memory_size)` for a recurrent model). Defaults to `None`.
         memory_size: Size of the default memory; `-1` for no limit. Ignored
             when `memory` is given. Defaults to 1000.
         nb_frames: Number of stacked frames, or `None` to read it from the
@@ -134,7 +135,7 @@ class Agent:
             config or StepConfig(),
             distribution=self.distribution,
             action_parts=self._player.action_parts,
-            sequences=recurrent and self.memory.sequence_config(recurrent.state_sizes),
+            sequences=recurrent and self.memory._sequence_config(recurrent.state_sizes),
         )
         if config not in self._learners:
             self._learners[config] = make_learner(self._player.step_model(self.model), config)
@@ -603,7 +604,7 @@ class Agent:
 
     def act(
         self, observation: ArrayLike, state: ArrayLike | None = None, mask: ArrayLike | None = None
-    ):
+    ) -> int | np.ndarray | tuple:
         """The greedy action for one state or a batch of them (and a recurrent agent's next state).
 
         Works the same after `Agent.load`, so a saved agent can be deployed

@@ -137,7 +137,7 @@ class SequenceReplay(Memory):
                  "stored_state")  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
-    def sequence_config(self, state_sizes: tuple[int, ...]) -> SequenceConfig:
+    def _sequence_config(self, state_sizes: tuple[int, ...]) -> SequenceConfig:
         """What the learner's compiled step needs to know of these sequences."""
         return SequenceConfig(self.sequence_length, self.burn_in, tuple(state_sizes))
 
@@ -212,7 +212,7 @@ class SequenceReplay(Memory):
         """
         copies = np.asarray(copies)
         if self._frames is None:
-            raise ValueError("_remember_steps() needs start() first")
+            raise ValueError("_remember_steps() needs _start() first")
         counts = self._write(frames)
         slots = counts % len(self._frames)
         self._actions[slots] = np.asarray(actions).reshape(len(copies))
@@ -245,7 +245,9 @@ class SequenceReplay(Memory):
             if self._pending_mask is not None:
                 self._pending_mask[done] = True
 
-    def start(self, frames: np.ndarray, nb_copies: int, state_size: int, nb_actions=None) -> None:
+    def _start(
+        self, frames: np.ndarray, nb_copies: int, state_size: int, nb_actions: int | None = None
+    ) -> None:
         """Makes the buffers for `nb_copies` copies of a game, if not made (the run calls it).
 
         Args:

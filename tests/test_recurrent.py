@@ -102,7 +102,7 @@ def _play(memory, lengths, ends, nb_copies=2, state_size=3):
     Frame of copy c, game g, step k: `[c, g, k]`; reward k + 1; state [c, g, k].
     `ends[g]`: "terminal" or "truncated". Returns nothing; the memory holds them.
     """
-    memory.start(np.zeros((nb_copies, 3), np.int32), nb_copies, state_size)
+    memory._start(np.zeros((nb_copies, 3), np.int32), nb_copies, state_size)
     games = {c: list(range(c, len(lengths), nb_copies)) for c in range(nb_copies)}
     step = {c: 0 for c in range(nb_copies)}
     while any(games.values()):
@@ -181,7 +181,7 @@ def test_sequence_replay_stores_each_frame_once():
     frames = rng.integers(0, 255, (size + 1, 84, 84), np.uint8)
     sequences = SequenceReplay(size, sequence_length=80, burn_in=40, overlap=40, seed=0)
     state_size = 512  # an LSTM of 256 units
-    sequences.start(frames[:1], 1, state_size)
+    sequences._start(frames[:1], 1, state_size)
     for k in range(size):
         last = k == size - 1
         sequences._remember_steps(np.array([0]), frames[k : k + 1], np.zeros((1, state_size)),
