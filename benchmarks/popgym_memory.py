@@ -39,6 +39,7 @@ ABLATION = {
     "stored state, burn-in": (30, 5, 10, True),
     "zero state, no burn-in": (30, 0, 10, False),
 }
+ABLATION_STEPS = 100_000  # env steps of each arm
 RESULTS = os.path.join(c.RESULTS, "popgym.jsonl")
 EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples",
                        "popgym_memory.py")  # fmt: skip
@@ -89,13 +90,19 @@ def run_one(task: str, agent_kind: str, seed: int, smoke: bool = False) -> dict:
                 stored_state=stored, seed=seed,
             )  # fmt: skip
     settings = {**example.train_settings(task, smoke), "verbose": 0}
+    if agent_kind in ABLATION and not smoke:
+        settings["total_timesteps"] = ABLATION_STEPS
+    memory = agent.memory
+    sequences = None
+    if agent_kind != "feedforward":
+        sequences = [memory.sequence_length, memory.burn_in, memory.overlap, memory.stored_state]
     start = time.perf_counter()
     agent.train(game, **settings)
     seconds = time.perf_counter() - start
     results = example.evaluate(agent, task, smoke)
     return {
         "benchmark": "popgym_memory", "task": example.TASKS[task][1], "agent": agent_kind,
-        "seed": seed, "env_steps": settings["total_timesteps"],
+        "seed": seed, "env_steps": settings["total_timesteps"], "sequences": sequences,
         "mean_return": results["mean_score"], "win_rate": results["win_rate"],
         "train_seconds": seconds, "backend": keras.backend.backend(), "machine": c.machine(),
         "date": time.strftime("%Y-%m-%d"),

@@ -24,7 +24,7 @@ from qlearning4k.games import GymGame
 
 # -- settings -----------------------------------------------------------------
 TASKS = {  # task: POPGym's module and class, env steps, sequence length, burn-in, overlap
-    "repeat_first": ("popgym.envs.repeat_first", "RepeatFirstEasy", 50_000, 56, 8, 24),
+    "repeat_first": ("popgym.envs.repeat_first", "RepeatFirstEasy", 50_000, 55, 0, 0),
     "repeat_previous": ("popgym.envs.repeat_previous", "RepeatPreviousEasy", 30_000, 20, 5, 10),
     "position_only_cartpole": (
         "popgym.envs.position_only_cartpole", "PositionOnlyCartPoleEasy", 50_000, 56, 8, 24

@@ -365,3 +365,20 @@ def test_stored_states_are_the_states_the_agent_played_with(game):
         np.testing.assert_allclose(after[0], memory._states[j], rtol=1e-4, atol=1e-5)
         checked += 1
     assert checked >= 10
+
+
+def test_one_compiled_call_a_move_for_all_copies(monkeypatch):
+    from qlearning4k._internals import SequenceLearner
+
+    memory = SequenceReplay(1000, sequence_length=6, burn_in=2, overlap=3, seed=0)
+    agent = Agent(make_recurrent(), memory=memory, seed=0)
+    calls, act = [], SequenceLearner.act
+
+    def counted(self, frames, states):
+        calls.append(len(frames))
+        return act(self, frames, states)
+
+    monkeypatch.setattr(SequenceLearner, "act", counted)
+    agent.train(VectorCatch(4, seed=0), total_timesteps=4 * 30, learning_starts=10_000,
+                epsilon=0.5, verbose=0)  # fmt: skip
+    assert calls == [4] * 30  # one call of all 4 copies a move, random moves too
