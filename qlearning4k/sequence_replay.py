@@ -383,14 +383,15 @@ class SequenceReplay(Memory):
 
         Args:
             indices: The sampled rows, `(batch,)`.
-            td_errors: Their steps' TD errors, `(batch * learned,)` (steps not
-                played are 0).
+            td_errors: Their steps' TD errors, `(batch * learned,)` (those of
+                steps not played are ignored).
         """
         if self._tree is None:
             return
         rows = np.asarray(indices, np.int64)
         td = np.abs(np.asarray(td_errors, np.float64)).reshape(len(rows), self.learned)
         lengths = np.maximum(self._lengths[rows], 1)
+        td *= np.arange(self.learned) < lengths[:, None]  # padding's errors are no errors
         mix = self.eta * td.max(axis=1) + (1 - self.eta) * td.sum(axis=1) / lengths
         priorities = (mix + 1e-6) ** self.alpha
         self._tree.update(rows, priorities)

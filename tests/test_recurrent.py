@@ -382,3 +382,16 @@ def test_one_compiled_call_a_move_for_all_copies(monkeypatch):
     agent.train(VectorCatch(4, seed=0), total_timesteps=4 * 30, learning_starts=10_000,
                 epsilon=0.5, verbose=0)  # fmt: skip
     assert calls == [4] * 30  # one call of all 4 copies a move, random moves too
+
+
+def test_sequence_priorities_mix_max_and_mean_of_played_steps():
+    memory = SequenceReplay(1000, sequence_length=6, burn_in=2, overlap=3, prioritized=True,
+                            alpha=1.0, eta=0.9, seed=0)  # fmt: skip
+    _play(memory, [3, 20], ["terminal", "terminal"])
+    short = next(i for i in range(memory._size) if memory._lengths[i] < memory.learned)
+    played = int(memory._lengths[short])
+    td = np.full((1, memory.learned), 100.0)  # padding's errors: ignored
+    td[0, :played] = np.arange(1, played + 1)
+    memory.update_priorities([short], td.ravel())
+    expected = 0.9 * played + 0.1 * np.mean(np.arange(1, played + 1)) + 1e-6
+    np.testing.assert_allclose(memory._tree.nodes[memory._tree.size + short], expected)
