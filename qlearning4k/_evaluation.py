@@ -109,7 +109,7 @@ def _play_games(
     states = np.repeat(copies.frames()[:, None], agent.nb_frames, axis=1)  # (n, nb_frames) + frame
     recurrent = agent._player.recurrent
     # A recurrent model's state, each copy's: it moves on at every move, random ones too.
-    memory = None if recurrent is None else np.zeros((n, recurrent.state_size), np.float32)
+    carried = None if recurrent is None else np.zeros((n, recurrent.state_size), np.float32)
     started, drawn = 0, n  # games started; copies that draw exploration (a round's)
     if vector:
         started = min(n, nb_games)
@@ -123,8 +123,8 @@ def _play_games(
                 clones[i].rng = generator(started + i)
             restart = np.arange(n) < drawn
             states[restart] = copies.restart(restart)[restart][:, None]
-            if memory is not None:
-                memory[restart] = 0.0
+            if carried is not None:
+                carried[restart] = 0.0
             game_of[restart] = started + np.arange(drawn)
             started += drawn
             if draw:
@@ -138,8 +138,8 @@ def _play_games(
             explore = np.zeros(n, dtype=bool)
             explore[:drawn] = rng.random(drawn) < epsilon
         q = None
-        if memory is not None:
-            q, memory = learner.act(states[:, 0], memory)
+        if carried is not None:
+            q, carried = learner.act(states[:, 0], carried)
         elif explore is None or not explore[playing].all():
             q = learner.q_values(states)  # (n, nb_actions)
         alive = np.flatnonzero(playing)
@@ -160,8 +160,8 @@ def _play_games(
         if ending.any():
             started = _end(copies, ending, game_of, started, nb_games, states, moved.won,
                            (score, length), (scores, lengths, won), on_game_end)  # fmt: skip
-            if memory is not None:  # the next game (or none) starts from the first state
-                memory[ending] = 0.0
+            if carried is not None:  # the next game (or none) starts from the first state
+                carried[ending] = 0.0
     return _Played(scores, lengths, won, pictures)
 
 

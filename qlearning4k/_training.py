@@ -350,17 +350,15 @@ class _TrainingRun:
         if len(running) != nb_copies:
             transitions = tuple(None if x is None else x[active] for x in transitions)
         states, actions, rewards, next_states, over, masks = transitions
-        if self.recurrent:
+        if self.recurrent or self.nstep is not None:  # each copy's game goes on or ends
             finished = np.zeros(nb_copies, dtype=bool)
             finished[[k for k, *_ in ended]] = True
             copies = np.asarray(running)
+        if self.recurrent:
             played = self.queue.buffers.played_states[copies]  # the states before `states`
             self.memory._remember_steps(copies, states[:, 0], played, actions, rewards, over,
                                         finished[copies], next_states[:, 0], masks)  # fmt: skip
         elif self.nstep is not None:
-            finished = np.zeros(nb_copies, dtype=bool)
-            finished[[k for k, *_ in ended]] = True
-            copies = np.asarray(running)
             self.nstep.add(self.memory, copies, transitions, finished[copies])
         elif self.direct and self.memory.capacity:
             memory = self.memory
