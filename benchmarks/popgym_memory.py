@@ -5,13 +5,13 @@ examples/popgym_memory.py (its settings, its budget) and a feedforward
 agent with NB_FRAMES stacked frames (an MLP of two layers of 64) with the
 same `train()` settings and budget,
 each in its own process, and evaluates both greedily as the example does;
-one JSON line a run. `ablation` trains the recurrent agent of
-ABLATION_TASK with short sequences in two ways, R2D2's stored state with a
+one JSON line a run. `ablation` trains the recurrent agent of each task of
+ABLATIONS with short sequences in two ways, R2D2's stored state with a
 burn-in against the zero state without one, the same budget. `show`
 prints the tables of the recorded runs (median of the seeds, and each).
 
     python benchmarks/popgym_memory.py table --seeds 0,1,2
-    python benchmarks/popgym_memory.py ablation --seeds 0,1,2
+    python benchmarks/popgym_memory.py ablation --seeds 0,1,2 --tasks velocity_only_cartpole
     python benchmarks/popgym_memory.py show
     python benchmarks/popgym_memory.py --smoke   # one task, tiny budgets, printed only
 """
@@ -33,13 +33,14 @@ import _common as c
 NB_FRAMES = 4  # the feedforward agent's stacked frames
 HIDDEN = 64
 SEEDS = (0, 1, 2)
-ABLATION_TASK = "repeat_first"
-# sequence length, burn-in, overlap of each arm (same budget as the task's)
-ABLATION = {
-    "stored state, burn-in": (30, 5, 10, True),
-    "zero state, no burn-in": (30, 0, 10, False),
-}
-ABLATION_STEPS = 100_000  # env steps of each arm
+# task: env steps, then each arm's sequence length, burn-in, overlap and stored state
+ABLATIONS = {
+    "repeat_first": (100_000, {"stored state, burn-in": (30, 5, 10, True),
+                               "zero state, no burn-in": (30, 0, 10, False)}),
+    "velocity_only_cartpole": (50_000, {"stored state, burn-in": (10, 4, 4, True),
+                                        "zero state, no burn-in": (10, 0, 4, False)}),
+}  # fmt: skip
+ARMS = ("stored state, burn-in", "zero state, no burn-in")
 RESULTS = os.path.join(c.RESULTS, "popgym.jsonl")
 EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples",
                        "popgym_memory.py")  # fmt: skip
@@ -83,15 +84,15 @@ def run_one(task: str, agent_kind: str, seed: int, smoke: bool = False) -> dict:
         agent = _feedforward(example, game, seed)
     else:
         agent = example.build_agent(game, task, seed)
-        if agent_kind in ABLATION:
-            length, burn_in, overlap, stored = ABLATION[agent_kind]
+        if agent_kind in ARMS:
+            length, burn_in, overlap, stored = ABLATIONS[task][1][agent_kind]
             agent.memory = SequenceReplay(
                 example.MEMORY_SIZE, sequence_length=length, burn_in=burn_in, overlap=overlap,
                 stored_state=stored, seed=seed,
             )  # fmt: skip
     settings = {**example.train_settings(task, smoke), "verbose": 0}
-    if agent_kind in ABLATION and not smoke:
-        settings["total_timesteps"] = ABLATION_STEPS
+    if agent_kind in ARMS and not smoke:
+        settings["total_timesteps"] = ABLATIONS[task][0]
     memory = agent.memory
     sequences = None
     if agent_kind != "feedforward":
@@ -163,12 +164,13 @@ def main() -> None:
         _runs([(t, a, s) for t in tasks for s in seeds for a in ("recurrent", "feedforward")],
               False)  # fmt: skip
     elif args.mode == "ablation":
-        _runs([(ABLATION_TASK, arm, s) for s in seeds for arm in ABLATION], False)
+        tasks = args.tasks.split(",") if args.tasks else list(ABLATIONS)
+        _runs([(t, arm, s) for t in tasks for s in seeds for arm in ARMS], False)
     records = c.load_records(RESULTS)
     print(table([r for r in records if r["agent"] in ("recurrent", "feedforward")],
                 ("recurrent", "feedforward")))  # fmt: skip
     print()
-    print(table([r for r in records if r["agent"] in ABLATION], tuple(ABLATION)))
+    print(table([r for r in records if r["agent"] in ARMS], ARMS))
 
 
 if __name__ == "__main__":
