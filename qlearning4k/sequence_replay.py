@@ -128,8 +128,15 @@ class SequenceReplay(Memory):
 
     @property
     def memory_size(self) -> int:
-        """Steps kept."""
+        """Steps kept (fixed when the memory is made)."""
         return self._memory_size
+
+    @memory_size.setter
+    def memory_size(self, value: int) -> None:
+        raise ValueError(
+            "A SequenceReplay keeps the number of steps it was made with: make another one "
+            f"(SequenceReplay({value}, ...)) for another size. Received: memory_size={value}"
+        )
 
     def _config(self) -> dict:
         """The constructor's arguments, for saving."""

@@ -71,6 +71,7 @@ def test_recurrent_rejects_bad_parts(kwargs, error, match):
         (lambda m: Agent(m).train(Catch(), nb_epoch=1, reset_memory=True), "reset_memory"),
         (lambda m: Agent(m).q_values(np.zeros((10, 10))), "depend on its state"),
         (lambda m: Agent(m).export("policy.onnx"), "not exported yet"),
+        (lambda m: setattr(Agent(m), "memory_size", 10), "keeps the number of steps"),
     ],
 )  # fmt: skip
 def test_recurrent_agent_bad_input(make, match):
