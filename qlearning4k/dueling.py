@@ -115,12 +115,17 @@ def dueling(
     features = body.outputs[0]
     if len(features.shape) > 2:
         features = keras.layers.Flatten(name="dueling_flatten")(features)
+    q = _dueling_head(features, nb_actions, units, nb_atoms, dense)
+    # The input itself, not a list of one: the model is then called with a plain tensor.
+    return keras.Model(body.inputs[0], q, name=f"dueling_{body.name}")
+
+
+def _dueling_head(features, nb_actions: int, units, nb_atoms: int = 1, dense=keras.layers.Dense):
+    """The value and advantage streams on `features` (their last axis), merged into Q-values."""
     streams = []
     for name, width in (("value", nb_atoms), ("advantage", nb_actions * nb_atoms)):
         x = features
         if units is not None:
             x = dense(units, activation="relu", name=f"{name}_hidden")(x)
         streams.append(dense(width, name=name)(x))
-    q = _DuelingMerge(nb_atoms, name="q_values")(streams)
-    # The input itself, not a list of one: the model is then called with a plain tensor.
-    return keras.Model(body.inputs[0], q, name=f"dueling_{body.name}")
+    return _DuelingMerge(nb_atoms, name="q_values")(streams)

@@ -19,11 +19,12 @@ copy's state from move to move, and learns from sequences as R2D2 does (see
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 
 from qlearning4k._checks import _check_positive_int
-from qlearning4k.dueling import _DuelingMerge
+from qlearning4k.dueling import _dueling_head
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +161,7 @@ def recurrent(
             )
         x = keras.layers.TimeDistributed(encoder, name="encoder")(x)
     if len(x.shape) > 3:
-        x = keras.layers.Reshape((-1, _size(x.shape[2:])), name="flatten_frames")(x)
+        x = keras.layers.Reshape((-1, math.prod(x.shape[2:])), name="flatten_frames")(x)
     config = {**core.get_config(), "return_sequences": True, "return_state": True}
     core = type(core).from_config(config)
     sizes = _state_sizes(core)
@@ -168,13 +169,6 @@ def recurrent(
     x, *next_states = core(x, initial_state=states if len(states) > 1 else states[0])
     q = _head(x, nb_actions, dueling, units)
     return keras.Model([frames, *states], [q, *next_states], name=f"recurrent_{core.name}")
-
-
-def _size(shape) -> int:
-    size = 1
-    for d in shape:
-        size *= int(d)
-    return size
 
 
 def _state_sizes(core: keras.layers.RNN) -> list[int]:
@@ -185,14 +179,8 @@ def _state_sizes(core: keras.layers.RNN) -> list[int]:
 
 def _head(x, nb_actions: int, dueling: bool, units: int | None):
     """Q-values `(batch, time, nb_actions)` from the core's outputs."""
-    if not dueling:
-        if units is not None:
-            x = keras.layers.Dense(units, activation="relu", name="q_hidden")(x)
-        return keras.layers.Dense(nb_actions, name="q_values")(x)
-    streams = []
-    for name, width in (("value", 1), ("advantage", nb_actions)):
-        y = x
-        if units is not None:
-            y = keras.layers.Dense(units, activation="relu", name=f"{name}_hidden")(y)
-        streams.append(keras.layers.Dense(width, name=name)(y))
-    return _DuelingMerge(name="q_values")(streams)
+    if dueling:
+        return _dueling_head(x, nb_actions, units)
+    if units is not None:
+        x = keras.layers.Dense(units, activation="relu", name="q_hidden")(x)
+    return keras.layers.Dense(nb_actions, name="q_values")(x)

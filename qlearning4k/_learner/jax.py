@@ -91,15 +91,8 @@ class JaxLearner(Learner):
     def end(self):
         if self._state is None:
             return
-        model = self.model
         trainable, non_trainable, optimizer, target = self._state
-        for variables, values in (
-            (model.trainable_variables, trainable),
-            (model.non_trainable_variables, non_trainable),
-            (model.optimizer.variables, optimizer),
-        ):
-            for variable, value in zip(variables, values, strict=True):
-                variable.assign(value)
+        self._assign(trainable, non_trainable, optimizer)
         if self._target is not None:
             self._target = target  # only the step holds these: no copy needed
         self._state = None

@@ -206,6 +206,17 @@ class Learner:
         """The backend's value of an array that has none bound."""
         return array
 
+    def _assign(self, trainable, non_trainable, optimizer) -> None:
+        """Writes values held outside the model (a pure step's) into its variables."""
+        model = self.model
+        for variables, values in (
+            (model.trainable_variables, trainable),
+            (model.non_trainable_variables, non_trainable),
+            (model.optimizer.variables, optimizer),
+        ):
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
+
     def begin(self) -> None:
         """Called before a run of steps; reads the model's state if needed."""
 

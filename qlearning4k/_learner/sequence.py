@@ -157,16 +157,19 @@ class SequenceLearner(Learner):
         held = self._state is not None
         if not held:
             self.begin()
+        outputs = []
         for i in range(count):
             b = buffers.batches[i]
             arrays = (b.frames, b.states, b.fresh, b.rows, b.bootstrap)
             self._state, loss, errors = self._call(
                 self._calls, "learn", lambda: self._learn, self._state, *arrays
             )
-            losses[i] = float(keras.ops.convert_to_numpy(loss))
+            outputs.append((loss, errors))
+        to_numpy, size = keras.ops.convert_to_numpy, self.batch_size * learned
+        for i, (loss, errors) in enumerate(outputs):  # read once the steps are queued
+            losses[i] = float(to_numpy(loss))
             if td is not None:
-                size = self.batch_size * learned
-                td[i * size : (i + 1) * size] = keras.ops.convert_to_numpy(errors)
+                td[i * size : (i + 1) * size] = to_numpy(errors)
         buffers.played_states[...] = buffers.acting_states
         q, after = self.act(buffers.acting, buffers.acting_states)
         buffers.acting_states[...] = after
@@ -216,15 +219,8 @@ class SequenceLearner(Learner):
     def end(self) -> None:
         if self._state is None:
             return
-        model = self.model
         trainable, non_trainable, optimizer_values, target, counter = self._state
-        for variables, values in (
-            (model.trainable_variables, trainable),
-            (model.non_trainable_variables, non_trainable),
-            (model.optimizer.variables, optimizer_values),
-        ):
-            for variable, value in zip(variables, values, strict=True):
-                variable.assign(value)
+        self._assign(trainable, non_trainable, optimizer_values)
         if self._target is not None:
             self._target = (list(target[0]), list(target[1]), counter)
         self._state = None
