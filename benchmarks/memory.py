@@ -14,13 +14,18 @@ game copies through the agent's own n-step bookkeeping, the copies ending
 their games at different steps; and frames in parts (`PARTS`: the 84x84
 image and a `float32` vector of 8, a dict as a game would show it, packed
 as the agent packs it), whose bytes are set beside the image's alone plus
-the vector's 32 bytes. Each case runs in a fresh process, which
+the vector's 32 bytes; and a recurrent agent's `SequenceReplay` of the same
+frames with R2D2's sequences (80 learned steps after a burn-in of 40, a
+sequence every 40 steps) and an LSTM of 256 units' stored states
+(`STATE_SIZE` floats a sequence), whose bytes a step are set beside the
+frames-once transitions'. Each case runs in a fresh process, which
 reports the resident memory it grew by while filling the memory and the
 time of sampling a batch of 32 into the agent's call arrays.
 
     python benchmarks/memory.py --markdown
     python benchmarks/memory.py --pixels --markdown
     python benchmarks/memory.py --smoke            # small memories (SMOKE_MEMORY_SIZE)
+    python benchmarks/memory.py --pixels --layouts "frames once,sequences" --markdown
     python benchmarks/memory.py --pixels --smoke   # small pixel memories (SMOKE_PIXEL_CASES)
 """
 
@@ -35,8 +40,8 @@ import time
 import _common as c
 import numpy as np
 
-from qlearning4k import ExperienceReplay
-from qlearning4k._internals import FrameParts, NStep, StepBatch
+from qlearning4k import ExperienceReplay, SequenceReplay
+from qlearning4k._internals import FrameParts, NStep, SequenceBuffers, StepBatch
 from qlearning4k.games import Catch, Snake
 
 # -- settings -----------------------------------------------------------------
@@ -45,16 +50,20 @@ CASES = (("Catch", Catch, 1), ("Snake", Snake, 4))  # (name, game, nb_frames)
 N_STEP_CASE = "frames once, 3-step, 16 copies"
 PARTS_CASE = "frames once, in parts"
 PARTS = {"image": ((84, 84), np.uint8), "vector": ((8,), np.float32)}  # name: (shape, dtype)
+SEQUENCE_CASE = "sequences"
+STATE_SIZE = 512  # an LSTM of 256 units: its two states
 PIXEL_CASES = (
     ("frames once", 1_000_000), (N_STEP_CASE, 1_000_000), ("frames once", 100_000),
     (N_STEP_CASE, 100_000), ("whole states", 100_000), (PARTS_CASE, 100_000),
+    (SEQUENCE_CASE, 100_000),
 )  # fmt: skip
 FRAME, NB_FRAMES, GAME_LENGTH = (84, 84), 4, 1000
 BATCH, SAMPLES, REPEATS = 32, 1000, 5
 # --smoke: small memories, a few samples timed once.
 SMOKE_MEMORY_SIZE = 500
 SMOKE_PIXEL_CASES = (
-    ("frames once", 2_000), (N_STEP_CASE, 2_000), ("whole states", 2_000), (PARTS_CASE, 2_000)
+    ("frames once", 2_000), (N_STEP_CASE, 2_000), ("whole states", 2_000), (PARTS_CASE, 2_000),
+    (SEQUENCE_CASE, 2_000),
 )  # fmt: skip
 SMOKE_SAMPLES, SMOKE_REPEATS = 10, 1
 # -----------------------------------------------------------------------------
@@ -142,6 +151,24 @@ def _fill_n_step(memory, pool: np.ndarray, size: int, copies: int = 16, n: int =
             moves[over] = GAME_LENGTH
 
 
+def _fill_sequences(memory, pool: np.ndarray, size: int) -> None:
+    """`size` steps of one game copy as a recurrent agent's run remembers them."""
+    memory._start(pool[:1], 1, STATE_SIZE)
+    copies, states = np.array([0]), np.zeros((1, STATE_SIZE), np.float32)
+    actions, rewards = np.zeros(1, np.int32), np.zeros(1, np.float32)
+    for t in range(size):
+        over = np.array([t % GAME_LENGTH == GAME_LENGTH - 1])
+        frame, after = pool[(t * 7) % len(pool)][None], pool[(t * 7 + 1) % len(pool)][None]
+        memory._remember_steps(copies, frame, states, actions, rewards, over, over, after)
+
+
+def _sequence_batch(memory):
+    """A batch of BATCH sequences of `memory`'s length, as the recurrent learner holds it."""
+    length, learned = memory.sequence_length, memory.sequence_length - memory.burn_in
+    buffers = SequenceBuffers(1, BATCH, 1, length, learned, FRAME, np.uint8, STATE_SIZE, 4, False)
+    return buffers.batches[0]
+
+
 def pixels_worker(
     layout: str, size: int, seed: int = 0, samples: int = SAMPLES, repeats: int = REPEATS
 ) -> dict:
@@ -152,16 +179,24 @@ def pixels_worker(
         parts = FrameParts(tuple(PARTS), *zip(*PARTS.values(), strict=True))
         vectors = rng.normal(size=(len(pool), *PARTS["vector"][0])).astype(np.float32)
         pool = parts.pack({"image": pool, "vector": vectors}, "the pool", (len(pool),))
-    memory = (_WholeStatesReplay if layout == "whole states" else ExperienceReplay)(size, seed)
+    if layout == SEQUENCE_CASE:
+        memory, fill_memory = SequenceReplay(size, seed=seed), _fill_sequences
+    else:
+        replay = _WholeStatesReplay if layout == "whole states" else ExperienceReplay
+        memory, fill_memory = replay(size, seed), _fill_one_game
+        if layout == N_STEP_CASE:
+            fill_memory = _fill_n_step
     before = _resident_bytes()
     start = time.perf_counter()
-    (_fill_n_step if layout == N_STEP_CASE else _fill_one_game)(memory, pool, size)
+    fill_memory(memory, pool, size)
     fill = time.perf_counter() - start
     grown = _resident_bytes() - before
-    states = np.zeros((BATCH, NB_FRAMES) + pool.shape[1:], np.uint8)
-    next_states = np.zeros_like(states)
-    floats = np.zeros((BATCH, 4), np.float32)
-    into = StepBatch(states, next_states, *floats.T, next_mask=None)
+    if layout == SEQUENCE_CASE:
+        into = _sequence_batch(memory)
+    else:
+        states = np.zeros((BATCH, NB_FRAMES) + pool.shape[1:], np.uint8)
+        floats = np.zeros((BATCH, 4), np.float32)
+        into = StepBatch(states, np.zeros_like(states), *floats.T, next_mask=None)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -169,16 +204,19 @@ def pixels_worker(
             memory._sample_into(into, 0.99)
         times.append((time.perf_counter() - start) / samples)
     return {
-        "benchmark": "memory_pixels", "layout": layout, "transitions": len(memory),
-        "bytes_per_transition": memory.nbytes / memory.capacity,
+        "benchmark": "memory_pixels", "layout": layout,
+        "transitions": size if layout == SEQUENCE_CASE else len(memory),  # sequences: steps
+        "bytes_per_transition": memory.nbytes / size,
         "resident_growth_bytes": grown, "resident_bytes": _resident_bytes(),
         "fill_seconds": fill, "sample_seconds": times, "frame_bytes": pool[0].nbytes,
     }  # fmt: skip
 
 
-def pixels(markdown: bool, smoke: bool = False) -> None:
+def pixels(markdown: bool, smoke: bool = False, layouts=None) -> None:
     rows = []
     for layout, size in SMOKE_PIXEL_CASES if smoke else PIXEL_CASES:
+        if layouts is not None and layout not in layouts:
+            continue
         command = [sys.executable, __file__, "--worker", layout, "--size", str(size)]
         if smoke:
             command.append("--smoke")
@@ -204,12 +242,19 @@ def pixels(markdown: bool, smoke: bool = False) -> None:
                       f"{r['bytes_per_transition']:,.0f} bytes a transition, "
                       f"{r['bytes_per_transition'] / parts_once:.3f}x the image's alone "
                       f"plus the vector's {vector} bytes ({parts_once:,.0f})")  # fmt: skip
+            if r["layout"] == SEQUENCE_CASE and r["transitions"] in alone:
+                once = alone[r["transitions"]]["bytes_per_transition"]
+                print(f"\nSequences, {r['transitions']:,} steps: "
+                      f"{r['bytes_per_transition']:,.0f} bytes a step, "
+                      f"{r['bytes_per_transition'] / once:.3f}x the frames-once "
+                      f"transitions' ({once:,.0f})")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--pixels", action="store_true", help="84x84 frames at 1M transitions")
+    parser.add_argument("--layouts", help="--pixels' layouts to run, comma-separated")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--smoke", action="store_true", help="small memories (the SMOKE_ settings)")
@@ -219,7 +264,7 @@ def main() -> None:
         c.emit(pixels_worker(args.worker, args.size, 0, *timing))
         return
     if args.pixels:
-        pixels(args.markdown, args.smoke)
+        pixels(args.markdown, args.smoke, args.layouts and args.layouts.split(","))
         return
     memory_size = SMOKE_MEMORY_SIZE if args.smoke else MEMORY_SIZE
     rows = []

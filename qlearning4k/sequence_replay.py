@@ -36,13 +36,16 @@ class SequenceReplay(Memory):
 
     Args:
         memory_size: Steps (frames) kept; sequences whose frames were
-            overwritten are no longer sampled. Defaults to 100,000.
+            overwritten are no longer sampled. Stored states age as the
+            network learns: where the task's memory spans sequences, keep
+            it a small share of the run (R2D2's regime). Defaults to 100,000.
         sequence_length: Steps per sequence, the burn-in included. Defaults
-            to 80 (R2D2's).
+            to 120: R2D2's 80 learned steps after its burn-in prefix of 40.
         burn_in: Steps replayed without gradient before learning. Defaults
             to 40 (R2D2's).
         overlap: Steps two consecutive sequences of a game share. Defaults
-            to 40 (R2D2's).
+            to 80: R2D2's sequences of 80 steps overlap by 40, so one starts
+            every 40 steps.
         prioritized: Whether sequences are sampled by priority: R2D2's mix
             `eta * max|TD| + (1 - eta) * mean|TD|` of the sequence's TD
             errors, to the power `alpha`, with importance-sampling weights
@@ -72,9 +75,9 @@ class SequenceReplay(Memory):
     def __init__(
         self,
         memory_size: int = 100_000,
-        sequence_length: int = 80,
+        sequence_length: int = 120,
         burn_in: int = 40,
-        overlap: int = 40,
+        overlap: int = 80,
         prioritized: bool = False,
         alpha: float = 0.9,
         beta: float = 0.6,

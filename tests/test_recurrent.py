@@ -180,7 +180,7 @@ def test_sequence_replay_stores_each_frame_once():
     """At 84x84 frames, a step costs what a frame-once transition of 4 stacked frames does."""
     size, rng = 4000, np.random.default_rng(0)
     frames = rng.integers(0, 255, (size + 1, 84, 84), np.uint8)
-    sequences = SequenceReplay(size, sequence_length=80, burn_in=40, overlap=40, seed=0)
+    sequences = SequenceReplay(size, seed=0)  # R2D2's sequences
     state_size = 512  # an LSTM of 256 units
     sequences._start(frames[:1], 1, state_size)
     for k in range(size):
