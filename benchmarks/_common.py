@@ -433,10 +433,14 @@ def episode_seeds(nb_episodes: int, seed: int) -> list[int]:
     return [int(np.random.default_rng(seed + i).integers(2**31)) for i in range(nb_episodes)]
 
 
-def peer_returns(greedy, make_env, nb_episodes: int, seed: int, max_steps=None) -> list[float]:
+def peer_returns(
+    greedy, make_env, nb_episodes: int, seed: int, max_steps=None, indexed: bool = False
+) -> list[float]:
     """Returns of a peer's policy on the `episode_seeds` episodes, all side by side:
     `greedy(observations)` chooses every running episode's action from the raw
-    observations stacked (dicts of them key by key), at most `max_steps` each."""
+    observations stacked (dicts of them key by key), at most `max_steps` each;
+    `indexed`: `greedy(observations, running)` is told which episodes they are
+    (a recurrent policy's states)."""
     envs = [make_env() for _ in range(nb_episodes)]
     seeds = episode_seeds(nb_episodes, seed)
     observations = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
@@ -448,7 +452,8 @@ def peer_returns(greedy, make_env, nb_episodes: int, seed: int, max_steps=None) 
         else:
             batch = np.stack(batch)
         still = []
-        for i, action in zip(running, greedy(batch), strict=True):
+        actions = greedy(batch, np.array(running)) if indexed else greedy(batch)
+        for i, action in zip(running, actions, strict=True):
             observations[i], reward, terminated, truncated, _ = envs[i].step(action)
             returns[i] += float(reward)
             if not (terminated or truncated):

@@ -1,20 +1,27 @@
-"""POPGym memory tasks: the example's recurrent agent, a feedforward one, R2D2's ablation.
+"""POPGym memory tasks: the recurrent agent, a feedforward one, Tianshou's, R2D2's ablation.
 
 `table` trains, for each task and seed, the recurrent agent of
 examples/popgym_memory.py (its settings, its budget) and a feedforward
 agent with NB_FRAMES stacked frames (an MLP of two layers of 64) with the
-same `train()` settings and budget,
-each in its own process, and evaluates both greedily as the example does;
-one JSON line a run. `ablation` trains, for each case of ABLATIONS (a
-task, a budget, a replay memory size), the task's recurrent agent with
-short sequences in two ways, R2D2's stored state with a burn-in against the
-zero state without one. `show` prints the tables of the recorded runs
-(median of the seeds, and each).
+same `train()` settings and budget, each in its own process, and evaluates
+both greedily as the example does; one JSON line a run. `peer` trains
+Tianshou's recurrent DQN (its LSTM `Recurrent` net of the example's width,
+learning from stacks of the example's sequence length from a zero state, as
+DRQN does) with the same settings and budget, and plays the same
+evaluation episodes carrying its state. `ablation` trains, for each case
+of ABLATIONS (a task, a budget, a replay memory size), the task's recurrent
+agent with short sequences in two ways, R2D2's stored state with a burn-in
+against the zero state without one. `show` prints the tables of the
+recorded runs (median of the seeds, and each).
 
     python benchmarks/popgym_memory.py table --seeds 0,1,2
+    python benchmarks/popgym_memory.py peer --seeds 0,1,2   # Tianshou's venv, see below
     python benchmarks/popgym_memory.py ablation --seeds 0,1,2 --cases repeat_first
     python benchmarks/popgym_memory.py show
     python benchmarks/popgym_memory.py --smoke   # one task, tiny budgets, printed only
+
+`peer` needs `pip install tianshou==2.0.1 "qlearning4k[popgym]"` in a
+virtual environment of its own (Tianshou pins older pandas and filelock).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import sys
 import time
 
 import _common as c
+import numpy as np
 
 # -- settings -----------------------------------------------------------------
 NB_FRAMES = 4  # the feedforward agent's stacked frames
@@ -86,6 +94,107 @@ def _feedforward(example, game, seed: int):
     return Agent(model, memory_size=example.MEMORY_SIZE, seed=seed)
 
 
+def _train_tianshou(example, task: str, seed: int, smoke: bool):
+    """Tianshou's recurrent DQN (its LSTM `Recurrent` net, DRQN's replay of
+    stacked steps from a zero state) with the example's `train()` settings;
+    returns its greedy policy's returns on the example's evaluation episodes."""
+    import gymnasium
+    import torch
+    from tianshou.algorithm import DQN
+    from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+    from tianshou.data import Collector, CollectStats, VectorReplayBuffer
+    from tianshou.env import DummyVectorEnv
+    from tianshou.trainer import OffPolicyTrainerParams
+    from tianshou.utils.net.common import Recurrent
+
+    settings = example.train_settings(task, smoke)
+    stack = example.TASKS[task][3]  # the steps of the example's sequences
+
+    def make_env():
+        module, name = example.TASKS[task][:2]
+        env = getattr(__import__(module, fromlist=[name]), name)()
+        size = env.observation_space.n if hasattr(env.observation_space, "n") else None
+        if size is None:
+            return env
+        return gymnasium.wrappers.TransformObservation(  # one-hot, as GymGame shows it
+            env, lambda o: np.eye(size, dtype=np.float32)[o],
+            gymnasium.spaces.Box(0.0, 1.0, (size,), np.float32),
+        )  # fmt: skip
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)  # two runs share the two cores; more threads contend
+    env = make_env()
+    net = Recurrent(layer_num=1, state_shape=env.observation_space.shape,
+                    action_shape=env.action_space.n, hidden_layer_size=example.UNITS)  # fmt: skip
+    policy = DiscreteQLearningPolicy(
+        model=net, action_space=env.action_space, eps_training=1.0, eps_inference=0.0
+    )
+    algorithm = DQN(
+        policy=policy, optim=AdamOptimizerFactory(lr=example.LEARNING_RATE),
+        gamma=settings["gamma"], is_double=True, huber_loss_delta=1.0,
+        target_update_freq=settings["target_update_interval"] // settings["train_freq"],
+    )  # fmt: skip
+    envs = DummyVectorEnv([make_env])
+    envs.seed(seed)
+    budget, warmup = settings["total_timesteps"], settings["learning_starts"]
+    buffer = VectorReplayBuffer(example.MEMORY_SIZE, 1, stack_num=stack)
+    # Tianshou 2.0.1's trainer checks the whole buffer for NaNs after every
+    # collection, deep-copying the recurrent states stored in it: a run's cost
+    # grows with the square of its steps (13,132 of 50,000 steps in 35 minutes).
+    buffer.hasnull = lambda: False
+    training = Collector[CollectStats](algorithm, envs, buffer, exploration_noise=True)
+    training.reset()
+    training.collect(n_step=warmup)
+    (start, end), decay = settings["epsilon"], settings["epsilon_rate"] * budget
+
+    def training_fn(epoch: int, env_step: int) -> None:
+        policy.set_eps_training(start + (end - start) * min(1.0, env_step / decay))
+
+    epochs = 1 if smoke else 10
+    algorithm.run_training(
+        OffPolicyTrainerParams(
+            training_collector=training, test_collector=None, max_epochs=epochs,
+            epoch_num_steps=(budget - warmup) // epochs,
+            collection_step_num_env_steps=settings["train_freq"],
+            batch_size=settings["batch_size"], update_step_num_gradient_steps_per_sample=(
+                1 / settings["train_freq"]), training_fn=training_fn, show_progress=False,
+        )
+    )  # fmt: skip
+    net.eval()
+    episodes = 5 if smoke else example.EVAL_EPISODES
+    states = {"hidden": torch.zeros(episodes, 1, example.UNITS),
+              "cell": torch.zeros(episodes, 1, example.UNITS)}  # fmt: skip
+
+    def greedy(observations, running):
+        with torch.no_grad():
+            state = {key: value[running] for key, value in states.items()}
+            values, state = net(observations, state)
+        for key in states:
+            states[key][running] = state[key]
+        return values.argmax(dim=-1).numpy()
+
+    return c.peer_returns(greedy, make_env, episodes, example.EVAL_SEED, indexed=True)
+
+
+def _tianshou_record(example, task: str, seed: int, smoke: bool) -> dict:
+    import tianshou
+
+    start = time.perf_counter()
+    returns = _train_tianshou(example, task, seed, smoke)
+    seconds = time.perf_counter() - start  # its evaluation included
+    settings = example.train_settings(task, smoke)
+    return {
+        "benchmark": "popgym_memory", "task": example.TASKS[task][1], "agent": "tianshou",
+        "seed": seed, "env_steps": settings["total_timesteps"],
+        "sequences": [example.TASKS[task][3], 0, None, False], "memory_size": example.MEMORY_SIZE,
+        "mean_return": float(np.mean(returns)),
+        "win_rate": float(np.mean(np.array(returns) > 0.99)),
+        "train_seconds": seconds, "backend": f"torch (tianshou {tianshou.__version__})",
+        "machine": c.machine(), "date": time.strftime("%Y-%m-%d"),
+    }  # fmt: skip
+
+
 def run_one(name: str, agent_kind: str, seed: int, smoke: bool = False) -> dict:
     """Trains and evaluates one agent: `recurrent` or `feedforward` on the
     example's task `name`, or an ablation arm on the ABLATIONS case `name`."""
@@ -95,6 +204,8 @@ def run_one(name: str, agent_kind: str, seed: int, smoke: bool = False) -> dict:
 
     example = _example()
     task = ABLATIONS[name][0] if agent_kind in ARMS else name
+    if agent_kind == "tianshou":
+        return _tianshou_record(example, task, seed, smoke)
     keras.utils.set_random_seed(seed)
     game = example.make_game(task, seed)
     if agent_kind == "feedforward":
@@ -165,7 +276,7 @@ def table(records: list[dict], agents) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", choices=("table", "ablation", "show", "worker"))
+    parser.add_argument("mode", nargs="?", choices=("table", "ablation", "peer", "show", "worker"))
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--tasks", default=None, help="the example's tasks, comma-separated")
@@ -186,12 +297,15 @@ def main() -> None:
         tasks = args.tasks.split(",") if args.tasks else list(_example().TASKS)
         _runs([(t, a, s) for t in tasks for s in seeds for a in ("recurrent", "feedforward")],
               False)  # fmt: skip
+    elif args.mode == "peer":
+        tasks = args.tasks.split(",") if args.tasks else list(_example().TASKS)
+        _runs([(t, "tianshou", s) for t in tasks for s in seeds], False)
     elif args.mode == "ablation":
         cases = args.cases.split(",") if args.cases else list(ABLATIONS)
         _runs([(case, arm, s) for case in cases for s in seeds for arm in ARMS], False)
     records = c.load_records(RESULTS)
-    print(table([r for r in records if r["agent"] in ("recurrent", "feedforward")],
-                ("recurrent", "feedforward")))  # fmt: skip
+    agents = ("recurrent", "tianshou", "feedforward")
+    print(table([r for r in records if r["agent"] in agents], agents))
     print()
     print(table([r for r in records if r["agent"] in ARMS], ARMS))
 
