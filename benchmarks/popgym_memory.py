@@ -112,8 +112,7 @@ def _train_tianshou(example, task: str, seed: int, smoke: bool):
     stack = example.TASKS[task][3]  # the steps of the example's sequences
 
     def make_env():
-        module, name = example.TASKS[task][:2]
-        env = getattr(__import__(module, fromlist=[name]), name)()
+        env = example.make_env(task)
         size = env.observation_space.n if hasattr(env.observation_space, "n") else None
         if size is None:
             return env
@@ -177,35 +176,38 @@ def _train_tianshou(example, task: str, seed: int, smoke: bool):
     return c.peer_returns(greedy, make_env, episodes, example.EVAL_SEED, indexed=True)
 
 
-def _tianshou_record(example, task: str, seed: int, smoke: bool) -> dict:
-    import tianshou
-
-    start = time.perf_counter()
-    returns = _train_tianshou(example, task, seed, smoke)
-    seconds = time.perf_counter() - start  # its evaluation included
-    settings = example.train_settings(task, smoke)
+def _record(example, task: str, agent: str, seed: int, env_steps: int, returns, seconds: float,
+            sequences, memory_size: int, backend: str) -> dict:  # fmt: skip
+    """One JSON line: a run's mean return over the evaluation episodes, and its settings."""
     return {
-        "benchmark": "popgym_memory", "task": example.TASKS[task][1], "agent": "tianshou",
-        "seed": seed, "env_steps": settings["total_timesteps"],
-        "sequences": [example.TASKS[task][3], 0, None, False], "memory_size": example.MEMORY_SIZE,
-        "mean_return": float(np.mean(returns)),
-        "win_rate": float(np.mean(np.array(returns) > 0.99)),
-        "train_seconds": seconds, "backend": f"torch (tianshou {tianshou.__version__})",
-        "machine": c.machine(), "date": time.strftime("%Y-%m-%d"),
+        "benchmark": "popgym_memory", "task": example.TASKS[task][1], "agent": agent,
+        "seed": seed, "env_steps": env_steps, "sequences": sequences,
+        "memory_size": memory_size, "mean_return": float(np.mean(returns)),
+        "win_rate": float(np.mean(np.asarray(returns) > 0.99)),  # the example's win
+        "train_seconds": seconds, "backend": backend, "machine": c.machine(),
+        "date": time.strftime("%Y-%m-%d"),
     }  # fmt: skip
 
 
 def run_one(name: str, agent_kind: str, seed: int, smoke: bool = False) -> dict:
-    """Trains and evaluates one agent: `recurrent` or `feedforward` on the
-    example's task `name`, or an ablation arm on the ABLATIONS case `name`."""
+    """Trains and evaluates one agent: `recurrent`, `feedforward` or `tianshou` on
+    the example's task `name`, or an ablation arm on the ABLATIONS case `name`."""
+    example = _example()
+    task = ABLATIONS[name][0] if agent_kind in ARMS else name
+    settings = {**example.train_settings(task, smoke), "verbose": 0}
+    if agent_kind == "tianshou":
+        import tianshou
+
+        start = time.perf_counter()
+        returns = _train_tianshou(example, task, seed, smoke)
+        seconds = time.perf_counter() - start  # its evaluation included
+        return _record(example, task, agent_kind, seed, settings["total_timesteps"], returns,
+                       seconds, [example.TASKS[task][3], 0, None, False], example.MEMORY_SIZE,
+                       f"torch (tianshou {tianshou.__version__})")  # fmt: skip
     import keras
 
     from qlearning4k import SequenceReplay
 
-    example = _example()
-    task = ABLATIONS[name][0] if agent_kind in ARMS else name
-    if agent_kind == "tianshou":
-        return _tianshou_record(example, task, seed, smoke)
     keras.utils.set_random_seed(seed)
     game = example.make_game(task, seed)
     if agent_kind == "feedforward":
@@ -219,9 +221,8 @@ def run_one(name: str, agent_kind: str, seed: int, smoke: bool = False) -> dict:
                 memory_size, sequence_length=length, burn_in=burn_in, overlap=overlap,
                 stored_state=stored, seed=seed,
             )  # fmt: skip
-    settings = {**example.train_settings(task, smoke), "verbose": 0}
-    if agent_kind in ARMS and not smoke:
-        settings["total_timesteps"] = env_steps
+            if not smoke:
+                settings["total_timesteps"] = env_steps
     memory = agent.memory
     sequences = None
     if agent_kind != "feedforward":
@@ -229,15 +230,9 @@ def run_one(name: str, agent_kind: str, seed: int, smoke: bool = False) -> dict:
     start = time.perf_counter()
     agent.train(game, **settings)
     seconds = time.perf_counter() - start
-    results = example.evaluate(agent, task, smoke)
-    return {
-        "benchmark": "popgym_memory", "task": example.TASKS[task][1], "agent": agent_kind,
-        "seed": seed, "env_steps": settings["total_timesteps"], "sequences": sequences,
-        "memory_size": memory.memory_size,
-        "mean_return": results["mean_score"], "win_rate": results["win_rate"],
-        "train_seconds": seconds, "backend": keras.backend.backend(), "machine": c.machine(),
-        "date": time.strftime("%Y-%m-%d"),
-    }  # fmt: skip
+    returns = example.evaluate(agent, task, smoke)["scores"]
+    return _record(example, task, agent_kind, seed, settings["total_timesteps"], returns,
+                   seconds, sequences, memory.memory_size, keras.backend.backend())  # fmt: skip
 
 
 def _runs(jobs, smoke: bool) -> None:

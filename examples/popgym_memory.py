@@ -51,11 +51,15 @@ SMOKE_TIMESTEPS = 300
 # -----------------------------------------------------------------------------
 
 
-def make_game(task: str, seed: int | None = None) -> GymGame:
+def make_env(task: str):
+    """POPGym's environment of `task` (a Gymnasium env)."""
     module, name = TASKS[task][:2]
-    env = getattr(__import__(module, fromlist=[name]), name)()
+    return getattr(__import__(module, fromlist=[name]), name)()
+
+
+def make_game(task: str, seed: int | None = None) -> GymGame:
     # A POPGym return is in [-1, 1]; a game is won at its best.
-    return GymGame(env, seed=seed, win=lambda total, terminated, truncated: total > 0.99)
+    return GymGame(make_env(task), seed=seed, win=lambda total, terminated, truncated: total > 0.99)
 
 
 def build_agent(game: GymGame, task: str, seed: int) -> Agent:
